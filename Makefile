@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Everything else is a helper for them.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ssbg serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check ssbg tests bench
+	$(BIN)/ruff format --check ssbg tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench-audit: $(STAMP)
+	$(BIN)/python bench/audit_bench.py
+
+bench-ingest: $(STAMP)
+	$(BIN)/python bench/ingest_bench.py
+
+bench-restore: $(STAMP)
+	$(BIN)/python bench/restore_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Secure Sovereign Backup Gateway."""
+
+__version__ = "0.1.0"

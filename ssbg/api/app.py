@@ -1,0 +1,63 @@
+"""The ASGI application: ``create_app()`` is what ``ssbg serve`` and the tests run."""
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from ssbg import __version__
+from ssbg.api.errors import install_error_handlers
+from ssbg.api.request_context import RequestContextMiddleware
+from ssbg.api.routes import admin_api_keys, admin_policies, audit, health, identity
+from ssbg.infrastructure.log_config import configure_logging
+from ssbg.services.container import Services, build_services
+from ssbg.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app. With ``services`` given (tests), the caller owns their lifetime."""
+    settings = settings or (services.settings if services else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        active = services or build_services(settings)
+        app.state.services = active
+        try:
+            if owned:
+                await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
+            yield
+        finally:
+            if owned:
+                await active.close()
+
+    app = FastAPI(
+        title="SSBG — Secure Sovereign Backup Gateway",
+        version=__version__,
+        lifespan=lifespan,
+        description=(
+            "Encrypts backups before storage, keeps durable lifecycle metadata, and records "
+            "every security-relevant action in a signed, hash-chained audit log."
+        ),
+    )
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (health, identity, admin_api_keys, admin_policies, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """Entry point for uvicorn workers: settings and logging from the environment."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

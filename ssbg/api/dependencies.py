@@ -1,0 +1,77 @@
+"""Dependencies routes declare: services, caller context, authentication, role, MFA.
+
+A route states what it needs in its signature, and nothing else decides it:
+
+    principal: Principal = Depends(require(Permission.POLICY_MANAGE))
+    principal: Principal = Depends(require(Permission.INCIDENT_SET, mfa=True))
+"""
+
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ssbg.api.request_context import request_id_of
+from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.network import IPNetwork, client_ip, parse_networks
+from ssbg.domain.permissions import Permission
+from ssbg.services.container import Services
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+@lru_cache(maxsize=8)
+def _trusted_networks(entries: tuple[str, ...]) -> list[IPNetwork]:
+    return parse_networks(entries)
+
+
+def get_request_context(request: Request, services: ServicesDep) -> RequestContext:
+    peer = request.client.host if request.client else None
+    trusted = _trusted_networks(tuple(services.settings.trusted_proxies))
+    source_ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    return RequestContext(request_id=request_id_of(request.scope), source_ip=source_ip)
+
+
+ContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+async def authenticate(
+    services: ServicesDep,
+    context: ContextDep,
+    x_api_key: Annotated[str | None, Header(alias="X-API-Key", description="API key")] = None,
+) -> Principal:
+    return await services.auth.authenticate(x_api_key, context)
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+MfaTokenDep = Annotated[
+    str | None,
+    Header(alias="X-MFA-Token", description="TOTP code, where MFA is required"),
+]
+
+
+def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """The caller must hold ``permission`` (403 ``FORBIDDEN_ROLE``), then pass MFA if asked."""
+
+    async def dependency(
+        principal: PrincipalDep,
+        services: ServicesDep,
+        context: ContextDep,
+        mfa_token: MfaTokenDep = None,
+    ) -> Principal:
+        await services.auth.authorize(principal, permission, context)
+        if mfa:
+            await services.auth.verify_mfa(principal, mfa_token, context)
+        return principal
+
+    dependency.__name__ = f"require_{permission.name.lower()}{'_mfa' if mfa else ''}"
+    return dependency

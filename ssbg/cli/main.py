@@ -1,0 +1,20 @@
+"""The ``ssbg`` command."""
+
+import typer
+
+from ssbg.cli import server_commands
+
+app = typer.Typer(
+    name="ssbg",
+    help="Secure Sovereign Backup Gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(server_commands.init)
+app.command()(server_commands.serve)
+app.command()(server_commands.migrate)
+
+
+def main() -> None:
+    app()

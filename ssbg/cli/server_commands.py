@@ -1,0 +1,148 @@
+"""Server-side commands: ``ssbg init``, ``ssbg serve``, ``ssbg migrate``."""
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
+from ssbg.domain.errors import SsbgError
+from ssbg.infrastructure.db import migrate as migrations
+from ssbg.infrastructure.log_config import configure_logging
+from ssbg.services.bootstrap_service import InitResult
+from ssbg.services.container import build_services
+from ssbg.settings import Settings
+
+out = Console()
+
+
+async def _migrate(settings: Settings) -> None:
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrations.upgrade(settings.resolved_database_url)
+
+
+async def _initialize(settings: Settings) -> InitResult:
+    await _migrate(settings)
+    services = build_services(settings)
+    try:
+        return await services.bootstrap.initialize(
+            bootstrap_api_key=settings.bootstrap_api_key.get_secret_value()
+            if settings.bootstrap_api_key
+            else None,
+            bootstrap_totp_secret=settings.bootstrap_totp_secret.get_secret_value()
+            if settings.bootstrap_totp_secret
+            else None,
+        )
+    finally:
+        await services.close()
+
+
+async def _is_initialized(settings: Settings) -> bool:
+    services = build_services(settings)
+    try:
+        return await services.bootstrap.is_initialized()
+    finally:
+        await services.close()
+
+
+def _print_bootstrap(result: InitResult) -> None:
+    issued = result.issued
+    assert issued is not None
+    lines = [
+        f"[bold]API key[/]      {issued.api_key}",
+        f"[bold]key id[/]       {issued.record.id}",
+        "[bold]role[/]         super_admin",
+        f"[bold]TOTP secret[/]  {issued.totp_secret}",
+        f"[bold]TOTP URI[/]     {issued.totp_uri}",
+        "",
+        "Shown once and never stored in clear. Put the TOTP secret in an authenticator app,",
+        "keep the API key in your secret manager, then create named keys for people.",
+    ]
+    out.print(Panel("\n".join(lines), title="SSBG bootstrap super_admin key", expand=False))
+
+
+def init(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create the schema, key version P-001, the audit signing key and a bootstrap super_admin."""
+    settings = load_settings()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        result = asyncio.run(_initialize(settings))
+    except SsbgError as exc:
+        err.print(f"[red]init failed:[/] {exc.message}")
+        raise typer.Exit(EXIT_USAGE) from None
+    if result.already_initialized:
+        if as_json:
+            print(json.dumps({"already_initialized": True}))
+        else:
+            out.print("Already initialised: nothing changed.")
+        return
+    issued = result.issued
+    assert issued is not None
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "api_key": issued.api_key,
+                    "key_id": str(issued.record.id),
+                    "role": issued.record.role,
+                    "totp_secret": issued.totp_secret,
+                    "totp_uri": issued.totp_uri,
+                }
+            )
+        )
+    else:
+        _print_bootstrap(result)
+
+
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(_migrate(settings))
+    except SsbgError as exc:
+        err.print(f"[red]migration failed:[/] {exc.message}")
+        raise typer.Exit(EXIT_USAGE) from None
+    out.print(f"Schema at revision {migrations.head_revision()}.")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Migrate, initialise on first start (development), then serve the API."""
+    import uvicorn
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        if settings.env == "development":
+            result = asyncio.run(_initialize(settings))
+            if not result.already_initialized:
+                _print_bootstrap(result)
+        else:
+            asyncio.run(_migrate(settings))
+            if not asyncio.run(_is_initialized(settings)):
+                err.print("[red]Not initialised.[/] Run `ssbg init` once before `ssbg serve`.")
+                raise typer.Exit(EXIT_USAGE)
+    except SsbgError as exc:
+        err.print(f"[red]cannot start:[/] {exc.message}")
+        raise typer.Exit(EXIT_USAGE) from None
+    uvicorn.run(
+        "ssbg.api.app:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,116 @@
+"""The audit chain's hashing rules (SPEC §7), pure and documented in docs/audit-chain.md.
+
+``entry_hash = SHA-512(prev_hash || canonical_json(fields))`` where
+
+* ``prev_hash`` is the previous entry's hash as 128 lowercase hex ASCII characters; the first
+  entry's ``prev_hash`` is ``SHA-512("SSBG-GENESIS")`` in the same form;
+* ``fields`` are exactly the keys of :data:`HASHED_FIELDS`, absent values as JSON ``null``;
+* canonical JSON is UTF-8, keys sorted by code point, separators ``,`` and ``:`` with no
+  whitespace, non-ASCII characters written as themselves, and no floating-point numbers
+  anywhere (integers, strings, booleans, null, arrays and objects only);
+* timestamps are ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC, always six fraction digits;
+* UUIDs are lowercase hyphenated strings.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+GENESIS_HASH = hashlib.sha512(b"SSBG-GENESIS").hexdigest()
+
+HASHED_FIELDS = (
+    "event_id",
+    "sequence_number",
+    "occurred_at",
+    "actor_id",
+    "actor_role",
+    "action",
+    "resource",
+    "result",
+    "details",
+    "source_ip",
+    "request_id",
+    "incident_level",
+)
+
+
+class NotCanonical(ValueError):
+    """A value cannot be represented in the canonical form (a float, a non-string key...)."""
+
+
+def format_timestamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise NotCanonical("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_canonical(value: Any, path: str = "details") -> None:
+    """Raise :class:`NotCanonical` unless ``value`` is JSON made only of canonical types."""
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        return
+    if isinstance(value, float):
+        raise NotCanonical(f"{path}: floating-point numbers are not allowed")
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_canonical(item, f"{path}[{index}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotCanonical(f"{path}: object keys must be strings")
+            check_canonical(item, f"{path}.{key}")
+        return
+    raise NotCanonical(f"{path}: {type(value).__name__} is not a JSON type")
+
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    check_canonical(value, "entry")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedFields:
+    """The fields of one audit entry that its hash covers."""
+
+    event_id: UUID
+    sequence_number: int
+    occurred_at: datetime
+    action: str
+    resource: str
+    result: str
+    incident_level: int
+    actor_id: UUID | None = None
+    actor_role: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    source_ip: str | None = None
+    request_id: str | None = None
+
+    def as_canonical_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": str(self.event_id),
+            "sequence_number": self.sequence_number,
+            "occurred_at": format_timestamp(self.occurred_at),
+            "actor_id": str(self.actor_id) if self.actor_id is not None else None,
+            "actor_role": self.actor_role,
+            "action": self.action,
+            "resource": self.resource,
+            "result": self.result,
+            "details": dict(self.details),
+            "source_ip": self.source_ip,
+            "request_id": self.request_id,
+            "incident_level": self.incident_level,
+        }
+
+
+def compute_entry_hash(prev_hash: str, fields: ChainedFields) -> str:
+    digest = hashlib.sha512(prev_hash.encode("ascii"))
+    digest.update(canonical_json(fields.as_canonical_dict()))
+    return digest.hexdigest()

@@ -1,0 +1,67 @@
+"""Audit events as values: what a use case asks the audit trail to record."""
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from ssbg.domain.enums import AuditAction, AuditResult
+from ssbg.domain.identity import Principal, RequestContext
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    action: AuditAction
+    resource: str
+    result: AuditResult
+    actor_id: UUID | None = None
+    actor_role: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    source_ip: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def by(
+        cls,
+        principal: Principal | None,
+        context: RequestContext,
+        action: AuditAction,
+        resource: str,
+        result: AuditResult = AuditResult.SUCCESS,
+        **details: Any,
+    ) -> "AuditEvent":
+        """An event performed by ``principal`` (``None`` for the system itself)."""
+        return cls(
+            action=action,
+            resource=resource,
+            result=result,
+            actor_id=principal.key_id if principal else None,
+            actor_role=principal.role.value if principal else None,
+            details=details,
+            source_ip=context.source_ip,
+            request_id=context.request_id,
+        )
+
+
+def api_key_resource(key_id: UUID) -> str:
+    return f"api_key:{key_id}"
+
+
+def policy_resource(policy_id: UUID) -> str:
+    return f"policy:{policy_id}"
+
+
+def backup_resource(backup_id: UUID) -> str:
+    return f"backup:{backup_id}"
+
+
+def restore_resource(restore_id: UUID) -> str:
+    return f"restore:{restore_id}"
+
+
+def key_version_resource(version: str) -> str:
+    return f"key_version:{version}"
+
+
+SYSTEM_RESOURCE = "system"
+AUDIT_RESOURCE = "audit"
+INCIDENT_RESOURCE = "incident"

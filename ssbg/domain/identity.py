@@ -1,0 +1,28 @@
+"""Who is calling, and from where: values every use case receives."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from ssbg.domain.enums import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated API key (never the raw key)."""
+
+    key_id: UUID
+    role: Role
+    description: str
+    department: str | None
+    expires_at: datetime | None
+    mfa_enrolled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    request_id: str | None
+    source_ip: str | None
+
+
+SYSTEM_CONTEXT = RequestContext(request_id=None, source_ip=None)

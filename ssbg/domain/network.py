@@ -1,0 +1,57 @@
+"""Client address rules: allow-lists and which address to believe."""
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(entries: Iterable[str]) -> list[IPNetwork]:
+    """Addresses or CIDR blocks; raises ``ValueError`` on anything else."""
+    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries]
+
+
+def _address(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _in_any(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[IPNetwork]
+) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def ip_allowed(source_ip: str | None, allowed: Sequence[str]) -> bool:
+    """An empty allow-list allows every address; otherwise the address must be in one entry."""
+    if not allowed:
+        return True
+    address = _address(source_ip)
+    return address is not None and _in_any(address, parse_networks(allowed))
+
+
+def client_ip(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: Sequence[IPNetwork]
+) -> str | None:
+    """The client's address: the socket peer, unless the peer is a trusted proxy.
+
+    Behind trusted proxies, ``X-Forwarded-For`` is read from the right, skipping trusted hops;
+    the first untrusted address is the client. Entries left of it are client-controlled and
+    ignored. A malformed entry stops the walk at the last address we could trust.
+    """
+    peer_address = _address(peer)
+    if peer_address is None or not forwarded_for or not _in_any(peer_address, trusted_proxies):
+        return str(peer_address) if peer_address is not None else peer
+    candidate = peer_address
+    for hop in reversed(forwarded_for.split(",")):
+        address = _address(hop)
+        if address is None:
+            break
+        candidate = address
+        if not _in_any(address, trusted_proxies):
+            break
+    return str(candidate)

@@ -1,0 +1,221 @@
+"""File key store: the owner's keys, on the owner's volume, never in the database.
+
+Layout of ``SSBG_KEYSTORE_DIR`` (directory mode 0700, files 0600):
+
+* ``P-NNN.private.p12`` / ``P-NNN.public.pem`` — key-encryption key versions (EC P-384). The
+  PKCS#12 holds only the private key, shrouded with PBES2 (PBKDF2-HMAC-SHA256,
+  :data:`PBKDF2_ITERATIONS` iterations, AES-256-CBC) under ``SSBG_KEY_PASSWORD``; readable with
+  ``openssl pkcs12``.
+* ``audit-signing.private.p12`` / ``audit-signing.public.pem`` — the ECDSA P-384 key that signs
+  audit checkpoints, stored the same way.
+* ``mfa-seal.key`` — the AES-256 key that seals TOTP secrets in the database, itself sealed
+  with AES-256-GCM under a PBKDF2-HMAC-SHA256 derivation of the password.
+* ``.generated-key-password`` — development only: the password generated when
+  ``SSBG_KEY_PASSWORD`` is unset. Production refuses to start without an explicit password.
+
+Files are created atomically (temporary name, fsync, hard link into place, fsync the
+directory), so replicas racing to create the same key end up sharing one of them.
+"""
+
+import hashlib
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from ssbg.domain.errors import KeyUnavailable
+from ssbg.infrastructure.crypto.secret_box import KEY_BYTES, SecretBox
+
+PBKDF2_ITERATIONS = 600_000
+AUDIT_SIGNING_NAME = "audit-signing"
+MFA_SEAL_FILE = "mfa-seal.key"
+GENERATED_PASSWORD_FILE = ".generated-key-password"  # noqa: S105 (a file name)
+_MFA_SEAL_MAGIC = b"SSBGMFA1"
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    name: str
+    public_key_pem: str
+    fingerprint: str  # SHA-256 hex of the DER SubjectPublicKeyInfo
+
+
+def fingerprint_of(public_key: ec.EllipticCurvePublicKey) -> str:
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def resolve_key_password(keystore_dir: Path, configured: str | None) -> str:
+    """The configured password, or (development) a generated one kept beside the keys."""
+    if configured:
+        return configured
+    path = keystore_dir / GENERATED_PASSWORD_FILE
+    if not path.exists():
+        _ensure_private_dir(keystore_dir)
+        _write_new_file(path, secrets.token_urlsafe(32).encode("ascii"))
+    return path.read_text(encoding="ascii").strip()
+
+
+def _ensure_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_new_file(path: Path, content: bytes) -> bool:
+    """Create ``path`` (mode 0600) unless it exists; True if this call created it."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+            created = True
+        except FileExistsError:
+            created = False
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return created
+
+
+class FileKeyStore:
+    def __init__(self, directory: Path, password: str) -> None:
+        self.directory = directory
+        self._password = password.encode("utf-8")
+        self._private_keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self._mfa_box: SecretBox | None = None
+
+    # -- key-encryption key versions and the audit signing key ---------------------------
+
+    def private_key_path(self, name: str) -> Path:
+        return self.directory / f"{name}.private.p12"
+
+    def public_key_path(self, name: str) -> Path:
+        return self.directory / f"{name}.public.pem"
+
+    def ensure_key_pair(self, name: str) -> PublicKeyInfo:
+        """Create the named EC P-384 key pair unless it exists; return its public half."""
+        _ensure_private_dir(self.directory)
+        if not self.private_key_path(name).exists():
+            key = ec.generate_private_key(ec.SECP384R1())
+            if _write_new_file(self.private_key_path(name), self._pkcs12(name, key)):
+                public_pem = key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                self.public_key_path(name).unlink(missing_ok=True)
+                _write_new_file(self.public_key_path(name), public_pem)
+        return self.public_key_info(name)
+
+    def ensure_audit_signing_key(self) -> PublicKeyInfo:
+        return self.ensure_key_pair(AUDIT_SIGNING_NAME)
+
+    def public_key_info(self, name: str) -> PublicKeyInfo:
+        public_key = self.load_private_key(name).public_key()
+        pem = public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+        return PublicKeyInfo(name=name, public_key_pem=pem, fingerprint=fingerprint_of(public_key))
+
+    def load_private_key(self, name: str) -> ec.EllipticCurvePrivateKey:
+        """Load (once per process) and return a private key; ``KeyUnavailable`` if it cannot be."""
+        cached = self._private_keys.get(name)
+        if cached is not None:
+            return cached
+        try:
+            data = self.private_key_path(name).read_bytes()
+            key, _certificate, _others = pkcs12.load_key_and_certificates(data, self._password)
+        except (OSError, ValueError):
+            raise KeyUnavailable(f"Key {name} cannot be loaded from the key store.") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise KeyUnavailable(f"Key {name} is not an EC private key.")
+        self._private_keys[name] = key
+        return key
+
+    def forget(self, name: str) -> None:
+        self._private_keys.pop(name, None)
+
+    def _pkcs12(self, name: str, key: ec.EllipticCurvePrivateKey) -> bytes:
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(PBKDF2_ITERATIONS)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(self._password)
+        )
+        return pkcs12.serialize_key_and_certificates(
+            name.encode("ascii"), key, None, None, encryption
+        )
+
+    # -- the key that seals TOTP secrets --------------------------------------------------
+
+    def mfa_secret_box(self) -> SecretBox:
+        if self._mfa_box is None:
+            self._mfa_box = SecretBox(self._load_or_create_mfa_key())
+        return self._mfa_box
+
+    def _load_or_create_mfa_key(self) -> bytes:
+        path = self.directory / MFA_SEAL_FILE
+        if not path.exists():
+            _ensure_private_dir(self.directory)
+            _write_new_file(path, self._seal_mfa_key(os.urandom(KEY_BYTES)))
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            raise KeyUnavailable("The MFA sealing key cannot be read.") from None
+        return self._open_mfa_key(blob)
+
+    def _derive(self, salt: bytes, iterations: int) -> bytes:
+        kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations)
+        return kdf.derive(self._password)
+
+    def _seal_mfa_key(self, key: bytes) -> bytes:
+        salt, nonce = os.urandom(16), os.urandom(12)
+        header = _MFA_SEAL_MAGIC + struct.pack(">I", PBKDF2_ITERATIONS) + salt + nonce
+        wrapping = AESGCM(self._derive(salt, PBKDF2_ITERATIONS))
+        return header + wrapping.encrypt(nonce, key, header)
+
+    def _open_mfa_key(self, blob: bytes) -> bytes:
+        header_length = len(_MFA_SEAL_MAGIC) + 4 + 16 + 12
+        if len(blob) < header_length + KEY_BYTES + 16 or not blob.startswith(_MFA_SEAL_MAGIC):
+            raise KeyUnavailable("The MFA sealing key file is damaged.")
+        offset = len(_MFA_SEAL_MAGIC)
+        (iterations,) = struct.unpack(">I", blob[offset : offset + 4])
+        salt = blob[offset + 4 : offset + 20]
+        nonce = blob[offset + 20 : offset + 32]
+        try:
+            wrapping = AESGCM(self._derive(salt, iterations))
+            return wrapping.decrypt(nonce, blob[header_length:], blob[:header_length])
+        except InvalidTag:
+            raise KeyUnavailable(
+                "The MFA sealing key cannot be opened with this password."
+            ) from None
+
+    # -- health ---------------------------------------------------------------------------
+
+    def check_readable(self, names: list[str]) -> None:
+        """Raise ``KeyUnavailable`` unless every named private key file can be read."""
+        for name in names:
+            path = self.private_key_path(name)
+            if not os.access(path, os.R_OK):
+                raise KeyUnavailable(f"Key {name} is not readable in the key store.")

@@ -1,0 +1,2 @@
+class ObjectMissing(Exception):
+    """The requested object does not exist in the store."""

@@ -1,0 +1,159 @@
+"""Object store on a local filesystem (the embedded default).
+
+Durability: each object is written under a temporary name in its final directory, fsynced,
+renamed into place, and the directory fsynced — so after ``open_writer`` exits the object
+survives a crash, and before that no reader ever sees a partial object.
+"""
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from ssbg.domain.errors import StorageUnavailable
+from ssbg.infrastructure.storage.errors import ObjectMissing
+
+_TEMP_SUFFIX = ".partial"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _LocalWriter:
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    async def write(self, chunk: bytes) -> None:
+        try:
+            await asyncio.to_thread(self._handle.write, chunk)
+        except OSError:
+            raise StorageUnavailable() from None
+
+
+class LocalObjectStore:
+    backend_name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        relative = PurePosixPath(key)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise ValueError(f"invalid object key {key!r}")
+        return self.root.joinpath(*relative.parts)
+
+    @asynccontextmanager
+    async def open_writer(self, key: str) -> AsyncIterator[_LocalWriter]:
+        final = self._path(key)
+        temporary = final.with_name(f".{final.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        try:
+            handle = await asyncio.to_thread(self._open_temporary, temporary)
+        except OSError:
+            raise StorageUnavailable() from None
+        try:
+            yield _LocalWriter(handle)
+            await asyncio.to_thread(self._commit, handle, temporary, final)
+        except BaseException as exc:
+            await asyncio.to_thread(self._discard, handle, temporary)
+            if isinstance(exc, OSError):
+                raise StorageUnavailable() from None
+            raise
+
+    @staticmethod
+    def _open_temporary(temporary: Path) -> BinaryIO:
+        temporary.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(fd, "wb")
+
+    @staticmethod
+    def _commit(handle: BinaryIO, temporary: Path, final: Path) -> None:
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        os.replace(temporary, final)
+        _fsync_dir(final.parent)
+
+    @staticmethod
+    def _discard(handle: BinaryIO, temporary: Path) -> None:
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        async with self.open_writer(key) as writer:
+            await writer.write(data)
+
+    async def read_stream(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        except OSError:
+            raise StorageUnavailable() from None
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.to_thread(handle.read, chunk_size)
+                except OSError:
+                    raise StorageUnavailable() from None
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            handle.close()
+
+    async def read_bytes(self, key: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self._path(key).read_bytes)
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        except OSError:
+            raise StorageUnavailable() from None
+
+    async def size(self, key: str) -> int:
+        try:
+            return (await asyncio.to_thread(self._path(key).stat)).st_size
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        except OSError:
+            raise StorageUnavailable() from None
+
+    async def exists(self, key: str) -> bool:
+        try:
+            return await asyncio.to_thread(self._path(key).is_file)
+        except OSError:
+            raise StorageUnavailable() from None
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(self._delete, path)
+        except OSError:
+            raise StorageUnavailable() from None
+
+    @staticmethod
+    def _delete(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        if path.parent.exists():
+            _fsync_dir(path.parent)
+
+    async def check_writable(self) -> None:
+        key = f"health/probe-{secrets.token_hex(8)}"
+        await self.put_bytes(key, b"ssbg-health-probe")
+        if await self.read_bytes(key) != b"ssbg-health-probe":
+            raise StorageUnavailable("The object store returned different bytes than written.")
+        await self.delete(key)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,261 @@
+"""Object store on any S3-compatible service (AWS S3, MinIO, Ceph RGW), via aiobotocore.
+
+Objects are streamed up as multipart uploads, one part at a time (memory: one part buffer),
+and the upload is aborted on any failure so no partial object ever becomes visible. Objects
+smaller than one part are sent with a single ``PutObject`` when the writer closes.
+"""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ssbg.domain.errors import StorageUnavailable
+from ssbg.infrastructure.storage.errors import ObjectMissing
+from ssbg.settings import Settings
+
+PART_SIZE = 8 * 1024 * 1024  # S3 requires ≥ 5 MiB for every part but the last
+_FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def _is_missing(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _MISSING_CODES
+    )
+
+
+class _S3Writer:
+    def __init__(self, store: "S3ObjectStore", key: str) -> None:
+        self._store = store
+        self._key = key
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    async def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while len(self._buffer) >= PART_SIZE:
+            part = bytes(self._buffer[:PART_SIZE])
+            del self._buffer[:PART_SIZE]
+            await self._upload_part(part)
+
+    async def _upload_part(self, data: bytes) -> None:
+        client = await self._store.client()
+        try:
+            if self._upload_id is None:
+                created = await client.create_multipart_upload(
+                    Bucket=self._store.bucket, Key=self._key
+                )
+                self._upload_id = created["UploadId"]
+            number = len(self._parts) + 1
+            response = await client.upload_part(
+                Bucket=self._store.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        except _FAILURES:
+            raise StorageUnavailable() from None
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    async def finish(self) -> None:
+        client = await self._store.client()
+        try:
+            if self._upload_id is None:
+                await client.put_object(
+                    Bucket=self._store.bucket, Key=self._key, Body=bytes(self._buffer)
+                )
+                return
+            if self._buffer:
+                await self._upload_part(bytes(self._buffer))
+                self._buffer.clear()
+            await client.complete_multipart_upload(
+                Bucket=self._store.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        except _FAILURES:
+            raise StorageUnavailable() from None
+
+    async def abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is None:
+            return
+        try:
+            client = await self._store.client()
+            await client.abort_multipart_upload(
+                Bucket=self._store.bucket, Key=self._key, UploadId=self._upload_id
+            )
+        except (*_FAILURES, StorageUnavailable):
+            # The store is unreachable; a bucket lifecycle rule for incomplete multipart
+            # uploads (see README) reclaims what we could not abort. Nothing is visible.
+            pass
+
+
+class S3ObjectStore:
+    backend_name = "s3"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None,
+        region: str,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        create_bucket: bool,
+    ) -> None:
+        self.bucket = bucket
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._access_key_id = access_key_id
+        self._secret_access_key = secret_access_key
+        self._create_bucket = create_bucket
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "S3ObjectStore":
+        return cls(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id.get_secret_value()
+            if settings.s3_access_key_id
+            else None,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value()
+            if settings.s3_secret_access_key
+            else None,
+            create_bucket=settings.env == "development",
+        )
+
+    async def client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                stack = AsyncExitStack()
+                config = AioConfig(
+                    connect_timeout=5,
+                    read_timeout=60,
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    s3={"addressing_style": "path"},
+                )
+                try:
+                    client = await stack.enter_async_context(
+                        get_session().create_client(
+                            "s3",
+                            endpoint_url=self._endpoint_url,
+                            region_name=self._region,
+                            aws_access_key_id=self._access_key_id,
+                            aws_secret_access_key=self._secret_access_key,
+                            config=config,
+                        )
+                    )
+                    if self._create_bucket:
+                        await self._ensure_bucket(client)
+                except _FAILURES:
+                    await stack.aclose()
+                    raise StorageUnavailable() from None
+                self._stack, self._client = stack, client
+        return self._client
+
+    async def _ensure_bucket(self, client: Any) -> None:
+        try:
+            await client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            arguments: dict[str, Any] = {"Bucket": self.bucket}
+            if self._region != "us-east-1":
+                arguments["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+            try:
+                await client.create_bucket(**arguments)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+    @asynccontextmanager
+    async def open_writer(self, key: str) -> AsyncIterator[_S3Writer]:
+        writer = _S3Writer(self, key)
+        try:
+            yield writer
+            await writer.finish()
+        except BaseException:
+            await writer.abort()
+            raise
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        async with self.open_writer(key) as writer:
+            await writer.write(data)
+
+    async def read_stream(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+        client = await self.client()
+        try:
+            response = await client.get_object(Bucket=self.bucket, Key=key)
+        except _FAILURES as exc:
+            if _is_missing(exc):
+                raise ObjectMissing(key) from None
+            raise StorageUnavailable() from None
+        body = response["Body"]
+        try:
+            while True:
+                try:
+                    chunk = await body.read(chunk_size)
+                except _FAILURES:
+                    raise StorageUnavailable() from None
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    async def read_bytes(self, key: str) -> bytes:
+        parts = [chunk async for chunk in self.read_stream(key, PART_SIZE)]
+        return b"".join(parts)
+
+    async def size(self, key: str) -> int:
+        client = await self.client()
+        try:
+            response = await client.head_object(Bucket=self.bucket, Key=key)
+        except _FAILURES as exc:
+            if _is_missing(exc):
+                raise ObjectMissing(key) from None
+            raise StorageUnavailable() from None
+        return int(response["ContentLength"])
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.size(key)
+        except ObjectMissing:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        client = await self.client()
+        try:
+            await client.delete_object(Bucket=self.bucket, Key=key)
+        except _FAILURES as exc:
+            if not _is_missing(exc):
+                raise StorageUnavailable() from None
+
+    async def check_writable(self) -> None:
+        key = f"health/probe-{secrets.token_hex(8)}"
+        await self.put_bytes(key, b"ssbg-health-probe")
+        if await self.read_bytes(key) != b"ssbg-health-probe":
+            raise StorageUnavailable("The object store returned different bytes than written.")
+        await self.delete(key)
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+        self._stack, self._client = None, None

@@ -1,0 +1,132 @@
+"""The audit trail: appending to the hash chain, and reading it back.
+
+``AuditTrail.append`` runs inside the caller's write transaction, so an entry commits together
+with the state change it records or not at all. Appends serialise on the chain-head row (see
+``AuditRepository.lock_head``); the lock is held until the caller commits, so callers append
+as late in their transaction as they can.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import uuid4
+
+from ssbg.domain.audit_chain import ChainedFields, NotCanonical, check_canonical, compute_entry_hash
+from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
+from ssbg.domain.enums import AuditAction
+from ssbg.domain.errors import AuditUnavailable
+from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.incident import effective_incident_level
+from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.db.models import AuditLogEntry
+from ssbg.repositories.audit_repository import AuditEntryFilters, ChainHead
+from ssbg.services.unit_of_work import Database, UnitOfWork
+
+MAX_PAGE = 100
+
+
+class AuditTrail:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    async def append(self, tx: UnitOfWork, event: AuditEvent) -> AuditLogEntry:
+        if not tx.writable:
+            raise AuditUnavailable("Audit entries are only appended in write transactions.")
+        try:
+            check_canonical(event.details)
+        except NotCanonical as exc:
+            raise AuditUnavailable(f"Audit details are not canonical: {exc}") from None
+        head = await tx.audit.lock_head()
+        state = await tx.system_state.get()
+        now = self._clock.now()
+        fields = ChainedFields(
+            event_id=uuid4(),
+            sequence_number=head.sequence_number + 1,
+            occurred_at=now,
+            action=event.action.value,
+            resource=event.resource,
+            result=event.result.value,
+            incident_level=int(
+                effective_incident_level(
+                    state.incident_level, state.incident_changed_at, state.last_alert_at, now
+                )
+            ),
+            actor_id=event.actor_id,
+            actor_role=event.actor_role,
+            details=event.details,
+            source_ip=event.source_ip,
+            request_id=event.request_id,
+        )
+        entry = AuditLogEntry(
+            event_id=fields.event_id,
+            sequence_number=fields.sequence_number,
+            occurred_at=fields.occurred_at,
+            actor_id=fields.actor_id,
+            actor_role=fields.actor_role,
+            action=fields.action,
+            resource=fields.resource,
+            result=fields.result,
+            details=dict(fields.details),
+            source_ip=fields.source_ip,
+            request_id=fields.request_id,
+            incident_level=fields.incident_level,
+            prev_hash=head.entry_hash,
+            entry_hash=compute_entry_hash(head.entry_hash, fields),
+        )
+        await tx.audit.insert_entry(entry, now)
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    entries: Sequence[AuditLogEntry]
+    next_after_sequence: int | None
+
+
+class AuditReader:
+    """Review access to the log. Reading is itself recorded (``AUDIT_READ``)."""
+
+    def __init__(self, db: Database, trail: AuditTrail) -> None:
+        self._db = db
+        self._trail = trail
+
+    async def list_entries(
+        self,
+        principal: Principal,
+        context: RequestContext,
+        filters: AuditEntryFilters,
+        after_sequence: int,
+        limit: int,
+    ) -> AuditPage:
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self._db.transaction(write=True) as tx:
+            entries = await tx.audit.list_entries(filters, after_sequence, limit)
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    principal,
+                    context,
+                    AuditAction.AUDIT_READ,
+                    AUDIT_RESOURCE,
+                    view="entries",
+                    after_sequence=after_sequence,
+                    returned=len(entries),
+                    filters={k: v for k, v in _describe(filters).items() if v is not None},
+                ),
+            )
+        next_after = entries[-1].sequence_number if len(entries) == limit else None
+        return AuditPage(entries=entries, next_after_sequence=next_after)
+
+    async def head(self) -> ChainHead:
+        async with self._db.transaction(write=False) as tx:
+            return await tx.audit.get_head()
+
+
+def _describe(filters: AuditEntryFilters) -> dict[str, str | None]:
+    return {
+        "action": filters.action,
+        "result": filters.result,
+        "actor_id": str(filters.actor_id) if filters.actor_id else None,
+        "resource": filters.resource,
+        "from": filters.occurred_from.isoformat() if filters.occurred_from else None,
+        "to": filters.occurred_to.isoformat() if filters.occurred_to else None,
+    }

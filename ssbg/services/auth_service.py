@@ -1,0 +1,168 @@
+"""Authentication (API keys), authorisation (roles) and MFA (TOTP), each audited.
+
+One failure code for every kind of bad key (``AUTH_INVALID_KEY``): the caller learns nothing
+about which keys exist. The audit entry says why, and never contains the presented key.
+A successful authentication is not an audit event (SPEC §7); ``last_used_at`` and
+``last_used_ip`` record it, written at most once a minute per key across all replicas.
+"""
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+from ssbg.domain.audit_events import SYSTEM_RESOURCE, AuditEvent, api_key_resource
+from ssbg.domain.enums import AuditAction, AuditResult, Role
+from ssbg.domain.errors import AuthInvalidKey, AuthMfaInvalid, AuthMfaRequired, ForbiddenRole
+from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.network import ip_allowed
+from ssbg.domain.permissions import Permission, is_allowed
+from ssbg.domain.totp import match_totp_step
+from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.secret_box import SecretBox
+from ssbg.infrastructure.db.models import ApiKey
+from ssbg.services.audit_service import AuditTrail
+from ssbg.services.unit_of_work import Database
+
+API_KEY_PATTERN = re.compile(r"ssbg_[0-9a-f]{32}")
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode("ascii")).hexdigest()
+
+
+def principal_of(api_key: ApiKey) -> Principal:
+    return Principal(
+        key_id=api_key.id,
+        role=Role(api_key.role),
+        description=api_key.description,
+        department=api_key.department,
+        expires_at=api_key.expires_at,
+        mfa_enrolled=api_key.totp_secret_encrypted is not None,
+    )
+
+
+class AuthService:
+    def __init__(
+        self,
+        db: Database,
+        trail: AuditTrail,
+        clock: Clock,
+        mfa_box: Callable[[], SecretBox],
+    ) -> None:
+        self._db = db
+        self._trail = trail
+        self._clock = clock
+        self._mfa_box = mfa_box
+
+    async def authenticate(self, raw_key: str | None, context: RequestContext) -> Principal:
+        now = self._clock.now()
+        api_key: ApiKey | None = None
+        if not raw_key:
+            reason = "MISSING"
+        elif not API_KEY_PATTERN.fullmatch(raw_key):
+            reason = "MALFORMED"
+        else:
+            presented = hash_api_key(raw_key)
+            async with self._db.transaction(write=False) as tx:
+                api_key = await tx.api_keys.get_by_hash_or_none(presented)
+            if api_key is None or not hmac.compare_digest(api_key.key_hash, presented):
+                api_key, reason = None, "UNKNOWN"
+            elif api_key.revoked_at is not None:
+                reason = "REVOKED"
+            elif api_key.expires_at is not None and api_key.expires_at <= now:
+                reason = "EXPIRED"
+            elif not ip_allowed(context.source_ip, api_key.allowed_ips):
+                reason = "IP_NOT_ALLOWED"
+            else:
+                await self._record_use(api_key, context)
+                return principal_of(api_key)
+        await self._record_failure(api_key, reason, context)
+        raise AuthInvalidKey()
+
+    async def _record_use(self, api_key: ApiKey, context: RequestContext) -> None:
+        now = self._clock.now()
+        stale_before = now - LAST_USED_RESOLUTION
+        if api_key.last_used_at is not None and api_key.last_used_at >= stale_before:
+            return
+        async with self._db.transaction(write=True) as tx:
+            await tx.api_keys.record_use(api_key.id, now, context.source_ip, stale_before)
+
+    async def _record_failure(
+        self, api_key: ApiKey | None, reason: str, context: RequestContext
+    ) -> None:
+        event = AuditEvent(
+            action=AuditAction.AUTH_FAILURE,
+            resource=api_key_resource(api_key.id) if api_key else SYSTEM_RESOURCE,
+            result=AuditResult.DENIED,
+            actor_id=api_key.id if api_key else None,
+            actor_role=api_key.role if api_key else None,
+            details={"reason": reason},
+            source_ip=context.source_ip,
+            request_id=context.request_id,
+        )
+        async with self._db.transaction(write=True) as tx:
+            await self._trail.append(tx, event)
+
+    async def authorize(
+        self, principal: Principal, permission: Permission, context: RequestContext
+    ) -> None:
+        """Raise ``ForbiddenRole`` (after recording ``AUTHZ_DENY``) unless the role may act."""
+        if is_allowed(principal.role, permission):
+            return
+        async with self._db.transaction(write=True) as tx:
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    principal,
+                    context,
+                    AuditAction.AUTHZ_DENY,
+                    api_key_resource(principal.key_id),
+                    AuditResult.DENIED,
+                    permission=permission.value,
+                ),
+            )
+        raise ForbiddenRole()
+
+    async def verify_mfa(
+        self, principal: Principal, code: str | None, context: RequestContext
+    ) -> None:
+        """Accept a TOTP code once (RFC 6238, ±1 step) or raise; both outcomes are audited."""
+        now = self._clock.now()
+        async with self._db.transaction(write=True) as tx:
+            api_key = await tx.api_keys.get_or_none(principal.key_id)
+            if not code:
+                reason = "MISSING"
+            elif api_key is None or api_key.totp_secret_encrypted is None:
+                reason = "NOT_ENROLLED"
+            else:
+                secret = self._mfa_box().open(api_key.totp_secret_encrypted, api_key.id.bytes)
+                step = match_totp_step(secret.decode("ascii"), code, now, api_key.totp_last_step)
+                if step is not None and await tx.api_keys.claim_totp_step(api_key.id, step):
+                    await self._trail.append(
+                        tx,
+                        AuditEvent.by(
+                            principal,
+                            context,
+                            AuditAction.MFA_SUCCESS,
+                            api_key_resource(principal.key_id),
+                        ),
+                    )
+                    return
+                reason = "INVALID_OR_REPLAYED"
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    principal,
+                    context,
+                    AuditAction.MFA_FAILURE,
+                    api_key_resource(principal.key_id),
+                    AuditResult.DENIED,
+                    reason=reason,
+                ),
+            )
+        if reason == "MISSING":
+            raise AuthMfaRequired()
+        raise AuthMfaInvalid()

@@ -1,0 +1,80 @@
+"""Wiring: build every service once per process from the settings."""
+
+from dataclasses import dataclass
+
+from ssbg.infrastructure.clock import Clock, SystemClock
+from ssbg.infrastructure.crypto.key_store import FileKeyStore, resolve_key_password
+from ssbg.infrastructure.storage.base import ObjectStore
+from ssbg.infrastructure.storage.local import LocalObjectStore
+from ssbg.services.api_key_service import ApiKeyService
+from ssbg.services.audit_service import AuditReader, AuditTrail
+from ssbg.services.auth_service import AuthService
+from ssbg.services.bootstrap_service import BootstrapService
+from ssbg.services.health_service import HealthService
+from ssbg.services.policy_service import PolicyService
+from ssbg.services.unit_of_work import Database
+from ssbg.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    key_store: FileKeyStore
+    object_store: ObjectStore
+    trail: AuditTrail
+    auth: AuthService
+    api_keys: ApiKeyService
+    policies: PolicyService
+    audit: AuditReader
+    health: HealthService
+    bootstrap: BootstrapService
+
+    async def close(self) -> None:
+        await self.object_store.close()
+        await self.db.dispose()
+
+
+def build_key_store(settings: Settings) -> FileKeyStore:
+    directory = settings.resolved_keystore_dir
+    configured = settings.key_password.get_secret_value() if settings.key_password else None
+    return FileKeyStore(directory, resolve_key_password(directory, configured))
+
+
+def build_object_store(settings: Settings) -> ObjectStore:
+    if settings.storage_backend == "s3":
+        from ssbg.infrastructure.storage.s3 import S3ObjectStore
+
+        return S3ObjectStore.from_settings(settings)
+    return LocalObjectStore(settings.resolved_storage_path)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    key_store: FileKeyStore | None = None,
+    object_store: ObjectStore | None = None,
+) -> Services:
+    clock = clock or SystemClock()
+    db = db or Database(settings.resolved_database_url)
+    key_store = key_store or build_key_store(settings)
+    object_store = object_store or build_object_store(settings)
+    trail = AuditTrail(clock)
+    api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box)
+    return Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        key_store=key_store,
+        object_store=object_store,
+        trail=trail,
+        auth=AuthService(db, trail, clock, key_store.mfa_secret_box),
+        api_keys=api_keys,
+        policies=PolicyService(db, trail, clock),
+        audit=AuditReader(db, trail),
+        health=HealthService(db, object_store, key_store, clock),
+        bootstrap=BootstrapService(db, trail, clock, key_store, api_keys),
+    )

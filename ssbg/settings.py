@@ -1,0 +1,154 @@
+"""Gateway configuration (SPEC §10): environment variables with the ``SSBG_`` prefix, or ``.env``.
+
+Paths left unset derive from ``SSBG_DATA_DIR`` so the embedded default needs no configuration.
+``SSBG_ENV=production`` refuses what is only acceptable on a developer's machine.
+"""
+
+import ipaddress
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ssbg.domain.enums import Classification
+from ssbg.domain.hours import parse_hours
+
+MIB = 1024 * 1024
+PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "password", "secret", "ssbg", "admin"})
+MIN_PRODUCTION_PASSWORD_LENGTH = 16
+
+
+class ProductionRefused(ValueError):
+    """The configuration is not acceptable with ``SSBG_ENV=production``."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SSBG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./ssbg-data")
+    database_url: str | None = None
+
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_path: Path | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "ssbg-backups"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    keystore_dir: Path | None = None
+    key_password: SecretStr | None = None
+
+    segment_size: int = Field(default=MIB, ge=4096, le=64 * MIB)
+    max_upload_bytes: int = Field(default=64 * 1024 * MIB, ge=1)
+    require_classification: bool = True
+    default_classification: Classification = Classification.INTERNAL
+    restore_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    business_hours: str = "00-24"
+    timezone: str = "UTC"
+    max_restores_per_key_per_hour: int = Field(default=10, ge=1)
+    max_restores_per_hour: int = Field(default=50, ge=1)
+    audit_checkpoint_interval: int = Field(default=1000, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    bootstrap_api_key: SecretStr | None = None
+    bootstrap_totp_secret: SecretStr | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _check_bootstrap_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"ssbg_[0-9a-f]{32}", value.get_secret_value()):
+            raise ValueError("must be 'ssbg_' followed by 32 lowercase hex characters")
+        return value
+
+    @field_validator("bootstrap_totp_secret")
+    @classmethod
+    def _check_bootstrap_totp(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Z2-7]{16,}=*", value.get_secret_value()):
+            raise ValueError("must be a base32 secret of at least 16 characters")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.env != "production":
+            return self
+        problems: list[str] = []
+        if self.resolved_database_url.startswith("sqlite"):
+            problems.append("SSBG_DATABASE_URL must point at PostgreSQL, not SQLite")
+        if self.key_password is None:
+            problems.append(
+                "SSBG_KEY_PASSWORD must be set (a generated password stored beside the keys "
+                "is only acceptable in development)"
+            )
+        else:
+            password = self.key_password.get_secret_value()
+            if password.lower() in PLACEHOLDER_SECRETS or len(password) < (
+                MIN_PRODUCTION_PASSWORD_LENGTH
+            ):
+                problems.append(
+                    "SSBG_KEY_PASSWORD is a placeholder or shorter than "
+                    f"{MIN_PRODUCTION_PASSWORD_LENGTH} characters"
+                )
+        s3_secret = self.s3_secret_access_key
+        if s3_secret is not None and s3_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+            problems.append("SSBG_S3_SECRET_ACCESS_KEY is a placeholder")
+        if problems:
+            raise ProductionRefused("; ".join(problems))
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ssbg.db').resolve()}"
+
+    @cached_property
+    def resolved_storage_path(self) -> Path:
+        return (self.storage_path or self.data_dir / "objects").resolve()
+
+    @cached_property
+    def resolved_keystore_dir(self) -> Path:
+        return (self.keystore_dir or self.data_dir / "keys").resolve()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
