@@ -1,0 +1,3 @@
+from ssbg.cli.main import main
+
+main()

@@ -1,0 +1,76 @@
+"""Every failure path renders the contract's envelope with a request id and no internals."""
+
+import httpx
+from fastapi import FastAPI
+
+from ssbg.api.app import create_app
+from ssbg.services.container import Services
+
+
+async def test_unknown_path_is_a_contract_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no/such/thing")
+
+    assert response.status_code == 404
+    body = response.json()
+    assert body["error"]["code"] == "NOT_FOUND"
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_wrong_method_is_a_contract_405(client: httpx.AsyncClient) -> None:
+    response = await client.put("/health")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_a_given_request_id_is_echoed_and_a_missing_one_generated(
+    client: httpx.AsyncClient,
+) -> None:
+    echoed = await client.get("/health", headers={"X-Request-ID": "trace-42"})
+    generated = await client.get("/health")
+    refused = await client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+
+    assert echoed.headers["X-Request-ID"] == "trace-42"
+    assert len(generated.headers["X-Request-ID"]) == 36
+    assert refused.headers["X-Request-ID"] != "bad id\twith spaces"
+
+
+async def test_unhandled_exceptions_become_internal_error_without_library_text(
+    services: Services,
+) -> None:
+    app: FastAPI = create_app(services=services)
+
+    @app.get("/api/v1/boom")
+    async def boom() -> None:
+        raise RuntimeError("psycopg: password=hunter2 at /srv/ssbg/secret.py line 12")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ssbg.test") as http:
+        response = await http.get("/api/v1/boom", headers={"X-Request-ID": "boom-1"})
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "INTERNAL_ERROR",
+            "message": "Internal error.",
+            "details": {},
+            "request_id": "boom-1",
+        }
+    }
+    assert response.headers["X-Request-ID"] == "boom-1"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_openapi_declares_the_error_model(client: httpx.AsyncClient) -> None:
+    openapi = (await client.get("http://ssbg.test/openapi.json")).json()
+    docs = await client.get("http://ssbg.test/docs")
+
+    assert docs.status_code == 200
+    assert "ErrorResponse" in openapi["components"]["schemas"]
+    create_key = openapi["paths"]["/api/v1/admin/api-keys"]["post"]["responses"]
+    assert create_key["401"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorResponse"
+    )
+    assert "403" in create_key
+    assert "422" in create_key

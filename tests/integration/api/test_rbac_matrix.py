@@ -1,0 +1,103 @@
+"""Every route of the foundation, called by every role: allowed roles pass, the rest get
+403 ``FORBIDDEN_ROLE`` and leave an ``AUTHZ_DENY`` entry."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from ssbg.api.app import API_PREFIX, create_app
+from ssbg.domain.enums import Role
+from ssbg.services.api_key_service import IssuedApiKey
+from ssbg.services.container import Services
+from tests.support.audit import audit_entries
+from tests.support.factories import create_api_key, headers
+
+ALL = set(Role)
+ADMINS = {Role.ADMIN, Role.SUPER_ADMIN}
+REVIEWERS = {Role.AUDITOR, Role.ADMIN, Role.SUPER_ADMIN}
+SUPER = {Role.SUPER_ADMIN}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    template: str
+    allowed: set[Role]
+    body: dict[str, Any] | None = None
+
+
+CALLS = [
+    Call("GET", "/me", ALL),
+    Call("GET", "/health/detailed", ADMINS),
+    Call("POST", "/admin/api-keys", SUPER, {"role": "operator", "description": "made in test"}),
+    Call("GET", "/admin/api-keys", SUPER),
+    Call("GET", "/admin/api-keys/{key_id}", SUPER),
+    Call("DELETE", "/admin/api-keys/{key_id}", SUPER),
+    Call(
+        "POST",
+        "/admin/policies",
+        ADMINS,
+        {"name": "p-{n}", "effect": "deny", "rule": {"operations": ["backup"]}},
+    ),
+    Call("GET", "/admin/policies", ADMINS),
+    Call("GET", "/admin/policies/{policy_id}", ADMINS),
+    Call("PATCH", "/admin/policies/{policy_id}", ADMINS, {"priority": 7}),
+    Call("GET", "/audit/entries", REVIEWERS),
+]
+PUBLIC = {("GET", "/health"), ("GET", "/health/ready")}
+
+
+def test_the_matrix_covers_every_foundation_route(services: Services) -> None:
+    app = create_app(services=services)
+    routes = {
+        (method, route.path.removeprefix(API_PREFIX))
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    covered = {(call.method, call.template) for call in CALLS} | PUBLIC
+    assert routes <= covered, f"routes without an RBAC test: {sorted(routes - covered)}"
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
+@pytest.mark.parametrize("call", CALLS, ids=lambda call: f"{call.method} {call.template}")
+async def test_role_matrix(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    call: Call,
+    role: Role,
+) -> None:
+    caller = await create_api_key(services, role)
+    target = await create_api_key(services, Role.OPERATOR)
+    policy = await client.post(
+        "/admin/policies",
+        headers=headers(bootstrap_key),
+        json={"name": "target", "effect": "deny", "rule": {}},
+    )
+    path = call.template.format(
+        key_id=target.record.id, policy_id=policy.json()["data"]["policy_id"]
+    )
+    body = (
+        {k: (v.format(n=role.value) if isinstance(v, str) else v) for k, v in call.body.items()}
+        if call.body
+        else None
+    )
+    denials_before = len(await audit_entries(services.db, "AUTHZ_DENY"))
+
+    response = await client.request(call.method, path, headers=headers(caller), json=body)
+
+    denials = await audit_entries(services.db, "AUTHZ_DENY")
+    if role in call.allowed:
+        assert response.status_code in (200, 201), response.text
+        assert len(denials) == denials_before
+    else:
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "FORBIDDEN_ROLE"
+        assert len(denials) == denials_before + 1
+        assert denials[-1].result == "DENIED"
+        assert denials[-1].actor_id == caller.record.id
+        assert denials[-1].actor_role == role.value

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from ssbg.settings import Settings
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+def test_embedded_default_needs_no_configuration(tmp_path: Path) -> None:
+    settings = make(data_dir=tmp_path)
+    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.resolved_storage_path == (tmp_path / "objects").resolve()
+    assert settings.resolved_keystore_dir == (tmp_path / "keys").resolve()
+
+
+def test_production_refuses_sqlite() -> None:
+    with pytest.raises(ValidationError, match="must point at PostgreSQL"):
+        make(env="production", key_password=SecretStr("a-long-enough-production-password"))
+
+
+def test_production_refuses_a_missing_key_password() -> None:
+    with pytest.raises(ValidationError, match="SSBG_KEY_PASSWORD must be set"):
+        make(env="production", database_url="postgresql+asyncpg://db/ssbg")
+
+
+@pytest.mark.parametrize("password", ["changethis", "short-password"])
+def test_production_refuses_placeholder_or_short_passwords(password: str) -> None:
+    with pytest.raises(ValidationError, match="placeholder or shorter"):
+        make(
+            env="production",
+            database_url="postgresql+asyncpg://db/ssbg",
+            key_password=SecretStr(password),
+        )
+
+
+def test_production_accepts_postgres_and_a_real_password() -> None:
+    settings = make(
+        env="production",
+        database_url="postgresql+asyncpg://db/ssbg",
+        key_password=SecretStr("correct-horse-battery-staple"),
+    )
+    assert settings.env == "production"
+
+
+def test_trusted_proxies_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSBG_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1")
+    assert make().trusted_proxies == ["10.0.0.0/8", "192.0.2.1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("business_hours", "9-17"),
+        ("trusted_proxies", ["not-a-network"]),
+        ("bootstrap_api_key", SecretStr("ssbg_tooshort")),
+        ("timezone", "Mars/Olympus_Mons"),
+    ],
+)
+def test_malformed_settings_are_refused(name: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        make(**{name: value})
