@@ -21,7 +21,8 @@ out = Console()
 
 async def _migrate(settings: Settings) -> None:
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The data directory holds the database and (by default) keys and objects: owner only.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     await migrations.upgrade(settings.resolved_database_url)
 
 
