@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
 
 from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
 from ssbg.domain.errors import SsbgError
@@ -51,19 +50,25 @@ async def _is_initialized(settings: Settings) -> bool:
 
 
 def _print_bootstrap(result: InitResult) -> None:
+    """Plain lines, not a box: operators copy these values, so nothing may be wrapped."""
     issued = result.issued
     assert issued is not None
-    lines = [
-        f"[bold]API key[/]      {issued.api_key}",
-        f"[bold]key id[/]       {issued.record.id}",
-        "[bold]role[/]         super_admin",
-        f"[bold]TOTP secret[/]  {issued.totp_secret}",
-        f"[bold]TOTP URI[/]     {issued.totp_uri}",
-        "",
-        "Shown once and never stored in clear. Put the TOTP secret in an authenticator app,",
-        "keep the API key in your secret manager, then create named keys for people.",
-    ]
-    out.print(Panel("\n".join(lines), title="SSBG bootstrap super_admin key", expand=False))
+    print(
+        "\n".join(
+            [
+                "",
+                "SSBG bootstrap super_admin key — shown once, never stored in clear:",
+                f"  API key:     {issued.api_key}",
+                f"  key id:      {issued.record.id}",
+                f"  TOTP secret: {issued.totp_secret}",
+                f"  TOTP URI:    {issued.totp_uri}",
+                "Add the TOTP secret to an authenticator app, keep the API key in your secret",
+                "manager, then create named keys for people (POST /api/v1/admin/api-keys).",
+                "",
+            ]
+        ),
+        flush=True,
+    )
 
 
 def init(
