@@ -10,7 +10,14 @@ from fastapi import APIRouter, FastAPI
 from ssbg import __version__
 from ssbg.api.errors import install_error_handlers
 from ssbg.api.request_context import RequestContextMiddleware
-from ssbg.api.routes import admin_api_keys, admin_policies, audit, health, identity
+from ssbg.api.routes import (
+    admin_api_keys,
+    admin_incident,
+    admin_policies,
+    audit,
+    health,
+    identity,
+)
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
@@ -50,7 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, identity, admin_api_keys, admin_policies, audit):
+    for module in (health, identity, admin_api_keys, admin_policies, admin_incident, audit):
         api.include_router(module.router)
     app.include_router(api)
     return app

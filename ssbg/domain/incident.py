@@ -7,6 +7,8 @@ computed from stored timestamps whenever it is read, so no timer process is need
 from datetime import datetime, timedelta
 from enum import IntEnum
 
+from ssbg.domain.errors import InvalidStateTransition
+
 
 class IncidentLevel(IntEnum):
     NORMAL = 0
@@ -24,9 +26,36 @@ def effective_incident_level(
     last_alert_at: datetime | None,
     now: datetime,
 ) -> IncidentLevel:
-    level = IncidentLevel(stored_level)
-    if level is IncidentLevel.ALERT:
-        reference = max((t for t in (changed_at, last_alert_at) if t is not None), default=None)
-        if reference is not None and now - reference >= ALERT_AUTO_REVERT:
-            return IncidentLevel.NORMAL
-    return level
+    revert_at = auto_revert_at(stored_level, changed_at, last_alert_at)
+    if revert_at is not None and now >= revert_at:
+        return IncidentLevel.NORMAL
+    return IncidentLevel(stored_level)
+
+
+def check_incident_change(current: IncidentLevel, target: IncidentLevel) -> None:
+    """Manual level changes (SPEC §5).
+
+    Any level may be raised. LOCKDOWN is permanent: nothing leaves it. QUARANTINE is left only
+    by this manual de-escalation; ALERT also reverts by itself (see ``effective_incident_level``).
+    Setting the level it already has is refused, so every change recorded is a real change.
+    """
+    if current is IncidentLevel.LOCKDOWN:
+        raise InvalidStateTransition(
+            "Incident level 3 (LOCKDOWN) is permanent.",
+            {"from_level": int(current), "to_level": int(target)},
+        )
+    if target == current:
+        raise InvalidStateTransition(
+            f"The incident level is already {int(current)}.",
+            {"from_level": int(current), "to_level": int(target)},
+        )
+
+
+def auto_revert_at(
+    stored_level: int, changed_at: datetime | None, last_alert_at: datetime | None
+) -> datetime | None:
+    """When an ALERT level reverts to NORMAL by itself, or ``None`` if it never does."""
+    if stored_level != IncidentLevel.ALERT:
+        return None
+    reference = max((t for t in (changed_at, last_alert_at) if t is not None), default=None)
+    return reference + ALERT_AUTO_REVERT if reference is not None else None

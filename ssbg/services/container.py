@@ -11,6 +11,7 @@ from ssbg.services.audit_service import AuditReader, AuditTrail
 from ssbg.services.auth_service import AuthService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
+from ssbg.services.incident_service import IncidentService
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.unit_of_work import Database
 from ssbg.settings import Settings
@@ -29,6 +30,7 @@ class Services:
     policies: PolicyService
     audit: AuditReader
     health: HealthService
+    incidents: IncidentService
     bootstrap: BootstrapService
 
     async def close(self) -> None:
@@ -76,5 +78,6 @@ def build_services(
         policies=PolicyService(db, trail, clock),
         audit=AuditReader(db, trail),
         health=HealthService(db, object_store, key_store, clock),
+        incidents=IncidentService(db, trail, clock),
         bootstrap=BootstrapService(db, trail, clock, key_store, api_keys),
     )

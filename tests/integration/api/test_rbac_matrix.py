@@ -13,6 +13,7 @@ from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries
+from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
 ALL = set(Role)
@@ -27,6 +28,7 @@ class Call:
     template: str
     allowed: set[Role]
     body: dict[str, Any] | None = None
+    mfa: bool = False
 
 
 CALLS = [
@@ -46,6 +48,8 @@ CALLS = [
     Call("GET", "/admin/policies/{policy_id}", ADMINS),
     Call("PATCH", "/admin/policies/{policy_id}", ADMINS, {"priority": 7}),
     Call("GET", "/audit/entries", REVIEWERS),
+    Call("GET", "/admin/incident", ADMINS),
+    Call("POST", "/admin/incident", SUPER, {"level": 1, "reason": "matrix test"}, mfa=True),
 ]
 PUBLIC = {("GET", "/health"), ("GET", "/health/ready")}
 
@@ -68,6 +72,7 @@ async def test_role_matrix(
     client: httpx.AsyncClient,
     services: Services,
     bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
     call: Call,
     role: Role,
 ) -> None:
@@ -88,7 +93,10 @@ async def test_role_matrix(
     )
     denials_before = len(await audit_entries(services.db, "AUTHZ_DENY"))
 
-    response = await client.request(call.method, path, headers=headers(caller), json=body)
+    sent = (
+        headers(caller, totp_at=clock.now()) if call.mfa and caller.totp_secret else headers(caller)
+    )
+    response = await client.request(call.method, path, headers=sent, json=body)
 
     denials = await audit_entries(services.db, "AUTHZ_DENY")
     if role in call.allowed:
