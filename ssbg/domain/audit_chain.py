@@ -1,4 +1,4 @@
-"""The audit chain's hashing rules (SPEC §7), pure and documented in docs/audit-chain.md.
+"""The audit chain's hashing rules (SPEC §7), pure and documented in docs/audit-evidence.md.
 
 ``entry_hash = SHA-512(prev_hash || canonical_json(fields))`` where
 
@@ -14,7 +14,8 @@
 
 import hashlib
 import json
-from collections.abc import Mapping
+import json.encoder
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,11 +70,51 @@ def check_canonical(value: Any, path: str = "details") -> None:
     raise NotCanonical(f"{path}: {type(value).__name__} is not a JSON type")
 
 
+def _refuse(value: Any) -> Any:
+    raise NotCanonical(f"{type(value).__name__} is not a JSON type")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, fast.
+
+    The validator hashes every entry of the chain, so the per-call set-up of
+    ``json.dumps`` matters: when CPython's C encoder is available it is built once here with
+    exactly the options ``json.dumps`` would pass it (no circular-reference markers: the
+    values are trees by construction).
+    """
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has _json
+        encoder = json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return encoder.encode
+    iterencode: Callable[[Any, int], Iterator[str]] = c_make_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
+
+
 def canonical_json(value: Mapping[str, Any]) -> bytes:
     check_canonical(value, "entry")
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _encode(value).encode("utf-8")
+
+
+def hash_canonical_entry(prev_hash: str, canonical: Mapping[str, Any]) -> str:
+    """``entry_hash`` of an entry already in canonical form (see :func:`check_canonical`).
+
+    The validator's fast path: its values come from parsed JSON with floats refused, so the
+    type walk of :func:`canonical_json` would only repeat what parsing guaranteed.
+    """
+    digest = hashlib.sha512(prev_hash.encode("ascii"))
+    digest.update(_encode(canonical).encode("utf-8"))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +152,6 @@ class ChainedFields:
 
 
 def compute_entry_hash(prev_hash: str, fields: ChainedFields) -> str:
-    digest = hashlib.sha512(prev_hash.encode("ascii"))
-    digest.update(canonical_json(fields.as_canonical_dict()))
-    return digest.hexdigest()
+    canonical = fields.as_canonical_dict()
+    check_canonical(canonical, "entry")
+    return hash_canonical_entry(prev_hash, canonical)

@@ -1,14 +1,37 @@
-"""Persistence of the audit chain: entries, the chain-head row, signing keys."""
+"""Persistence of the audit chain: entries, the chain-head row, checkpoints, signing keys."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    Text,
+    cast,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ssbg.infrastructure.db.models import AuditChainHead, AuditLogEntry, AuditSigningKey
+from ssbg.domain.audit_checkpoint import Checkpoint
+from ssbg.domain.audit_verification import EntryColumns
+from ssbg.infrastructure.db.models import (
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditLogEntry,
+    AuditSigningKey,
+)
+
+_ENTRY_TABLE: Table = AuditLogEntry.__table__  # type: ignore[assignment]
+_ENTRIES = _ENTRY_TABLE.c
+_CHECKPOINTS = AuditCheckpoint.__table__.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +79,23 @@ class AuditRepository:
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
     async def insert_entry(self, entry: AuditLogEntry, at: datetime) -> None:
-        self._session.add(entry)
-        await self._session.flush()
-        await self._session.execute(
+        """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL)."""
+        values = {column.key: getattr(entry, column.key) for column in _ENTRY_TABLE.columns}
+        move_head = (
             update(AuditChainHead)
             .where(AuditChainHead.id == 1)
             .values(
                 sequence_number=entry.sequence_number, entry_hash=entry.entry_hash, updated_at=at
             )
         )
+        if self._session.get_bind().dialect.name == "postgresql":
+            # The lock on the head is held from here to the commit: one round trip, not two.
+            await self._session.execute(
+                move_head.add_cte(insert(_ENTRY_TABLE).values(values).cte("appended"))
+            )
+            return
+        await self._session.execute(insert(_ENTRY_TABLE).values(values))
+        await self._session.execute(move_head)
 
     async def list_entries(
         self, filters: AuditEntryFilters, after_sequence: int, limit: int
@@ -95,3 +126,128 @@ class AuditRepository:
 
     async def get_signing_key_or_none(self, key_id: str) -> AuditSigningKey | None:
         return await self._session.get(AuditSigningKey, key_id)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def last_checkpoint_sequence(self) -> int:
+        """The newest checkpoint's sequence number, 0 when there is none."""
+        result = await self._session.execute(select(func.max(AuditCheckpoint.sequence_number)))
+        return int(result.scalar_one() or 0)
+
+    async def insert_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        self._session.add(checkpoint)
+        await self._session.flush()
+
+    async def list_checkpoints(self, after_sequence: int, limit: int) -> Sequence[AuditCheckpoint]:
+        result = await self._session.execute(
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.sequence_number > after_sequence)
+            .order_by(AuditCheckpoint.sequence_number)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    # -- bulk reads for validation and export (Core rows, keyset batches, flat memory) ----
+
+    async def get_entry_hash_or_none(self, sequence_number: int) -> str | None:
+        result = await self._session.execute(
+            select(AuditLogEntry.entry_hash).where(AuditLogEntry.sequence_number == sequence_number)
+        )
+        return result.scalar_one_or_none()
+
+    async def entry_column_batches(
+        self, first: int, last: int | None, batch_size: int
+    ) -> AsyncGenerator[list[EntryColumns], None]:  # rows are EntryColumns by construction
+        """Entries ``first..last`` (``None``: to the end) in ascending order, as tuples of
+        canonical text (see ``EntryColumns``), ``batch_size`` rows per query."""
+        connection = await self._session.connection()
+        columns = _canonical_entry_columns(connection.dialect.name)
+        async for rows in _keyset_batches(
+            connection, columns, _ENTRIES.sequence_number, first, last, batch_size
+        ):
+            yield rows
+
+    async def checkpoint_batches(
+        self, first: int, last: int | None, batch_size: int
+    ) -> AsyncGenerator[list[Checkpoint], None]:
+        connection = await self._session.connection()
+        columns = [
+            _CHECKPOINTS.sequence_number,
+            _CHECKPOINTS.entry_hash,
+            _canonical_timestamp(_CHECKPOINTS.created_at, connection.dialect.name),
+            _CHECKPOINTS.checkpoint_interval,
+            _CHECKPOINTS.previous_checkpoint_sequence,
+            _CHECKPOINTS.signing_key_id,
+            _CHECKPOINTS.signature,
+        ]
+        async for rows in _keyset_batches(
+            connection, columns, _CHECKPOINTS.sequence_number, first, last, batch_size
+        ):
+            yield [Checkpoint(*row) for row in rows]
+
+
+async def _keyset_batches(
+    connection: AsyncConnection,
+    columns: list[ColumnElement[Any]],
+    key: ColumnElement[int],
+    first: int,
+    last: int | None,
+    batch_size: int,
+) -> AsyncGenerator[list[Any], None]:
+    start = first
+    while last is None or start <= last:
+        statement = select(*columns).where(key >= start).order_by(key).limit(batch_size)
+        if last is not None:
+            statement = statement.where(key <= last)
+        rows = list((await connection.execute(statement)).all())
+        if rows:
+            yield rows
+        if len(rows) < batch_size:
+            return
+        start = rows[-1][0] + 1
+
+
+def _canonical_timestamp(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` computed by the database (SQLite stores exactly that)."""
+    if dialect == "sqlite":
+        return type_coerce(column, String)
+    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=String)
+
+
+def _canonical_uuid(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
+    """Lowercase hyphenated text (SQLite stores 32 hex digits)."""
+    if dialect != "sqlite":
+        return cast(column, Text)
+    raw = type_coerce(column, String)
+    parts = [func.substr(raw, start, length) for start, length in _UUID_GROUPS]
+    joined: ColumnElement[Any] = parts[0]
+    for part in parts[1:]:
+        joined = joined + "-" + part
+    return func.lower(joined, type_=String)
+
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+def _canonical_entry_columns(dialect: str) -> list[ColumnElement[Any]]:
+    details = (
+        type_coerce(_ENTRIES.details, String)
+        if dialect == "sqlite"
+        else cast(_ENTRIES.details, Text)
+    )
+    return [
+        _ENTRIES.sequence_number,
+        _canonical_uuid(_ENTRIES.event_id, dialect),
+        _canonical_timestamp(_ENTRIES.occurred_at, dialect),
+        _canonical_uuid(_ENTRIES.actor_id, dialect),
+        _ENTRIES.actor_role,
+        _ENTRIES.action,
+        _ENTRIES.resource,
+        _ENTRIES.result,
+        details,
+        _ENTRIES.source_ip,
+        _ENTRIES.request_id,
+        _ENTRIES.incident_level,
+        _ENTRIES.prev_hash,
+        _ENTRIES.entry_hash,
+    ]
