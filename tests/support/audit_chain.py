@@ -8,7 +8,9 @@ access, not a way around our services.
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -16,10 +18,16 @@ from uuid import uuid4
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from ssbg.cli.main import app as cli_app
-from ssbg.domain.audit_chain import ChainedFields, compute_entry_hash
+from ssbg.domain.audit_chain import (
+    GENESIS_HASH,
+    ChainedFields,
+    compute_entry_hash,
+    format_timestamp,
+)
 from ssbg.domain.audit_checkpoint import checkpoint_signing_input
 from ssbg.domain.audit_events import AuditEvent
 from ssbg.domain.enums import AuditAction, AuditResult
@@ -55,6 +63,72 @@ async def append_until(services: Services, head: int, *, per_transaction: int = 
             for _ in range(min(per_transaction, head - current)):
                 current += 1
                 await services.trail.append(tx, rich_event(current))
+
+
+def chain_rows(
+    count: int, interval: int, signing_key: ec.EllipticCurvePrivateKey, *, batch: int = 5_000
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """A genuine chain of ``count`` entries from genesis, with its signed checkpoints, as rows
+    for bulk insertion: what ``AuditTrail.append`` would have written, built without a round
+    trip per entry (for long chains in tests and benchmarks)."""
+    prev_hash = GENESIS_HASH
+    moment = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    entries: list[dict[str, Any]] = []
+    checkpoints: list[dict[str, Any]] = []
+    for sequence in range(1, count + 1):
+        event = rich_event(sequence)
+        occurred_at = moment + timedelta(milliseconds=sequence)
+        row: dict[str, Any] = {
+            "event_id": uuid4(),
+            "sequence_number": sequence,
+            "occurred_at": occurred_at,
+            "actor_id": event.actor_id,
+            "actor_role": event.actor_role,
+            "action": event.action.value,
+            "resource": event.resource,
+            "result": event.result.value,
+            "details": event.details,
+            "source_ip": event.source_ip,
+            "request_id": event.request_id,
+            "incident_level": 0,
+            "prev_hash": prev_hash,
+        }
+        row["entry_hash"] = prev_hash = hash_of(row, prev_hash)
+        entries.append(row)
+        if sequence % interval == 0:
+            signed = sign_checkpoint(
+                signing_key,
+                sequence_number=sequence,
+                entry_hash=prev_hash,
+                previous=sequence - interval,
+                interval=interval,
+                created_at=format_timestamp(occurred_at),
+            )
+            checkpoints.append({**signed, "created_at": occurred_at})
+        if len(entries) == batch:
+            yield entries, checkpoints
+            entries, checkpoints = [], []
+    if entries:
+        yield entries, checkpoints
+
+
+async def seed_chain(
+    engine: AsyncEngine, count: int, interval: int, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Write a genuine chain of ``count`` entries into an empty audit log, and its head."""
+    last: dict[str, Any] = {}
+    for entries, checkpoints in chain_rows(count, interval, signing_key):
+        async with engine.begin() as connection:
+            await connection.execute(insert(ENTRIES), entries)
+            if checkpoints:
+                await connection.execute(insert(CHECKPOINTS), checkpoints)
+        last = entries[-1]
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(HEAD).values(
+                sequence_number=last["sequence_number"], entry_hash=last["entry_hash"]
+            )
+        )
 
 
 # -- the attacker ---------------------------------------------------------------------------
@@ -254,7 +328,9 @@ class CliOutcome:
     stdout: str
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        """The command's one JSON line: the last line (a server sharing the process in a
+        test may log to the same captured stdout before it)."""
+        return json.loads(self.stdout.strip().splitlines()[-1])
 
 
 async def run_cli(args: list[str], env: dict[str, str] | None = None) -> CliOutcome:
