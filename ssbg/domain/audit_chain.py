@@ -112,9 +112,12 @@ def hash_canonical_entry(prev_hash: str, canonical: Mapping[str, Any]) -> str:
     The validator's fast path: its values come from parsed JSON with floats refused, so the
     type walk of :func:`canonical_json` would only repeat what parsing guaranteed.
     """
-    digest = hashlib.sha512(prev_hash.encode("ascii"))
-    digest.update(_encode(canonical).encode("utf-8"))
-    return digest.hexdigest()
+    try:
+        return hashlib.sha512(
+            prev_hash.encode("ascii") + _encode(canonical).encode("utf-8")
+        ).hexdigest()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in stored JSON) is not UTF-8
+        raise NotCanonical("text that is not valid Unicode") from None
 
 
 @dataclass(frozen=True, slots=True)

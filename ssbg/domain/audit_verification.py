@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ssbg.domain.audit_chain import hash_canonical_entry
+from ssbg.domain.audit_chain import NotCanonical, hash_canonical_entry
 from ssbg.domain.audit_checkpoint import Checkpoint, next_checkpoint_after
 
 
@@ -146,6 +146,13 @@ def entries_from_columns(rows: Iterable[EntryColumns]) -> Iterator[EntryTuple]:
         )
 
 
+def _hash_or_none(prev_hash: str, canonical: dict[str, Any]) -> str | None:
+    try:
+        return hash_canonical_entry(prev_hash, canonical)
+    except NotCanonical:
+        return None
+
+
 class ChainVerifier:
     """Validates one range ``[first_sequence, …]`` of the chain, stopping at the first problem.
 
@@ -214,7 +221,7 @@ class ChainVerifier:
                 if prev_hash != last_hash:
                     self._fail(sequence_number, ValidationReason.LINK_BROKEN)
                     return False
-                if canonical is None or hash_canonical_entry(prev_hash, canonical) != entry_hash:
+                if canonical is None or _hash_or_none(prev_hash, canonical) != entry_hash:
                     self._fail(sequence_number, ValidationReason.HASH_MISMATCH)
                     return False
                 checked += 1

@@ -121,6 +121,15 @@ def test_non_canonical_content_is_a_hash_mismatch() -> None:
     assert outcome(verify(entries, [])) == (3, "HASH_MISMATCH")
 
 
+def test_text_that_is_not_unicode_is_a_hash_mismatch() -> None:
+    entries = chain(5)
+    canonical = entries[2][1]
+    assert canonical is not None
+    entries[2] = (3, {**canonical, "details": {"x": "\ud800"}}, entries[2][2], entries[2][3])
+
+    assert outcome(verify(entries, [])) == (3, "HASH_MISMATCH")
+
+
 def test_missing_entry_is_a_gap_at_its_sequence() -> None:
     entries = chain(10)
     del entries[4]
