@@ -30,15 +30,21 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-async def _wait_for_wal_flush(session: AsyncSession) -> None:
+DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barrier', '')"
+
+
+async def wait_for_wal_flush(session: AsyncSession) -> None:
     """Return once every transaction committed before this call is on disk (PostgreSQL).
 
-    A transaction that has a transaction id writes a commit record and, with the default
-    ``synchronous_commit``, waits until WAL up to that record is flushed — which includes
-    every earlier commit record. Concurrent callers share one flush.
+    A transaction that wrote WAL waits at COMMIT (default ``synchronous_commit``) until WAL up
+    to its commit record is flushed — which covers every commit record before it. The smallest
+    such transaction is one statement in autocommit mode that writes one WAL record: a
+    transactional logical-decoding message (executable by any role, any ``wal_level``; a
+    transaction that only took a transaction id writes no WAL and would not wait).
+    Concurrent callers share one flush.
     """
-    async with session.begin():
-        await session.execute(text("SELECT pg_current_xact_id()"))
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await connection.exec_driver_sql(DURABILITY_BARRIER)
 
 
 class UnitOfWork:
@@ -107,7 +113,7 @@ class Database:
                     tx = self.make_unit_of_work(session, writable=write)
                     yield tx
                 if tx.flush_after_commit:
-                    await _wait_for_wal_flush(session)
+                    await wait_for_wal_flush(session)
         except Exception as exc:
             if _is_connection_failure(exc):
                 raise DatabaseUnavailable() from exc
