@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ssbg.domain.audit_chain import HASHED_FIELDS, NotCanonical, check_canonical
+from ssbg.domain.audit_chain import (
+    HASHED_FIELDS,
+    NotCanonical,
+    canonical_entry_text,
+    check_canonical,
+)
 from ssbg.domain.audit_checkpoint import SIGNATURE_ALGORITHM, Checkpoint
 from ssbg.domain.audit_verification import EntryColumns, EntryTuple, HeadRef
 from ssbg.domain.errors import BundleMalformed
@@ -246,22 +251,23 @@ def parse_header(record: dict[str, Any], number: int) -> BundleHeader:
 def parse_entry(record: dict[str, Any], number: int) -> EntryTuple:
     """An entry as verifier input; content with no canonical form hashes as ``None``."""
     _keys(record, _ENTRY_KEYS, number)
-    canonical: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for name in HASHED_FIELDS:
         value = record[name]
         if name in _OPTIONAL_FIELDS and value is None:
-            canonical[name] = None
+            values[name] = None
         elif name == "details":
-            canonical[name] = _field(record, name, dict, number)
+            values[name] = _field(record, name, dict, number)
         else:
-            canonical[name] = _field(record, name, int if name in _INT_FIELDS else str, number)
+            values[name] = _field(record, name, int if name in _INT_FIELDS else str, number)
     prev_hash = _field(record, "prev_hash", str, number)
     entry_hash = _field(record, "entry_hash", str, number)
     try:
-        check_canonical(canonical["details"])
+        check_canonical(values["details"])
+        text: str | None = canonical_entry_text(**values)
     except NotCanonical:
-        return canonical["sequence_number"], None, prev_hash, entry_hash
-    return canonical["sequence_number"], canonical, prev_hash, entry_hash
+        text = None
+    return values["sequence_number"], text, prev_hash, entry_hash
 
 
 def parse_checkpoint(record: dict[str, Any], number: int) -> Checkpoint:

@@ -106,15 +106,56 @@ def canonical_json(value: Mapping[str, Any]) -> bytes:
     return _encode(value).encode("utf-8")
 
 
-def hash_canonical_entry(prev_hash: str, canonical: Mapping[str, Any]) -> str:
-    """``entry_hash`` of an entry already in canonical form (see :func:`check_canonical`).
+_quote = json.encoder.encode_basestring  # a JSON string literal, non-ASCII as itself
 
-    The validator's fast path: its values come from parsed JSON with floats refused, so the
-    type walk of :func:`canonical_json` would only repeat what parsing guaranteed.
+
+def canonical_entry_text(
+    event_id: str,
+    sequence_number: int,
+    occurred_at: str,
+    actor_id: str | None,
+    actor_role: str | None,
+    action: str,
+    resource: str,
+    result: str,
+    details: Mapping[str, Any],
+    source_ip: str | None,
+    request_id: str | None,
+    incident_level: int,
+) -> str:
+    """The canonical JSON of an entry's hashed fields, each given in its canonical text form.
+
+    Exactly ``canonical_json`` of the same twelve fields, written out key by key in sorted
+    order: the validator builds it for every entry of the chain, and this is about twice as
+    fast as building a dict and sorting it. ``details`` must already be canonical (no floats:
+    see :func:`check_canonical`); anything else raises :class:`NotCanonical`.
     """
+    if type(sequence_number) is not int or type(incident_level) is not int:
+        raise NotCanonical("sequence_number and incident_level are integers")
+    try:
+        return (
+            f'{{"action":{_quote(action)},'
+            f'"actor_id":{"null" if actor_id is None else _quote(actor_id)},'
+            f'"actor_role":{"null" if actor_role is None else _quote(actor_role)},'
+            f'"details":{_encode(details)},'
+            f'"event_id":{_quote(event_id)},'
+            f'"incident_level":{incident_level},'
+            f'"occurred_at":{_quote(occurred_at)},'
+            f'"request_id":{"null" if request_id is None else _quote(request_id)},'
+            f'"resource":{_quote(resource)},'
+            f'"result":{_quote(result)},'
+            f'"sequence_number":{sequence_number},'
+            f'"source_ip":{"null" if source_ip is None else _quote(source_ip)}}}'
+        )
+    except TypeError:
+        raise NotCanonical("a field is not of its JSON type") from None
+
+
+def entry_hash_of(prev_hash: str, canonical_text: str) -> str:
+    """``SHA-512(prev_hash as ASCII ‖ canonical JSON as UTF-8)``, lowercase hex."""
     try:
         return hashlib.sha512(
-            prev_hash.encode("ascii") + _encode(canonical).encode("utf-8")
+            prev_hash.encode("ascii") + canonical_text.encode("utf-8")
         ).hexdigest()
     except UnicodeEncodeError:  # a lone surrogate ("\ud800" in stored JSON) is not UTF-8
         raise NotCanonical("text that is not valid Unicode") from None
@@ -155,6 +196,21 @@ class ChainedFields:
 
 
 def compute_entry_hash(prev_hash: str, fields: ChainedFields) -> str:
-    canonical = fields.as_canonical_dict()
-    check_canonical(canonical, "entry")
-    return hash_canonical_entry(prev_hash, canonical)
+    check_canonical(fields.details)
+    return entry_hash_of(
+        prev_hash,
+        canonical_entry_text(
+            str(fields.event_id),
+            fields.sequence_number,
+            format_timestamp(fields.occurred_at),
+            str(fields.actor_id) if fields.actor_id is not None else None,
+            fields.actor_role,
+            fields.action,
+            fields.resource,
+            fields.result,
+            fields.details,
+            fields.source_ip,
+            fields.request_id,
+            fields.incident_level,
+        ),
+    )

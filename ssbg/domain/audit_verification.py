@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ssbg.domain.audit_chain import NotCanonical, hash_canonical_entry
+from ssbg.domain.audit_chain import NotCanonical, canonical_entry_text, entry_hash_of
 from ssbg.domain.audit_checkpoint import Checkpoint, next_checkpoint_after
 
 
@@ -78,9 +78,9 @@ class ValidationResult:
         }
 
 
-# One entry as the verifier reads it: (sequence_number, canonical hashed fields or None when
-# the stored content has no canonical form, prev_hash, entry_hash).
-EntryTuple = tuple[int, dict[str, Any] | None, str, str]
+# One entry as the verifier reads it: (sequence_number, canonical JSON of its hashed fields —
+# None when the stored content has no canonical form —, prev_hash, entry_hash).
+EntryTuple = tuple[int, str | None, str, str]
 # One entry as stored in columns, every value already in its canonical text form except
 # ``details``, which is JSON text: (sequence_number, event_id, occurred_at, actor_id,
 # actor_role, action, resource, result, details_json, source_ip, request_id, incident_level,
@@ -96,59 +96,42 @@ def _refuse_float(text: str) -> Any:
     raise ValueError(f"floating-point number {text} in audit details")
 
 
-_decode_details = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float).decode
+_details_decoder = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float)
+
+
+def _parse_details(text: str) -> Any:
+    """Stored ``details`` JSON; floats refused. ``raw_decode`` first: the common case without
+    surrounding whitespace skips ``decode``'s two regular-expression scans."""
+    try:
+        value, end = _details_decoder.raw_decode(text)
+        if end == len(text):
+            return value
+    except ValueError:
+        pass
+    return _details_decoder.decode(text)
 
 
 def entries_from_columns(rows: Iterable[EntryColumns]) -> Iterator[EntryTuple]:
     """Stored columns to verifier input; content with no canonical form becomes ``None``."""
-    for (
-        sequence_number,
-        event_id,
-        occurred_at,
-        actor_id,
-        actor_role,
-        action,
-        resource,
-        result,
-        details_json,
-        source_ip,
-        request_id,
-        incident_level,
-        prev_hash,
-        entry_hash,
-    ) in rows:
+    for row in rows:
+        sequence_number, prev_hash, entry_hash = row[0], row[12], row[13]
         try:
-            details = _decode_details(details_json)
-        except ValueError:
+            details = _parse_details(row[8])
+            if not isinstance(details, dict):
+                raise NotCanonical("details is not a JSON object")
+            text = canonical_entry_text(
+                row[1], sequence_number, row[2], row[3], row[4], row[5], row[6], row[7],
+                details, row[9], row[10], row[11],
+            )  # fmt: skip
+        except (ValueError, TypeError):  # NotCanonical is a ValueError
             yield sequence_number, None, prev_hash, entry_hash
             continue
-        if not isinstance(details, dict):
-            yield sequence_number, None, prev_hash, entry_hash
-            continue
-        yield (
-            sequence_number,
-            {
-                "action": action,
-                "actor_id": actor_id,
-                "actor_role": actor_role,
-                "details": details,
-                "event_id": event_id,
-                "incident_level": incident_level,
-                "occurred_at": occurred_at,
-                "request_id": request_id,
-                "resource": resource,
-                "result": result,
-                "sequence_number": sequence_number,
-                "source_ip": source_ip,
-            },
-            prev_hash,
-            entry_hash,
-        )
+        yield sequence_number, text, prev_hash, entry_hash
 
 
-def _hash_or_none(prev_hash: str, canonical: dict[str, Any]) -> str | None:
+def _hash_or_none(prev_hash: str, canonical_text: str) -> str | None:
     try:
-        return hash_canonical_entry(prev_hash, canonical)
+        return entry_hash_of(prev_hash, canonical_text)
     except NotCanonical:
         return None
 

@@ -167,19 +167,27 @@ class AuditRepository:
         ):
             yield rows
 
+    async def checkpoints_between(
+        self, first: int, last: int | None, *, limit: int | None = None
+    ) -> list[Checkpoint]:
+        """Checkpoints ``first..last`` (``None``: no upper bound), ascending."""
+        connection = await self._session.connection()
+        key = _CHECKPOINTS.sequence_number
+        statement = (
+            select(*_checkpoint_columns(connection.dialect.name))
+            .where(key >= first)
+            .order_by(key)
+            .limit(limit)
+        )
+        if last is not None:
+            statement = statement.where(key <= last)
+        return [Checkpoint(*row) for row in await connection.execute(statement)]
+
     async def checkpoint_batches(
         self, first: int, last: int | None, batch_size: int
     ) -> AsyncGenerator[list[Checkpoint], None]:
         connection = await self._session.connection()
-        columns = [
-            _CHECKPOINTS.sequence_number,
-            _CHECKPOINTS.entry_hash,
-            _canonical_timestamp(_CHECKPOINTS.created_at, connection.dialect.name),
-            _CHECKPOINTS.checkpoint_interval,
-            _CHECKPOINTS.previous_checkpoint_sequence,
-            _CHECKPOINTS.signing_key_id,
-            _CHECKPOINTS.signature,
-        ]
+        columns = _checkpoint_columns(connection.dialect.name)
         async for rows in _keyset_batches(
             connection, columns, _CHECKPOINTS.sequence_number, first, last, batch_size
         ):
@@ -194,17 +202,38 @@ async def _keyset_batches(
     last: int | None,
     batch_size: int,
 ) -> AsyncGenerator[list[Any], None]:
+    """Rows with ``first <= key <= last`` in ascending order, one key span of ``batch_size`` per
+    query. Each query names both ends of its span, so the planner always takes the unique
+    index, whatever the table statistics say (an open-ended ``key >= n … LIMIT`` on a freshly
+    loaded table was planned as a full scan and sort, once per batch). A short span (a gap, or
+    the end) is followed by one look-up of where the keys resume."""
     start = first
     while last is None or start <= last:
-        statement = select(*columns).where(key >= start).order_by(key).limit(batch_size)
-        if last is not None:
-            statement = statement.where(key <= last)
+        stop = start + batch_size - 1 if last is None else min(start + batch_size - 1, last)
+        statement = select(*columns).where(key >= start, key <= stop).order_by(key)
         rows = list((await connection.execute(statement)).all())
         if rows:
             yield rows
-        if len(rows) < batch_size:
+        if len(rows) == stop - start + 1:
+            start = stop + 1
+            continue
+        resume = (await connection.execute(select(func.min(key)).where(key > stop))).scalar()
+        if resume is None:
             return
-        start = rows[-1][0] + 1
+        start = int(resume)
+
+
+def _checkpoint_columns(dialect: str) -> list[ColumnElement[Any]]:
+    """In the order of ``Checkpoint``'s fields, the timestamp as its canonical text."""
+    return [
+        _CHECKPOINTS.sequence_number,
+        _CHECKPOINTS.entry_hash,
+        _canonical_timestamp(_CHECKPOINTS.created_at, dialect),
+        _CHECKPOINTS.checkpoint_interval,
+        _CHECKPOINTS.previous_checkpoint_sequence,
+        _CHECKPOINTS.signing_key_id,
+        _CHECKPOINTS.signature,
+    ]
 
 
 def _canonical_timestamp(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:

@@ -8,10 +8,13 @@ row in the database, which anyone able to rewrite the chain could replace. A bun
 against the key its header names unless the auditor pins a key they obtained independently.
 """
 
+import asyncio
+import gc
 from collections.abc import AsyncGenerator, Iterator
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ssbg.domain.audit_bundle import (
     ENTRY_PREFIX,
@@ -43,10 +46,12 @@ from ssbg.domain.errors import (
 )
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
+from ssbg.repositories.audit_repository import AuditRepository
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import Database
 
 BATCH_SIZE = 5000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +149,7 @@ class AuditValidationService:
                 signature_valid=signature_valid,
                 checkpoint_interval=self._checkpoint_interval,
             )
-            await _feed(
-                verifier,
-                tx.audit.entry_column_batches(first, upper, BATCH_SIZE),
-                tx.audit.checkpoint_batches(first, upper, BATCH_SIZE),
-            )
+            await _feed(verifier, tx.audit, first, upper)
         result = verifier.finish(
             head=HeadRef(sequence=head.sequence_number, hash=head.entry_hash),
             expected_last_sequence=head.sequence_number if reaches_head else upper,
@@ -158,29 +159,65 @@ class AuditValidationService:
 
 
 async def _feed(
-    verifier: ChainVerifier,
-    entry_batches: AsyncGenerator[list[EntryColumns], None],
-    checkpoint_batches: AsyncGenerator[list[Checkpoint], None],
+    verifier: ChainVerifier, audit: AuditRepository, first: int, upper: int | None
 ) -> None:
-    """Merge the two ascending streams: checkpoints are queued before the entries they name."""
-    async with aclosing(entry_batches) as entries, aclosing(checkpoint_batches) as checkpoints:
-        exhausted = False
+    async with aclosing(_read_ahead(_batches(audit, first, upper))) as batches:
+        async for rows, checkpoints in batches:
+            verifier.add_checkpoints(checkpoints)
+            with _collector_paused():
+                if rows and not verifier.add_entries(entries_from_columns(rows)):
+                    return
 
-        async def queue_through(sequence_number: int) -> None:
-            nonlocal exhausted
-            while not exhausted and verifier.checkpoints_queued_through < sequence_number:
-                batch = await anext(checkpoints, None)
-                if batch is None:
-                    exhausted = True
-                else:
-                    verifier.add_checkpoints(batch)
 
-        async for batch in entries:
-            await queue_through(batch[-1][0])
-            if not verifier.add_entries(entries_from_columns(batch)):
-                return
-        # One checkpoint past the last entry is all it takes to show a cut tail.
-        await queue_through(verifier.last_sequence + 1)
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while one batch is verified.
+
+    Verifying allocates a handful of short-lived, acyclic objects per entry (freed by
+    reference counting); with a batch of rows alive, every collection those allocations
+    trigger scans the rows again — about a fifth of the validation time. The step is
+    synchronous (no other task runs meanwhile), and the previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def _batches(
+    audit: AuditRepository, first: int, upper: int | None
+) -> AsyncGenerator[tuple[list[EntryColumns], list[Checkpoint]], None]:
+    """Entry batches, each with the checkpoints up to its last entry (checkpoints are queued
+    before the entries they name); then the first checkpoint after the last entry, if any:
+    one is all it takes to show a cut tail."""
+    checkpoints_from = first
+    async with aclosing(audit.entry_column_batches(first, upper, BATCH_SIZE)) as entries:
+        async for rows in entries:
+            through = rows[-1][0]
+            yield rows, await audit.checkpoints_between(checkpoints_from, through)
+            checkpoints_from = through + 1
+    yield [], await audit.checkpoints_between(checkpoints_from, upper, limit=1)
+
+
+async def _read_ahead(source: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """``source``'s items, each handed over once the read of the next one has begun: the
+    database produces the next batch while the caller verifies this one (CPU-bound).
+    Only one read is ever in flight, so the connection is never used concurrently."""
+    pending = asyncio.ensure_future(anext(source, None))
+    try:
+        while (item := await pending) is not None:
+            pending = asyncio.ensure_future(anext(source, None))
+            await asyncio.sleep(0)  # let the next read reach the database first
+            yield item
+    finally:
+        if not pending.done():
+            # Stopped early: the read in flight must finish before the transaction ends.
+            with suppress(Exception):
+                await pending
+        await source.aclose()
 
 
 # -- offline: an evidence bundle ------------------------------------------------------------

@@ -8,11 +8,12 @@ import pytest
 
 from ssbg.domain.audit_chain import (
     GENESIS_HASH,
+    HASHED_FIELDS,
     ChainedFields,
     NotCanonical,
+    canonical_entry_text,
     canonical_json,
     compute_entry_hash,
-    hash_canonical_entry,
 )
 
 FIELDS = ChainedFields(
@@ -43,10 +44,36 @@ def test_entry_hash_follows_the_documented_rule() -> None:
     assert compute_entry_hash(GENESIS_HASH, FIELDS) == _reference(GENESIS_HASH, FIELDS)
 
 
-def test_fast_path_equals_the_checked_path() -> None:
-    canonical = FIELDS.as_canonical_dict()
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"actor_id": UUID(int=1), "request_id": "r-\u2028-\x00-\x1f-\x7f-\U0001f600"},
+        {"details": {}, "source_ip": None, "actor_role": None},
+        {"details": {"B": 1, "a": 2, "ä": [], "\U0001f600": {"z": None, "y": 10**30}}},
+        {"resource": 'q"u\\o\\"te', "action": "X" * 40},
+    ],
+)
+def test_canonical_entry_text_is_the_sorted_compact_json_of_the_fields(
+    changes: dict[str, object],
+) -> None:
+    fields = dataclasses.replace(FIELDS, **changes)  # type: ignore[arg-type]
+    canonical = fields.as_canonical_dict()
 
-    assert hash_canonical_entry("a" * 128, canonical) == compute_entry_hash("a" * 128, FIELDS)
+    text = canonical_entry_text(*(canonical[name] for name in HASHED_FIELDS))
+
+    assert text.encode() == canonical_json(canonical)
+    assert compute_entry_hash("a" * 128, fields) == _reference("a" * 128, fields)
+
+
+@pytest.mark.parametrize(
+    "change", [{"sequence_number": True}, {"incident_level": "0"}, {"action": None}]
+)
+def test_fields_of_the_wrong_json_type_have_no_canonical_text(change: dict[str, object]) -> None:
+    canonical = {**FIELDS.as_canonical_dict(), **change}
+
+    with pytest.raises(NotCanonical):
+        canonical_entry_text(*(canonical[name] for name in HASHED_FIELDS))
 
 
 def test_canonical_form_sorts_keys_and_keeps_non_ascii() -> None:
