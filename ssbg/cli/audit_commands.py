@@ -75,14 +75,16 @@ def _print_result(result: ValidationResult, *, as_json: bool, source: str) -> No
         out.print(
             f"[green]VALID[/] {source}: {result.entries_checked} entries and "
             f"{result.checkpoints_verified} checkpoints verified; head {result.head.sequence} "
-            f"{result.head.hash[:16]}…"
+            f"{result.head.hash[:16]}…",
+            soft_wrap=True,
         )
     else:
         reason = result.reason.value if result.reason else "?"
         out.print(
             f"[red]INVALID[/] {source}: first invalid sequence "
             f"{result.first_invalid_sequence} ({reason}); {result.entries_checked} entries "
-            f"and {result.checkpoints_verified} checkpoints verified before it."
+            f"and {result.checkpoints_verified} checkpoints verified before it.",
+            soft_wrap=True,
         )
 
 
@@ -196,7 +198,8 @@ def export(
         out.print(
             f"Wrote {output}: {summary['entries']} entries, {summary['checkpoints']} "
             f"checkpoints, {summary['bytes']} bytes. Verify it with: "
-            f"ssbg audit verify --bundle {output}"
+            f"ssbg audit verify --bundle {output}",
+            soft_wrap=True,
         )
 
 
