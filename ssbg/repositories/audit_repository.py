@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     cast,
     func,
     insert,
@@ -32,6 +33,25 @@ from ssbg.infrastructure.db.models import (
 _ENTRY_TABLE: Table = AuditLogEntry.__table__  # type: ignore[assignment]
 _ENTRIES = _ENTRY_TABLE.c
 _CHECKPOINTS = AuditCheckpoint.__table__.c
+
+# The append path, built once. PostgreSQL: SQLite ignores FOR UPDATE (its write transaction
+# already holds the database lock); the entry and the head move in one statement (a CTE).
+_LOCK_HEAD = (
+    select(AuditChainHead.sequence_number, AuditChainHead.entry_hash)
+    .where(AuditChainHead.id == 1)
+    .with_for_update()
+)
+_APPEND = insert(_ENTRY_TABLE).values({c.key: bindparam(c.key) for c in _ENTRY_TABLE.columns})
+_MOVE_HEAD = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == 1)
+    .values(
+        sequence_number=bindparam("head_sequence_number"),
+        entry_hash=bindparam("head_entry_hash"),
+        updated_at=bindparam("head_updated_at"),
+    )
+)
+_APPEND_AND_MOVE_HEAD = _MOVE_HEAD.add_cte(_APPEND.cte("appended"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +81,8 @@ class AuditRepository:
         SQLite: ``FOR UPDATE`` is not emitted; the write transaction already holds the
         database's RESERVED lock from ``BEGIN IMMEDIATE``, which serialises appenders.
         """
-        result = await self._session.execute(
-            select(AuditChainHead.sequence_number, AuditChainHead.entry_hash)
-            .where(AuditChainHead.id == 1)
-            .with_for_update()
-        )
-        row = result.one()
+        connection = await self._session.connection()
+        row = (await connection.execute(_LOCK_HEAD)).one()
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
     async def get_head(self) -> ChainHead:
@@ -79,23 +95,20 @@ class AuditRepository:
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
     async def insert_entry(self, entry: AuditLogEntry, at: datetime) -> None:
-        """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL)."""
+        """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL).
+
+        The statements are built once (module level) and only bound here: every request
+        appends, under the chain-head lock, so their construction cost is worth saving."""
         values = {column.key: getattr(entry, column.key) for column in _ENTRY_TABLE.columns}
-        move_head = (
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
-            .values(
-                sequence_number=entry.sequence_number, entry_hash=entry.entry_hash, updated_at=at
-            )
-        )
-        if self._session.get_bind().dialect.name == "postgresql":
-            # The lock on the head is held from here to the commit: one round trip, not two.
-            await self._session.execute(
-                move_head.add_cte(insert(_ENTRY_TABLE).values(values).cte("appended"))
-            )
+        values["head_sequence_number"] = entry.sequence_number
+        values["head_entry_hash"] = entry.entry_hash
+        values["head_updated_at"] = at
+        connection = await self._session.connection()
+        if connection.dialect.name == "postgresql":
+            await connection.execute(_APPEND_AND_MOVE_HEAD, values)
             return
-        await self._session.execute(insert(_ENTRY_TABLE).values(values))
-        await self._session.execute(move_head)
+        await connection.execute(_APPEND, values)
+        await connection.execute(_MOVE_HEAD, values)
 
     async def list_entries(
         self, filters: AuditEntryFilters, after_sequence: int, limit: int

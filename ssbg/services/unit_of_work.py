@@ -73,7 +73,8 @@ class UnitOfWork:
         """
         if self.flush_after_commit or self.session.get_bind().dialect.name != "postgresql":
             return
-        await self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        connection = await self.session.connection()
+        await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         self.flush_after_commit = True
 
 
