@@ -44,15 +44,13 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ssbg.domain.audit_verification import SequenceRange  # noqa: E402
 from ssbg.infrastructure.clock import SystemClock  # noqa: E402
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner  # noqa: E402
 from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore  # noqa: E402
 from ssbg.infrastructure.db.migrate import upgrade  # noqa: E402
 from ssbg.services.audit_service import AuditTrail  # noqa: E402
-from ssbg.services.audit_validation_service import (  # noqa: E402
-    AuditValidationService,
-    SequenceRange,
-)
+from ssbg.services.audit_validation_service import AuditValidationService  # noqa: E402
 from ssbg.services.unit_of_work import Database  # noqa: E402
 from tests.support.audit_chain import rich_event, seed_chain  # noqa: E402
 

@@ -20,12 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
 from ssbg.domain.audit_bundle import ENTRY_PREFIX
-from ssbg.domain.audit_verification import ValidationResult
+from ssbg.domain.audit_verification import SequenceRange, ValidationResult
 from ssbg.domain.errors import SsbgError, ValidationNotRecorded
 from ssbg.domain.identity import RequestContext
 from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
 from ssbg.infrastructure.log_config import configure_logging
-from ssbg.services.audit_validation_service import SequenceRange, verify_bundle
+from ssbg.services.audit_validation_service import verify_bundle
 from ssbg.services.container import build_services
 from ssbg.settings import Settings
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from ssbg.domain.audit_chain import NotCanonical, canonical_entry_text, entry_hash_of
 from ssbg.domain.audit_checkpoint import Checkpoint, next_checkpoint_after
+from ssbg.domain.errors import ValidationFailed
 
 
 class ValidationReason(StrEnum):
@@ -76,6 +77,39 @@ class ValidationResult:
             "head": {"sequence": self.head.sequence, "hash": self.head.hash},
             "checkpoints_verified": self.checkpoints_verified,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceRange:
+    """A requested range; ``None`` ends mean "from the first entry" / "to the head"."""
+
+    from_sequence: int | None = None
+    to_sequence: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("from_sequence", "to_sequence"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValidationFailed(details={name: "must be at least 1"})
+        if (
+            self.from_sequence is not None
+            and self.to_sequence is not None
+            and self.to_sequence < self.from_sequence
+        ):
+            raise ValidationFailed(details={"to_sequence": "must not be below from_sequence"})
+
+    @property
+    def first(self) -> int:
+        return self.from_sequence or 1
+
+    def reaches(self, head: int) -> bool:
+        return self.to_sequence is None or self.to_sequence >= head
+
+    def check_start(self, head: int) -> None:
+        if self.first > 1 and self.first > head:
+            raise ValidationFailed(
+                details={"from_sequence": f"beyond the chain head (sequence {head})"}
+            )
 
 
 # One entry as the verifier reads it: (sequence_number, canonical JSON of its hashed fields —

@@ -18,13 +18,13 @@ from ssbg.domain.audit_bundle import (
 )
 from ssbg.domain.audit_chain import GENESIS_HASH, format_timestamp
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
-from ssbg.domain.audit_verification import HeadRef
+from ssbg.domain.audit_verification import HeadRef, SequenceRange
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner, SigningKeyInfo
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.audit_validation_service import BATCH_SIZE, SequenceRange
+from ssbg.services.audit_validation_service import BATCH_SIZE
 from ssbg.services.unit_of_work import Database
 
 

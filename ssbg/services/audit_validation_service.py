@@ -12,7 +12,6 @@ import asyncio
 import gc
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,16 +33,12 @@ from ssbg.domain.audit_verification import (
     EntryColumns,
     EntryTuple,
     HeadRef,
+    SequenceRange,
     ValidationResult,
     entries_from_columns,
 )
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.errors import (
-    BundleMalformed,
-    SsbgError,
-    ValidationFailed,
-    ValidationNotRecorded,
-)
+from ssbg.domain.errors import BundleMalformed, SsbgError, ValidationNotRecorded
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
 from ssbg.repositories.audit_repository import AuditRepository
@@ -52,39 +47,6 @@ from ssbg.services.unit_of_work import Database
 
 BATCH_SIZE = 5000
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class SequenceRange:
-    """A requested range; ``None`` ends mean "from the first entry" / "to the head"."""
-
-    from_sequence: int | None = None
-    to_sequence: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("from_sequence", "to_sequence"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValidationFailed(details={name: "must be at least 1"})
-        if (
-            self.from_sequence is not None
-            and self.to_sequence is not None
-            and self.to_sequence < self.from_sequence
-        ):
-            raise ValidationFailed(details={"to_sequence": "must not be below from_sequence"})
-
-    @property
-    def first(self) -> int:
-        return self.from_sequence or 1
-
-    def reaches(self, head: int) -> bool:
-        return self.to_sequence is None or self.to_sequence >= head
-
-    def check_start(self, head: int) -> None:
-        if self.first > 1 and self.first > head:
-            raise ValidationFailed(
-                details={"from_sequence": f"beyond the chain head (sequence {head})"}
-            )
 
 
 class AuditValidationService:

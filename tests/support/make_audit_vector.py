@@ -17,11 +17,11 @@ from uuid import UUID
 from pydantic import SecretStr
 
 from ssbg.domain.audit_events import AuditEvent
+from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.identity import RequestContext
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.migrate import upgrade
-from ssbg.services.audit_validation_service import SequenceRange
 from ssbg.services.auth_service import principal_of
 from ssbg.services.container import build_services
 from ssbg.settings import Settings

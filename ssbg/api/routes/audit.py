@@ -16,12 +16,12 @@ from ssbg.api.schemas.audit import (
 )
 from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
 from ssbg.domain.audit_bundle import BUNDLE_MEDIA_TYPE
+from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import AuthInvalidKey, DatabaseUnavailable, ForbiddenRole, KeyUnavailable
 from ssbg.domain.identity import Principal
 from ssbg.domain.permissions import Permission
 from ssbg.repositories.audit_repository import AuditEntryFilters
-from ssbg.services.audit_validation_service import SequenceRange
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Reviewer = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]

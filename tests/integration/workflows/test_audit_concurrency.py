@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
+from ssbg.domain.audit_verification import SequenceRange
 from ssbg.services.api_key_service import IssuedApiKey
-from ssbg.services.audit_validation_service import SequenceRange
 from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.support.audit_chain import rich_event
