@@ -191,6 +191,9 @@ def export(
     except _ExportRefused as exc:
         partial.unlink(missing_ok=True)
         _fail(exc.code, exc.message, as_json=as_json, exit_code=EXIT_INVALID)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _fail("USAGE", f"Cannot write {output}: {exc.strerror}.", as_json=as_json)
     partial.replace(output)
     if as_json:
         print(json.dumps({"output": str(output), **summary}))

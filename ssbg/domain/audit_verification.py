@@ -202,15 +202,6 @@ class ChainVerifier:
         self.failure: tuple[int, ValidationReason] | None = None
 
     @property
-    def checkpoints_queued_through(self) -> int:
-        """The highest checkpoint sequence added so far (0 before any)."""
-        return self._last_queued
-
-    @property
-    def has_pending_checkpoints(self) -> bool:
-        return bool(self._pending)
-
-    @property
     def last_sequence(self) -> int:
         """The last entry checked (``first_sequence - 1`` before any)."""
         return self._next_sequence - 1

@@ -122,3 +122,18 @@ async def test_export_without_a_key_or_a_gateway_is_a_usage_error(out_dir: Path)
     assert no_gateway.exit_code == 2
     assert no_gateway.json()["error"]["code"] == "CONNECTION"
     assert files_in(out_dir) == []
+
+
+async def test_export_into_a_missing_directory_is_a_usage_error(
+    gateway_url: str, services: Services, out_dir: Path
+) -> None:
+    auditor = await create_api_key(services, Role.AUDITOR)
+
+    exported = await run_cli(
+        ["audit", "export", "--output", str(out_dir / "missing" / "evidence.jsonl"), "--json"],
+        {"SSBG_URL": gateway_url, "SSBG_API_KEY": auditor.api_key},
+    )
+
+    assert exported.exit_code == 2
+    assert exported.json()["error"]["code"] == "USAGE"
+    assert files_in(out_dir) == []
