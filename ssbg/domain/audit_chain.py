@@ -1,4 +1,4 @@
-"""The audit chain's hashing rules (SPEC §7), pure and documented in docs/audit-chain.md.
+"""The audit chain's hashing rules (SPEC §7), pure and documented in docs/audit-evidence.md.
 
 ``entry_hash = SHA-512(prev_hash || canonical_json(fields))`` where
 
@@ -14,7 +14,8 @@
 
 import hashlib
 import json
-from collections.abc import Mapping
+import json.encoder
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,11 +70,95 @@ def check_canonical(value: Any, path: str = "details") -> None:
     raise NotCanonical(f"{path}: {type(value).__name__} is not a JSON type")
 
 
+def _refuse(value: Any) -> Any:
+    raise NotCanonical(f"{type(value).__name__} is not a JSON type")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, fast.
+
+    The validator hashes every entry of the chain, so the per-call set-up of
+    ``json.dumps`` matters: when CPython's C encoder is available it is built once here with
+    exactly the options ``json.dumps`` would pass it (no circular-reference markers: the
+    values are trees by construction).
+    """
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has _json
+        encoder = json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return encoder.encode
+    iterencode: Callable[[Any, int], Iterator[str]] = c_make_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
+
+
 def canonical_json(value: Mapping[str, Any]) -> bytes:
     check_canonical(value, "entry")
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _encode(value).encode("utf-8")
+
+
+_quote = json.encoder.encode_basestring  # a JSON string literal, non-ASCII as itself
+
+
+def canonical_entry_text(
+    event_id: str,
+    sequence_number: int,
+    occurred_at: str,
+    actor_id: str | None,
+    actor_role: str | None,
+    action: str,
+    resource: str,
+    result: str,
+    details: Mapping[str, Any],
+    source_ip: str | None,
+    request_id: str | None,
+    incident_level: int,
+) -> str:
+    """The canonical JSON of an entry's hashed fields, each given in its canonical text form.
+
+    Exactly ``canonical_json`` of the same twelve fields, written out key by key in sorted
+    order: the validator builds it for every entry of the chain, and this is about twice as
+    fast as building a dict and sorting it. ``details`` must already be canonical (no floats:
+    see :func:`check_canonical`); anything else raises :class:`NotCanonical`.
+    """
+    if type(sequence_number) is not int or type(incident_level) is not int:
+        raise NotCanonical("sequence_number and incident_level are integers")
+    try:
+        return (
+            f'{{"action":{_quote(action)},'
+            f'"actor_id":{"null" if actor_id is None else _quote(actor_id)},'
+            f'"actor_role":{"null" if actor_role is None else _quote(actor_role)},'
+            f'"details":{_encode(details)},'
+            f'"event_id":{_quote(event_id)},'
+            f'"incident_level":{incident_level},'
+            f'"occurred_at":{_quote(occurred_at)},'
+            f'"request_id":{"null" if request_id is None else _quote(request_id)},'
+            f'"resource":{_quote(resource)},'
+            f'"result":{_quote(result)},'
+            f'"sequence_number":{sequence_number},'
+            f'"source_ip":{"null" if source_ip is None else _quote(source_ip)}}}'
+        )
+    except TypeError:
+        raise NotCanonical("a field is not of its JSON type") from None
+
+
+def entry_hash_of(prev_hash: str, canonical_text: str) -> str:
+    """``SHA-512(prev_hash as ASCII ‖ canonical JSON as UTF-8)``, lowercase hex."""
+    try:
+        return hashlib.sha512(
+            prev_hash.encode("ascii") + canonical_text.encode("utf-8")
+        ).hexdigest()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in stored JSON) is not UTF-8
+        raise NotCanonical("text that is not valid Unicode") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +196,21 @@ class ChainedFields:
 
 
 def compute_entry_hash(prev_hash: str, fields: ChainedFields) -> str:
-    digest = hashlib.sha512(prev_hash.encode("ascii"))
-    digest.update(canonical_json(fields.as_canonical_dict()))
-    return digest.hexdigest()
+    check_canonical(fields.details)
+    return entry_hash_of(
+        prev_hash,
+        canonical_entry_text(
+            str(fields.event_id),
+            fields.sequence_number,
+            format_timestamp(fields.occurred_at),
+            str(fields.actor_id) if fields.actor_id is not None else None,
+            fields.actor_role,
+            fields.action,
+            fields.resource,
+            fields.result,
+            fields.details,
+            fields.source_ip,
+            fields.request_id,
+            fields.incident_level,
+        ),
+    )

@@ -152,5 +152,29 @@ class AuditUnavailable(SsbgError):
     )
 
 
+class ValidationNotRecorded(AuditUnavailable):
+    """The chain was validated, but ``AUDIT_VALIDATE`` could not be appended — possibly because
+    of the very damage the validation found (an entry planted past the head makes every append
+    fail). Fail closed, yet hand the finding over: hiding it would let an attacker blind the
+    validator by breaking appends."""
+
+    default_message = "The validation ran but could not be recorded in the audit log."
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(details={"validation": result.as_dict()})
+        self.result = result
+
+
+class BundleMalformed(SsbgError):
+    """An evidence bundle that cannot be read as the documented format (not a verdict on the
+    chain it carries: a readable bundle with wrong content is an invalid chain instead)."""
+
+    code, status, default_message = (
+        "BUNDLE_MALFORMED",
+        422,
+        "The evidence bundle is not in the documented format.",
+    )
+
+
 class InternalError(SsbgError):
     pass

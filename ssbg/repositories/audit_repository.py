@@ -1,14 +1,57 @@
-"""Persistence of the audit chain: entries, the chain-head row, signing keys."""
+"""Persistence of the audit chain: entries, the chain-head row, checkpoints, signing keys."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ssbg.infrastructure.db.models import AuditChainHead, AuditLogEntry, AuditSigningKey
+from ssbg.domain.audit_checkpoint import Checkpoint
+from ssbg.domain.audit_verification import EntryColumns
+from ssbg.infrastructure.db.models import (
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditLogEntry,
+    AuditSigningKey,
+)
+
+_ENTRY_TABLE: Table = AuditLogEntry.__table__  # type: ignore[assignment]
+_ENTRIES = _ENTRY_TABLE.c
+_CHECKPOINTS = AuditCheckpoint.__table__.c
+
+# The append path, built once. PostgreSQL: SQLite ignores FOR UPDATE (its write transaction
+# already holds the database lock); the entry and the head move in one statement (a CTE).
+_LOCK_HEAD = (
+    select(AuditChainHead.sequence_number, AuditChainHead.entry_hash)
+    .where(AuditChainHead.id == 1)
+    .with_for_update()
+)
+_APPEND = insert(_ENTRY_TABLE).values({c.key: bindparam(c.key) for c in _ENTRY_TABLE.columns})
+_MOVE_HEAD = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == 1)
+    .values(
+        sequence_number=bindparam("head_sequence_number"),
+        entry_hash=bindparam("head_entry_hash"),
+        updated_at=bindparam("head_updated_at"),
+    )
+)
+_APPEND_AND_MOVE_HEAD = _MOVE_HEAD.add_cte(_APPEND.cte("appended"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +81,8 @@ class AuditRepository:
         SQLite: ``FOR UPDATE`` is not emitted; the write transaction already holds the
         database's RESERVED lock from ``BEGIN IMMEDIATE``, which serialises appenders.
         """
-        result = await self._session.execute(
-            select(AuditChainHead.sequence_number, AuditChainHead.entry_hash)
-            .where(AuditChainHead.id == 1)
-            .with_for_update()
-        )
-        row = result.one()
+        connection = await self._session.connection()
+        row = (await connection.execute(_LOCK_HEAD)).one()
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
     async def get_head(self) -> ChainHead:
@@ -56,15 +95,20 @@ class AuditRepository:
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
     async def insert_entry(self, entry: AuditLogEntry, at: datetime) -> None:
-        self._session.add(entry)
-        await self._session.flush()
-        await self._session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
-            .values(
-                sequence_number=entry.sequence_number, entry_hash=entry.entry_hash, updated_at=at
-            )
-        )
+        """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL).
+
+        The statements are built once (module level) and only bound here: every request
+        appends, under the chain-head lock, so their construction cost is worth saving."""
+        values = {column.key: getattr(entry, column.key) for column in _ENTRY_TABLE.columns}
+        values["head_sequence_number"] = entry.sequence_number
+        values["head_entry_hash"] = entry.entry_hash
+        values["head_updated_at"] = at
+        connection = await self._session.connection()
+        if connection.dialect.name == "postgresql":
+            await connection.execute(_APPEND_AND_MOVE_HEAD, values)
+            return
+        await connection.execute(_APPEND, values)
+        await connection.execute(_MOVE_HEAD, values)
 
     async def list_entries(
         self, filters: AuditEntryFilters, after_sequence: int, limit: int
@@ -95,3 +139,157 @@ class AuditRepository:
 
     async def get_signing_key_or_none(self, key_id: str) -> AuditSigningKey | None:
         return await self._session.get(AuditSigningKey, key_id)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def last_checkpoint_sequence(self) -> int:
+        """The newest checkpoint's sequence number, 0 when there is none."""
+        result = await self._session.execute(select(func.max(AuditCheckpoint.sequence_number)))
+        return int(result.scalar_one() or 0)
+
+    async def insert_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        self._session.add(checkpoint)
+        await self._session.flush()
+
+    async def list_checkpoints(self, after_sequence: int, limit: int) -> Sequence[AuditCheckpoint]:
+        result = await self._session.execute(
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.sequence_number > after_sequence)
+            .order_by(AuditCheckpoint.sequence_number)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    # -- bulk reads for validation and export (Core rows, keyset batches, flat memory) ----
+
+    async def get_entry_hash_or_none(self, sequence_number: int) -> str | None:
+        result = await self._session.execute(
+            select(AuditLogEntry.entry_hash).where(AuditLogEntry.sequence_number == sequence_number)
+        )
+        return result.scalar_one_or_none()
+
+    async def entry_column_batches(
+        self, first: int, last: int | None, batch_size: int
+    ) -> AsyncGenerator[list[EntryColumns], None]:  # rows are EntryColumns by construction
+        """Entries ``first..last`` (``None``: to the end) in ascending order, as tuples of
+        canonical text (see ``EntryColumns``), ``batch_size`` rows per query."""
+        connection = await self._session.connection()
+        columns = _canonical_entry_columns(connection.dialect.name)
+        async for rows in _keyset_batches(
+            connection, columns, _ENTRIES.sequence_number, first, last, batch_size
+        ):
+            yield rows
+
+    async def checkpoints_between(
+        self, first: int, last: int | None, *, limit: int | None = None
+    ) -> list[Checkpoint]:
+        """Checkpoints ``first..last`` (``None``: no upper bound), ascending."""
+        connection = await self._session.connection()
+        key = _CHECKPOINTS.sequence_number
+        statement = (
+            select(*_checkpoint_columns(connection.dialect.name))
+            .where(key >= first)
+            .order_by(key)
+            .limit(limit)
+        )
+        if last is not None:
+            statement = statement.where(key <= last)
+        return [Checkpoint(*row) for row in await connection.execute(statement)]
+
+    async def checkpoint_batches(
+        self, first: int, last: int | None, batch_size: int
+    ) -> AsyncGenerator[list[Checkpoint], None]:
+        connection = await self._session.connection()
+        columns = _checkpoint_columns(connection.dialect.name)
+        async for rows in _keyset_batches(
+            connection, columns, _CHECKPOINTS.sequence_number, first, last, batch_size
+        ):
+            yield [Checkpoint(*row) for row in rows]
+
+
+async def _keyset_batches(
+    connection: AsyncConnection,
+    columns: list[ColumnElement[Any]],
+    key: ColumnElement[int],
+    first: int,
+    last: int | None,
+    batch_size: int,
+) -> AsyncGenerator[list[Any], None]:
+    """Rows with ``first <= key <= last`` in ascending order, one key span of ``batch_size`` per
+    query. Each query names both ends of its span, so the planner always takes the unique
+    index, whatever the table statistics say (an open-ended ``key >= n … LIMIT`` on a freshly
+    loaded table was planned as a full scan and sort, once per batch). A short span (a gap, or
+    the end) is followed by one look-up of where the keys resume."""
+    start = first
+    while last is None or start <= last:
+        stop = start + batch_size - 1 if last is None else min(start + batch_size - 1, last)
+        statement = select(*columns).where(key >= start, key <= stop).order_by(key)
+        rows = list((await connection.execute(statement)).all())
+        if rows:
+            yield rows
+        if len(rows) == stop - start + 1:
+            start = stop + 1
+            continue
+        resume = (await connection.execute(select(func.min(key)).where(key > stop))).scalar()
+        if resume is None:
+            return
+        start = int(resume)
+
+
+def _checkpoint_columns(dialect: str) -> list[ColumnElement[Any]]:
+    """In the order of ``Checkpoint``'s fields, the timestamp as its canonical text."""
+    return [
+        _CHECKPOINTS.sequence_number,
+        _CHECKPOINTS.entry_hash,
+        _canonical_timestamp(_CHECKPOINTS.created_at, dialect),
+        _CHECKPOINTS.checkpoint_interval,
+        _CHECKPOINTS.previous_checkpoint_sequence,
+        _CHECKPOINTS.signing_key_id,
+        _CHECKPOINTS.signature,
+    ]
+
+
+def _canonical_timestamp(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` computed by the database (SQLite stores exactly that)."""
+    if dialect == "sqlite":
+        return type_coerce(column, String)
+    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=String)
+
+
+def _canonical_uuid(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
+    """Lowercase hyphenated text (SQLite stores 32 hex digits)."""
+    if dialect != "sqlite":
+        return cast(column, Text)
+    raw = type_coerce(column, String)
+    parts = [func.substr(raw, start, length) for start, length in _UUID_GROUPS]
+    joined: ColumnElement[Any] = parts[0]
+    for part in parts[1:]:
+        joined = joined + "-" + part
+    return func.lower(joined, type_=String)
+
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+def _canonical_entry_columns(dialect: str) -> list[ColumnElement[Any]]:
+    details = (
+        type_coerce(_ENTRIES.details, String)
+        if dialect == "sqlite"
+        else cast(_ENTRIES.details, Text)
+    )
+    return [
+        _ENTRIES.sequence_number,
+        _canonical_uuid(_ENTRIES.event_id, dialect),
+        _canonical_timestamp(_ENTRIES.occurred_at, dialect),
+        _canonical_uuid(_ENTRIES.actor_id, dialect),
+        _ENTRIES.actor_role,
+        _ENTRIES.action,
+        _ENTRIES.resource,
+        _ENTRIES.result,
+        details,
+        _ENTRIES.source_ip,
+        _ENTRIES.request_id,
+        _ENTRIES.incident_level,
+        _ENTRIES.prev_hash,
+        _ENTRIES.entry_hash,
+    ]

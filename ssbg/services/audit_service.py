@@ -4,20 +4,33 @@
 with the state change it records or not at all. Appends serialise on the chain-head row (see
 ``AuditRepository.lock_head``); the lock is held until the caller commits, so callers append
 as late in their transaction as they can.
+
+The entry that reaches a multiple of the checkpoint interval also gets its signed checkpoint,
+in the same transaction: if the signing key cannot be used, neither is written (fail closed).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import uuid4
 
-from ssbg.domain.audit_chain import ChainedFields, NotCanonical, check_canonical, compute_entry_hash
+from sqlalchemy.exc import IntegrityError
+
+from ssbg.domain.audit_chain import (
+    ChainedFields,
+    NotCanonical,
+    check_canonical,
+    compute_entry_hash,
+    format_timestamp,
+)
+from ssbg.domain.audit_checkpoint import checkpoint_signing_input, is_checkpoint_due
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.errors import AuditUnavailable
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.domain.incident import effective_incident_level
 from ssbg.infrastructure.clock import Clock
-from ssbg.infrastructure.db.models import AuditLogEntry
+from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
+from ssbg.infrastructure.db.models import AuditCheckpoint, AuditLogEntry
 from ssbg.repositories.audit_repository import AuditEntryFilters, ChainHead
 from ssbg.services.unit_of_work import Database, UnitOfWork
 
@@ -25,8 +38,12 @@ MAX_PAGE = 100
 
 
 class AuditTrail:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, signer: CheckpointSigner, checkpoint_interval: int) -> None:
+        if checkpoint_interval < 1:
+            raise ValueError("checkpoint_interval must be positive")
         self._clock = clock
+        self._signer = signer
+        self._checkpoint_interval = checkpoint_interval
 
     async def append(self, tx: UnitOfWork, event: AuditEvent) -> AuditLogEntry:
         if not tx.writable:
@@ -35,6 +52,7 @@ class AuditTrail:
             check_canonical(event.details)
         except NotCanonical as exc:
             raise AuditUnavailable(f"Audit details are not canonical: {exc}") from None
+        await tx.release_locks_before_flush()
         head = await tx.audit.lock_head()
         state = await tx.system_state.get()
         now = self._clock.now()
@@ -72,13 +90,49 @@ class AuditTrail:
             prev_hash=head.entry_hash,
             entry_hash=compute_entry_hash(head.entry_hash, fields),
         )
-        await tx.audit.insert_entry(entry, now)
+        try:
+            if is_checkpoint_due(entry.sequence_number, self._checkpoint_interval):
+                await self._write_checkpoint(tx, entry)
+            await tx.audit.insert_entry(entry, now)
+        except IntegrityError:
+            # The sequence after the head is taken: rows were written behind the gateway.
+            raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
         return entry
+
+    async def _write_checkpoint(self, tx: UnitOfWork, entry: AuditLogEntry) -> None:
+        previous = await tx.audit.last_checkpoint_sequence()
+        created_at = format_timestamp(entry.occurred_at)
+        signature, key_id = await self._signer.sign(
+            checkpoint_signing_input(
+                sequence_number=entry.sequence_number,
+                entry_hash=entry.entry_hash,
+                created_at=created_at,
+                checkpoint_interval=self._checkpoint_interval,
+                previous_checkpoint_sequence=previous,
+            )
+        )
+        await tx.audit.insert_checkpoint(
+            AuditCheckpoint(
+                sequence_number=entry.sequence_number,
+                entry_hash=entry.entry_hash,
+                created_at=entry.occurred_at,
+                checkpoint_interval=self._checkpoint_interval,
+                previous_checkpoint_sequence=previous,
+                signature=signature,
+                signing_key_id=key_id,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class AuditPage:
     entries: Sequence[AuditLogEntry]
+    next_after_sequence: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPage:
+    checkpoints: Sequence[AuditCheckpoint]
     next_after_sequence: int | None
 
 
@@ -115,6 +169,27 @@ class AuditReader:
             )
         next_after = entries[-1].sequence_number if len(entries) == limit else None
         return AuditPage(entries=entries, next_after_sequence=next_after)
+
+    async def list_checkpoints(
+        self, principal: Principal, context: RequestContext, after_sequence: int, limit: int
+    ) -> CheckpointPage:
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self._db.transaction(write=True) as tx:
+            checkpoints = await tx.audit.list_checkpoints(after_sequence, limit)
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    principal,
+                    context,
+                    AuditAction.AUDIT_READ,
+                    AUDIT_RESOURCE,
+                    view="checkpoints",
+                    after_sequence=after_sequence,
+                    returned=len(checkpoints),
+                ),
+            )
+        next_after = checkpoints[-1].sequence_number if len(checkpoints) == limit else None
+        return CheckpointPage(checkpoints=checkpoints, next_after_sequence=next_after)
 
     async def head(self) -> ChainHead:
         async with self._db.transaction(write=False) as tx:

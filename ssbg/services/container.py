@@ -3,11 +3,14 @@
 from dataclasses import dataclass
 
 from ssbg.infrastructure.clock import Clock, SystemClock
+from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.crypto.key_store import FileKeyStore, resolve_key_password
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.local import LocalObjectStore
 from ssbg.services.api_key_service import ApiKeyService
+from ssbg.services.audit_export_service import AuditExportService
 from ssbg.services.audit_service import AuditReader, AuditTrail
+from ssbg.services.audit_validation_service import AuditValidationService
 from ssbg.services.auth_service import AuthService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
@@ -32,6 +35,8 @@ class Services:
     health: HealthService
     incidents: IncidentService
     bootstrap: BootstrapService
+    audit_validation: AuditValidationService
+    audit_export: AuditExportService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -64,7 +69,9 @@ def build_services(
     db = db or Database(settings.resolved_database_url)
     key_store = key_store or build_key_store(settings)
     object_store = object_store or build_object_store(settings)
-    trail = AuditTrail(clock)
+    signer = CheckpointSigner(key_store)
+    interval = settings.audit_checkpoint_interval
+    trail = AuditTrail(clock, signer, interval)
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box)
     return Services(
         settings=settings,
@@ -80,4 +87,6 @@ def build_services(
         health=HealthService(db, object_store, key_store, clock),
         incidents=IncidentService(db, trail, clock),
         bootstrap=BootstrapService(db, trail, clock, key_store, api_keys),
+        audit_validation=AuditValidationService(db, trail, signer, interval),
+        audit_export=AuditExportService(db, trail, signer, clock, interval),
     )

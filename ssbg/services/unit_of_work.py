@@ -31,6 +31,23 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barrier', '')"
+
+
+async def wait_for_wal_flush(session: AsyncSession) -> None:
+    """Return once every transaction committed before this call is on disk (PostgreSQL).
+
+    A transaction that wrote WAL waits at COMMIT (default ``synchronous_commit``) until WAL up
+    to its commit record is flushed — which covers every commit record before it. The smallest
+    such transaction is one statement in autocommit mode that writes one WAL record: a
+    transactional logical-decoding message (executable by any role, any ``wal_level``; a
+    transaction that only took a transaction id writes no WAL and would not wait).
+    Concurrent callers share one flush.
+    """
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await connection.exec_driver_sql(DURABILITY_BARRIER)
+
+
 class UnitOfWork:
     """One open transaction and the repositories that work inside it."""
 
@@ -43,6 +60,24 @@ class UnitOfWork:
         self.key_versions = KeyVersionsRepository(session)
         self.policies = PoliciesRepository(session)
         self.system_state = SystemStateRepository(session)
+        self.flush_after_commit = False
+
+    async def release_locks_before_flush(self) -> None:
+        """PostgreSQL: let this transaction's COMMIT release its row locks before its WAL
+        reaches disk; ``Database.transaction`` then waits for that flush before returning.
+
+        Audit appends serialise on the chain-head row lock, so a lock held through each
+        commit's fsync would cap the whole gateway at one append per disk flush. Released at
+        commit instead, the next appender proceeds while the flushes of many transactions
+        share one fsync (group commit). Nothing is reported done before it is durable, and
+        WAL is replayed in order, so a crash can only lose a suffix of the chain whose callers
+        were never told it succeeded — never a link in the middle.
+        """
+        if self.flush_after_commit or self.session.get_bind().dialect.name != "postgresql":
+            return
+        connection = await self.session.connection()
+        await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        self.flush_after_commit = True
 
 
 class Database:
@@ -52,6 +87,17 @@ class Database:
         self._readers = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writers = async_sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+        # A SQLite read transaction in WAL mode is a snapshot already.
+        self._snapshots = (
+            self._readers
+            if self.engine.dialect.name == "sqlite"
+            else async_sessionmaker(
+                self.engine.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                ),
+                expire_on_commit=False,
+            )
         )
 
     @property
@@ -65,8 +111,27 @@ class Database:
     async def transaction(self, *, write: bool) -> AsyncIterator[UnitOfWork]:
         sessions = self._writers if write else self._readers
         try:
-            async with sessions() as session, session.begin():
-                yield self.make_unit_of_work(session, writable=write)
+            async with sessions() as session:
+                async with session.begin():
+                    tx = self.make_unit_of_work(session, writable=write)
+                    yield tx
+                if tx.flush_after_commit:
+                    await wait_for_wal_flush(session)
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise DatabaseUnavailable() from exc
+            raise
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[UnitOfWork]:
+        """A read-only transaction whose statements all see the same committed state.
+
+        For long reads in many statements that must agree with each other (validating or
+        exporting the audit chain while appends continue).
+        """
+        try:
+            async with self._snapshots() as session, session.begin():
+                yield self.make_unit_of_work(session, writable=False)
         except Exception as exc:
             if _is_connection_failure(exc):
                 raise DatabaseUnavailable() from exc

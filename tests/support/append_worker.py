@@ -1,7 +1,8 @@
 """A separate OS process appending audit entries: ``python -m tests.support.append_worker``.
 
-Arguments: database URL, number of appends, worker name, a "go" file to wait for (so all
-workers start appending at the same moment).
+Configuration comes from ``SSBG_*`` variables, exactly as a gateway replica's would.
+Arguments: number of appends, worker name, a "go" file to wait for (so all workers start
+appending at the same moment).
 """
 
 import asyncio
@@ -11,9 +12,8 @@ from pathlib import Path
 
 from ssbg.domain.audit_events import SYSTEM_RESOURCE, AuditEvent
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.infrastructure.clock import SystemClock
-from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database
+from ssbg.services.container import build_services
+from ssbg.settings import Settings
 
 
 def wait_for(go_file: Path) -> None:
@@ -22,24 +22,25 @@ def wait_for(go_file: Path) -> None:
         time.sleep(0.01)
 
 
-async def main(url: str, count: int, worker: str, go_file: Path) -> None:
-    db = Database(url, pool_size=1)
-    trail = AuditTrail(SystemClock())
-    await db.ping()
-    await asyncio.to_thread(wait_for, go_file)
-    for n in range(count):
-        async with db.transaction(write=True) as tx:
-            await trail.append(
-                tx,
-                AuditEvent(
-                    action=AuditAction.SYSTEM_START,
-                    resource=SYSTEM_RESOURCE,
-                    result=AuditResult.SUCCESS,
-                    details={"worker": worker, "n": n},
-                ),
-            )
-    await db.dispose()
+async def main(count: int, worker: str, go_file: Path) -> None:
+    services = build_services(Settings())
+    try:
+        await services.db.ping()
+        await asyncio.to_thread(wait_for, go_file)
+        for n in range(count):
+            async with services.db.transaction(write=True) as tx:
+                await services.trail.append(
+                    tx,
+                    AuditEvent(
+                        action=AuditAction.SYSTEM_START,
+                        resource=SYSTEM_RESOURCE,
+                        result=AuditResult.SUCCESS,
+                        details={"worker": worker, "n": n},
+                    ),
+                )
+    finally:
+        await services.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))

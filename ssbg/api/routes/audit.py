@@ -2,15 +2,23 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from ssbg.api.dependencies import ContextDep, ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.request_context import request_id_of
-from ssbg.api.schemas.audit import AuditEntryOut
-from ssbg.api.schemas.common import ListEnvelope, ListMeta
+from ssbg.api.schemas.audit import (
+    AuditEntryOut,
+    CheckpointOut,
+    ValidateRequest,
+    ValidationResultOut,
+)
+from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
+from ssbg.domain.audit_bundle import BUNDLE_MEDIA_TYPE
+from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.errors import AuthInvalidKey, ForbiddenRole
+from ssbg.domain.errors import AuthInvalidKey, DatabaseUnavailable, ForbiddenRole, KeyUnavailable
 from ssbg.domain.identity import Principal
 from ssbg.domain.permissions import Permission
 from ssbg.repositories.audit_repository import AuditEntryFilters
@@ -55,4 +63,87 @@ async def list_entries(
             request_id=request_id_of(request.scope),
             next_cursor=str(page.next_after_sequence) if page.next_after_sequence else None,
         ),
+    )
+
+
+@router.get(
+    "/checkpoints",
+    response_model=ListEnvelope[CheckpointOut],
+    responses=error_responses(AuthInvalidKey, ForbiddenRole),
+)
+async def list_checkpoints(
+    request: Request,
+    services: ServicesDep,
+    context: ContextDep,
+    principal: Reviewer,
+    after_sequence: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> ListEnvelope[CheckpointOut]:
+    """Signed checkpoints in ascending sequence order, paged like ``/audit/entries``.
+
+    Each signature (base64 DER, ECDSA P-384/SHA-384) covers the checkpoint's fields as
+    documented in docs/audit-evidence.md. This read is itself recorded (``AUDIT_READ``)."""
+    page = await services.audit.list_checkpoints(principal, context, after_sequence, limit)
+    return ListEnvelope(
+        data=[CheckpointOut.of(checkpoint) for checkpoint in page.checkpoints],
+        meta=ListMeta(
+            request_id=request_id_of(request.scope),
+            next_cursor=str(page.next_after_sequence) if page.next_after_sequence else None,
+        ),
+    )
+
+
+@router.post(
+    "/validate",
+    response_model=Envelope[ValidationResultOut],
+    responses=error_responses(AuthInvalidKey, ForbiddenRole, DatabaseUnavailable, KeyUnavailable),
+)
+async def validate_chain(
+    request: Request,
+    services: ServicesDep,
+    context: ContextDep,
+    principal: Reviewer,
+    body: ValidateRequest | None = None,
+) -> Envelope[ValidationResultOut]:
+    """Validate the chain (or ``from_sequence``..``to_sequence``): every hash recomputed, every
+    link, sequence continuity, every checkpoint signature. An invalid chain is a 200 with
+    ``valid: false``, the first invalid sequence and the reason. Recorded as ``AUDIT_VALIDATE``
+    with the result (``FAILED`` when invalid)."""
+    body = body or ValidateRequest()
+    result = await services.audit_validation.validate_chain(
+        principal, context, SequenceRange(body.from_sequence, body.to_sequence), via="api"
+    )
+    return Envelope(
+        data=ValidationResultOut.of(result), meta=Meta(request_id=request_id_of(request.scope))
+    )
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {BUNDLE_MEDIA_TYPE: {}},
+            "description": "The evidence bundle, JSON Lines (docs/audit-evidence.md)",
+        },
+        **error_responses(AuthInvalidKey, ForbiddenRole, DatabaseUnavailable, KeyUnavailable),
+    },
+)
+async def export_bundle(
+    services: ServicesDep,
+    context: ContextDep,
+    principal: Reviewer,
+    from_sequence: Annotated[int | None, Query(ge=1)] = None,
+    to_sequence: Annotated[int | None, Query(ge=1)] = None,
+) -> StreamingResponse:
+    """The evidence bundle of the chain (or a range), streamed: a header with the signing
+    public key, the entries, the signed checkpoints, an end record. ``ssbg audit verify
+    --bundle`` checks it offline. Recorded as ``AUDIT_EXPORT`` with the range."""
+    stream = await services.audit_export.export_bundle(
+        principal, context, SequenceRange(from_sequence, to_sequence)
+    )
+    return StreamingResponse(
+        stream,
+        media_type=BUNDLE_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="ssbg-audit-bundle.jsonl"'},
     )

@@ -2,10 +2,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from ssbg.api.schemas.common import StrictInput
+from ssbg.domain.audit_chain import format_timestamp
+from ssbg.domain.audit_verification import ValidationReason, ValidationResult
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.infrastructure.db.models import AuditLogEntry
+from ssbg.infrastructure.db.models import AuditCheckpoint, AuditLogEntry
 
 
 class AuditEntryOut(BaseModel):
@@ -41,4 +44,51 @@ class AuditEntryOut(BaseModel):
             incident_level=entry.incident_level,
             prev_hash=entry.prev_hash,
             entry_hash=entry.entry_hash,
+        )
+
+
+class ValidateRequest(StrictInput):
+    from_sequence: int | None = Field(default=None, ge=1, description="First entry (default 1)")
+    to_sequence: int | None = Field(
+        default=None, ge=1, description="Last entry (default: the chain head)"
+    )
+
+
+class HeadOut(BaseModel):
+    sequence: int
+    hash: str
+
+
+class ValidationResultOut(BaseModel):
+    valid: bool
+    entries_checked: int
+    first_invalid_sequence: int | None
+    reason: ValidationReason | None
+    head: HeadOut
+    checkpoints_verified: int
+
+    @classmethod
+    def of(cls, result: ValidationResult) -> "ValidationResultOut":
+        return cls.model_validate(result.as_dict())
+
+
+class CheckpointOut(BaseModel):
+    sequence_number: int
+    entry_hash: str
+    created_at: str = Field(description="Exactly the signed text: YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    checkpoint_interval: int
+    previous_checkpoint_sequence: int
+    signing_key_id: str
+    signature: str = Field(description="base64 of the DER ECDSA P-384/SHA-384 signature")
+
+    @classmethod
+    def of(cls, checkpoint: AuditCheckpoint) -> "CheckpointOut":
+        return cls(
+            sequence_number=checkpoint.sequence_number,
+            entry_hash=checkpoint.entry_hash,
+            created_at=format_timestamp(checkpoint.created_at),
+            checkpoint_interval=checkpoint.checkpoint_interval,
+            previous_checkpoint_sequence=checkpoint.previous_checkpoint_sequence,
+            signing_key_id=checkpoint.signing_key_id,
+            signature=checkpoint.signature,
         )

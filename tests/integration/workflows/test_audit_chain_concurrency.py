@@ -1,6 +1,7 @@
 """Concurrent writers in separate OS processes never fork or skip the chain."""
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -8,53 +9,72 @@ from pathlib import Path
 
 import pytest
 
-from ssbg.services.unit_of_work import Database
+from ssbg.domain.audit_verification import SequenceRange
+from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.services.container import Services
+from ssbg.settings import Settings
+from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit import audit_entries, chain_problems
 
 APPENDS_PER_WORKER = 200
+CHECKPOINT_INTERVAL = 50
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
-def _spawn(workers: int, database_url: str, go: Path) -> list[subprocess.Popen[bytes]]:
+def _spawn(workers: int, env: dict[str, str], go: Path) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "tests.support.append_worker",
-                database_url,
                 str(APPENDS_PER_WORKER),
                 f"w{n}",
                 str(go),
             ],
             cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
         )
         for n in range(workers)
     ]
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"audit_checkpoint_interval": CHECKPOINT_INTERVAL})
+
+
 @pytest.mark.slow
 async def test_concurrent_processes_append_a_gap_free_unforked_chain(
-    backend: str, database_url: str, tmp_path: Path
+    backend: str,
+    database_url: str,
+    tmp_path: Path,
+    shared_key_store: FileKeyStore,
+    services: Services,
 ) -> None:
     workers = 4 if backend == "postgres" else 2
     go = tmp_path / "go"
-    processes = _spawn(workers, database_url, go)
+    env = {
+        "SSBG_DATABASE_URL": database_url,
+        "SSBG_DATA_DIR": str(tmp_path / "worker-data"),
+        "SSBG_KEYSTORE_DIR": str(shared_key_store.directory),
+        "SSBG_KEY_PASSWORD": TEST_KEY_PASSWORD,
+        "SSBG_AUDIT_CHECKPOINT_INTERVAL": str(CHECKPOINT_INTERVAL),
+    }
+    processes = _spawn(workers, env, go)
     go.touch()
     codes = await asyncio.to_thread(lambda: [p.wait(timeout=300) for p in processes])
     assert codes == [0] * workers
 
-    db = Database(database_url)
-    try:
-        entries = await audit_entries(db)
-        async with db.transaction(write=False) as tx:
-            head = await tx.audit.get_head()
-    finally:
-        await db.dispose()
+    entries = await audit_entries(services.db)
+    result, full_chain = await services.audit_validation.check_chain(SequenceRange())
 
     total = workers * APPENDS_PER_WORKER
     assert [e.sequence_number for e in entries] == list(range(1, total + 1))
     assert chain_problems(entries) == []
-    assert (head.sequence_number, head.entry_hash) == (total, entries[-1].entry_hash)
     per_worker = Counter(e.details["worker"] for e in entries)
     assert per_worker == {f"w{n}": APPENDS_PER_WORKER for n in range(workers)}
+    assert full_chain
+    assert result.valid
+    assert (result.head.sequence, result.head.hash) == (total, entries[-1].entry_hash)
+    assert result.checkpoints_verified == total // CHECKPOINT_INTERVAL

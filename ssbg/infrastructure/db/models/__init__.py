@@ -1,7 +1,12 @@
 """ORM models, one module per table; importing this package registers them all."""
 
 from ssbg.infrastructure.db.models.api_key import ApiKey
-from ssbg.infrastructure.db.models.audit import AuditChainHead, AuditLogEntry, AuditSigningKey
+from ssbg.infrastructure.db.models.audit import (
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditLogEntry,
+    AuditSigningKey,
+)
 from ssbg.infrastructure.db.models.incident import IncidentLevelChange
 from ssbg.infrastructure.db.models.key_version import KeyVersion
 from ssbg.infrastructure.db.models.policy import Policy
@@ -10,6 +15,7 @@ from ssbg.infrastructure.db.models.system_state import SystemState
 __all__ = [
     "ApiKey",
     "AuditChainHead",
+    "AuditCheckpoint",
     "AuditLogEntry",
     "AuditSigningKey",
     "IncidentLevelChange",

@@ -56,3 +56,21 @@ class AuditSigningKey(Base):
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     public_key_pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "entry ``sequence_number`` has hash ``entry_hash``".
+
+    Written in the transaction of the entry it names; ``signature`` (base64 DER, ECDSA
+    P-384/SHA-384) covers the bytes of ``ssbg.domain.audit_checkpoint.checkpoint_signing_input``.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    sequence_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    checkpoint_interval: Mapped[int] = mapped_column(Integer)
+    previous_checkpoint_sequence: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(256))
+    signing_key_id: Mapped[str] = mapped_column(String(64))

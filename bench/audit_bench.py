@@ -1,0 +1,347 @@
+"""Audit chain benchmark: append throughput and validation throughput, SQLite and PostgreSQL.
+
+    make bench-audit                              # everything (about 5-10 minutes)
+    .venv/bin/python bench/audit_bench.py --quick # smaller, for a smoke run
+    .venv/bin/python bench/audit_bench.py --backend sqlite --validate-entries 100000
+
+Append: W writers are **separate OS processes**, each with its own database connection and
+its own ``AuditTrail`` (as W gateway replicas would be). Each append is one write transaction
+(``AuditTrail.append`` of one event, then commit: for PostgreSQL including the wait for the WAL
+flush), exactly what a request does. Writers start together and run for a fixed time; the
+chain is validated afterwards to show it never forked.
+
+Validation: a chain of N genuine entries with a signed checkpoint every 1,000 is written in
+bulk (then the database settles: ``VACUUM ANALYZE``, or a WAL checkpoint for SQLite), and a
+**fresh process** runs ``AuditValidationService.check_chain`` (the service behind
+``POST /audit/validate`` and ``ssbg audit verify``) over all of it; the table shows entries/s
+and the peak resident memory of that process, for two chain lengths, so flat memory shows.
+
+PostgreSQL: ``SSBG_BENCH_POSTGRES_URL`` or ``SSBG_TEST_POSTGRES_URL`` (default
+``postgresql+asyncpg://postgres@127.0.0.1:5432/test``); a scratch database is created and
+dropped for every run. Results are also written to ``bench/results/audit-<time>.json``.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ssbg.domain.audit_verification import SequenceRange  # noqa: E402
+from ssbg.infrastructure.clock import SystemClock  # noqa: E402
+from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner  # noqa: E402
+from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore  # noqa: E402
+from ssbg.infrastructure.db.migrate import upgrade  # noqa: E402
+from ssbg.services.audit_service import AuditTrail  # noqa: E402
+from ssbg.services.audit_validation_service import AuditValidationService  # noqa: E402
+from ssbg.services.unit_of_work import Database  # noqa: E402
+from tests.support.audit_chain import rich_event, seed_chain  # noqa: E402
+
+KEY_PASSWORD = "bench-key-password-not-secret"  # noqa: S105 (a throwaway key store)
+INTERVAL = 1_000
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+@dataclass
+class Row:
+    backend: str
+    measure: str
+    writers: int | None
+    entries: int
+    seconds: float
+    per_second: float
+    peak_rss_mib: float | None
+    note: str = ""
+
+
+# -- scratch databases ------------------------------------------------------------------------
+
+
+@contextmanager
+def scratch_database(backend: str, pg_url: str, workdir: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        try:
+            yield f"sqlite+aiosqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    name = f"ssbg_bench_{uuid.uuid4().hex[:10]}"
+    admin = pg_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    asyncio.run(_pg_admin(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _pg_admin(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def key_store(directory: Path) -> FileKeyStore:
+    store = FileKeyStore(directory, KEY_PASSWORD)
+    store.ensure_audit_signing_key()
+    return store
+
+
+# -- append ---------------------------------------------------------------------------------
+
+
+def _writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
+    async def run() -> int:
+        db = Database(url, pool_size=1)
+        signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
+        await signer.key_info()  # the slow key derivation, before the clock starts
+        trail = AuditTrail(SystemClock(), signer, INTERVAL)
+        async with db.transaction(write=False) as tx:  # connect before the clock starts
+            await tx.audit.get_head()
+        await asyncio.to_thread(barrier.wait)
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline:
+            async with db.transaction(write=True) as tx:
+                await trail.append(tx, rich_event(count))
+            count += 1
+        await db.dispose()
+        return count
+
+    results.put(asyncio.run(run()))
+
+
+def bench_append(backend: str, url: str, keys: Path, writers: int, seconds: float) -> Row:
+    asyncio.run(upgrade(url))
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(writers + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_writer, args=(url, str(keys), seconds, barrier, results))
+        for _ in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    counts = [results.get() for _ in processes]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    total = sum(counts)
+    valid, checked = _validate_in_process(url, keys)
+    note = "chain valid" if valid and checked == total else f"INVALID ({checked}/{total})"
+    return Row(backend, "append", writers, total, elapsed, total / elapsed, None, note)
+
+
+def _validate_in_process(url: str, keys: Path) -> tuple[bool, int]:
+    async def run() -> tuple[bool, int]:
+        db = Database(url)
+        store = FileKeyStore(keys, KEY_PASSWORD)
+        signer = CheckpointSigner(store)
+        service = AuditValidationService(
+            db, AuditTrail(SystemClock(), signer, INTERVAL), signer, INTERVAL
+        )
+        try:
+            result, _ = await service.check_chain(SequenceRange())
+        finally:
+            await db.dispose()
+        return result.valid, result.entries_checked
+
+    return asyncio.run(run())
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def _validator(url: str, keys: str, results: Any) -> None:
+    async def run() -> dict[str, Any]:
+        db = Database(url)
+        signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
+        await signer.key_info()
+        service = AuditValidationService(
+            db, AuditTrail(SystemClock(), signer, INTERVAL), signer, INTERVAL
+        )
+        async with db.transaction(write=False) as tx:
+            await tx.audit.get_head()
+        before = _rss_mib()
+        started = time.perf_counter()
+        result, _ = await service.check_chain(SequenceRange())
+        elapsed = time.perf_counter() - started
+        await db.dispose()
+        return {
+            "valid": result.valid,
+            "entries": result.entries_checked,
+            "checkpoints": result.checkpoints_verified,
+            "seconds": elapsed,
+            "rss_before_mib": before,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+    results.put(asyncio.run(run()))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_validate(backend: str, url: str, keys: Path, entries: int) -> Row:
+    asyncio.run(upgrade(url))
+    seeding = time.perf_counter()
+    signing_key = FileKeyStore(keys, KEY_PASSWORD).load_private_key(AUDIT_SIGNING_NAME)
+    asyncio.run(_seed(url, entries, signing_key))
+    print(f"  seeded {entries:,} entries in {time.perf_counter() - seeding:.0f} s", flush=True)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_validator, args=(url, str(keys), results))
+    process.start()
+    outcome = results.get()
+    process.join()
+    note = (
+        f"valid, {outcome['checkpoints']} checkpoints; RSS before {outcome['rss_before_mib']:.0f}"
+        " MiB"
+        if outcome["valid"] and outcome["entries"] == entries
+        else "INVALID"
+    )
+    return Row(
+        backend,
+        "validate",
+        None,
+        outcome["entries"],
+        outcome["seconds"],
+        outcome["entries"] / outcome["seconds"],
+        outcome["peak_rss_mib"],
+        note,
+    )
+
+
+async def _seed(url: str, entries: int, signing_key: Any) -> None:
+    """Write the chain in bulk, then let the database settle as it would have by the time a
+    table that size is validated in production: statistics gathered, visibility information
+    set (PostgreSQL ``VACUUM ANALYZE``), the write-ahead log checkpointed (SQLite)."""
+    db = Database(url)
+    try:
+        await seed_chain(db.engine, entries, INTERVAL, signing_key)
+        autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit.connect() as connection:
+            if db.dialect == "sqlite":
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                await connection.exec_driver_sql("ANALYZE")
+            else:
+                await connection.exec_driver_sql(
+                    "VACUUM ANALYZE audit_log_entries, audit_checkpoints"
+                )
+    finally:
+        await db.dispose()
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def render(rows: list[Row]) -> str:
+    lines = [
+        "| database | measure | writers | entries | seconds | entries/s | peak RSS (MiB) | note |",
+        "|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.backend} | {row.measure} | {row.writers or ''} | {row.entries:,} "
+            f"| {row.seconds:.1f} | {row.per_second:,.0f} "
+            f"| {'' if row.peak_rss_mib is None else f'{row.peak_rss_mib:.0f}'} | {row.note} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--writers", default="1,4,16", help="comma-separated writer counts")
+    parser.add_argument("--seconds", type=float, default=10.0, help="append run time each")
+    parser.add_argument(
+        "--validate-entries",
+        default="100000,1000000",
+        help="comma-separated chain lengths to validate",
+    )
+    parser.add_argument("--quick", action="store_true", help="3 s appends, 20k/100k chains")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.validate_entries = 3.0, "20000,100000"
+    pg_url = os.environ.get("SSBG_BENCH_POSTGRES_URL") or os.environ.get(
+        "SSBG_TEST_POSTGRES_URL", DEFAULT_PG
+    )
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if "postgres" in backends and not _postgres_answers(pg_url):
+        print(f"PostgreSQL at {pg_url} does not answer: skipping it.")
+        backends.remove("postgres")
+    writer_counts = [int(n) for n in args.writers.split(",")]
+    lengths = [int(n) for n in args.validate_entries.split(",")]
+
+    rows: list[Row] = []
+    started_at = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="ssbg-bench-") as directory:
+        workdir = Path(directory)
+        keys = workdir / "keys"
+        key_store(keys)
+        for backend in backends:
+            for writers in writer_counts:
+                print(f"{backend}: append, {writers} writer processes, {args.seconds:.0f} s")
+                with scratch_database(backend, pg_url, workdir) as url:
+                    rows.append(bench_append(backend, url, keys, writers, args.seconds))
+                print(render(rows[-1:]).splitlines()[-1], flush=True)
+            for length in lengths:
+                print(f"{backend}: validate {length:,} entries")
+                with scratch_database(backend, pg_url, workdir) as url:
+                    rows.append(bench_validate(backend, url, keys, length))
+                print(render(rows[-1:]).splitlines()[-1], flush=True)
+
+    load = os.getloadavg()
+    print()
+    print(render(rows))
+    print(
+        f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+        f" (1/5/15 min) at the end; Python {sys.version.split()[0]}."
+    )
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(exist_ok=True)
+    output = results_dir / f"audit-{started_at:%Y%m%dT%H%M%SZ}.json"
+    output.write_text(
+        json.dumps(
+            {"started_at": started_at.isoformat(), "load": load, "rows": [asdict(r) for r in rows]},
+            indent=2,
+        )
+    )
+    print(f"Results: {output.relative_to(ROOT)}")
+
+
+def _postgres_answers(url: str) -> bool:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    try:
+        asyncio.run(_pg_admin(dsn, "SELECT 1"))
+    except (OSError, asyncpg.PostgresError):
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""``ssbg audit verify`` (server side or offline) and ``ssbg audit export`` (client).
+
+Exit codes of ``verify``: 0 the chain is valid, 1 it is not, 2 it could not be checked (usage,
+configuration, database or key store unavailable, a bundle not in the documented format).
+``export``: 0 the complete bundle is in ``--output``, 1 the gateway refused or the transfer
+broke off (nothing is left at ``--output``), 2 usage or connection error.
+"""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import DownloadColumn, Progress, SpinnerColumn, TransferSpeedColumn
+from sqlalchemy.exc import SQLAlchemyError
+
+from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
+from ssbg.domain.audit_bundle import ENTRY_PREFIX
+from ssbg.domain.audit_verification import SequenceRange, ValidationResult
+from ssbg.domain.errors import SsbgError, ValidationNotRecorded
+from ssbg.domain.identity import RequestContext
+from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
+from ssbg.infrastructure.log_config import configure_logging
+from ssbg.services.audit_validation_service import verify_bundle
+from ssbg.services.container import build_services
+from ssbg.settings import Settings
+
+EXIT_INVALID = 1
+DEFAULT_URL = "http://127.0.0.1:8000"
+CLI_CONTEXT = RequestContext(request_id=None, source_ip=None)
+
+app = typer.Typer(
+    name="audit",
+    help="Audit evidence: verify the chain or an exported bundle; export a bundle.",
+    no_args_is_help=True,
+)
+out = Console()
+
+FromOption = Annotated[
+    int | None, typer.Option("--from-sequence", min=1, help="First entry (default 1).")
+]
+ToOption = Annotated[
+    int | None, typer.Option("--to-sequence", min=1, help="Last entry (default: the head).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _fail(code: str, message: str, *, as_json: bool, exit_code: int = EXIT_USAGE) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}))
+    else:
+        err.print(f"[red]{message}[/]")
+    raise typer.Exit(exit_code)
+
+
+async def _verify_database(settings: Settings, requested: SequenceRange) -> ValidationResult:
+    services = build_services(settings)
+    try:
+        return await services.audit_validation.validate_chain(
+            None, CLI_CONTEXT, requested, via="cli"
+        )
+    finally:
+        await services.close()
+
+
+def _print_result(result: ValidationResult, *, as_json: bool, source: str) -> None:
+    if as_json:
+        print(json.dumps(result.as_dict()))
+        return
+    if result.valid:
+        out.print(
+            f"[green]VALID[/] {source}: {result.entries_checked} entries and "
+            f"{result.checkpoints_verified} checkpoints verified; head {result.head.sequence} "
+            f"{result.head.hash[:16]}…",
+            soft_wrap=True,
+        )
+    else:
+        reason = result.reason.value if result.reason else "?"
+        out.print(
+            f"[red]INVALID[/] {source}: first invalid sequence "
+            f"{result.first_invalid_sequence} ({reason}); {result.entries_checked} entries "
+            f"and {result.checkpoints_verified} checkpoints verified before it.",
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def verify(
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="Verify this exported bundle offline (no database)."),
+    ] = None,
+    trusted_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-key",
+            help="With --bundle: PEM public key the checkpoints must be signed with "
+            "(default: the key in the bundle's header).",
+        ),
+    ] = None,
+    from_sequence: FromOption = None,
+    to_sequence: ToOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify the audit chain in the configured database, or an exported bundle offline.
+
+    Exit 0 valid, 1 invalid, 2 could not verify.
+    """
+    if bundle is not None:
+        if from_sequence is not None or to_sequence is not None:
+            _fail("USAGE", "--from/--to-sequence apply to the database only.", as_json=as_json)
+        _verify_bundle(bundle, trusted_key, as_json=as_json)
+        return
+    if trusted_key is not None:
+        _fail("USAGE", "--trusted-key applies to --bundle only.", as_json=as_json)
+    settings = load_settings()
+    configure_logging("WARNING", settings.log_format)
+    try:
+        requested = SequenceRange(from_sequence, to_sequence)
+        result = asyncio.run(_verify_database(settings, requested))
+    except ValidationNotRecorded as exc:
+        # The break-glass tool still reports what it found; the person running it is told
+        # that the log has no record of this validation.
+        result = exc.result
+        err.print(f"[yellow]Warning:[/] {exc.message}")
+    except SsbgError as exc:
+        _fail(exc.code, f"Cannot verify: {exc.message} {exc.details or ''}", as_json=as_json)
+    except SQLAlchemyError as exc:
+        _fail(
+            "DATABASE_UNAVAILABLE",
+            f"Cannot verify: the database cannot be read ({type(exc).__name__}); "
+            "is it initialised (ssbg init)?",
+            as_json=as_json,
+        )
+    _print_result(result, as_json=as_json, source="audit chain")
+    raise typer.Exit(0 if result.valid else EXIT_INVALID)
+
+
+def _verify_bundle(bundle: Path, trusted_key: Path | None, *, as_json: bool) -> None:
+    trusted: list[str] | None = None
+    if trusted_key is not None:
+        try:
+            pem = trusted_key.read_text(encoding="ascii")
+            public_key_from_pem(pem)
+        except (OSError, UnicodeDecodeError, ValueError):
+            _fail("USAGE", f"{trusted_key} is not an EC P-384 PEM public key.", as_json=as_json)
+        trusted = [pem]
+    try:
+        result = verify_bundle(bundle, trusted)
+    except OSError as exc:
+        _fail("USAGE", f"Cannot read {bundle}: {exc.strerror}.", as_json=as_json)
+    except SsbgError as exc:
+        _fail(exc.code, f"Cannot verify {bundle}: {exc.message}", as_json=as_json)
+    _print_result(result, as_json=as_json, source=str(bundle))
+    if not as_json and trusted is None:
+        err.print(
+            "Checkpoint signatures were checked against the key in the bundle's own header. "
+            "Pin the gateway's key, obtained independently, with --trusted-key "
+            "audit-signing.public.pem."
+        )
+    raise typer.Exit(0 if result.valid else EXIT_INVALID)
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the bundle.")],
+    from_sequence: FromOption = None,
+    to_sequence: ToOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Download an evidence bundle from the gateway at SSBG_URL with SSBG_API_KEY (auditor+)."""
+    api_key = os.environ.get("SSBG_API_KEY")
+    if not api_key:
+        _fail("USAGE", "Set SSBG_API_KEY to an auditor (or admin) API key.", as_json=as_json)
+    url = os.environ.get("SSBG_URL", DEFAULT_URL).rstrip("/") + "/api/v1/audit/export"
+    params = {
+        name: value
+        for name, value in (("from_sequence", from_sequence), ("to_sequence", to_sequence))
+        if value is not None
+    }
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        summary = _download(url, api_key, params, partial, show_progress=not as_json)
+    except httpx.HTTPError as exc:
+        partial.unlink(missing_ok=True)
+        _fail("CONNECTION", f"Cannot reach {url}: {type(exc).__name__}.", as_json=as_json)
+    except _ExportRefused as exc:
+        partial.unlink(missing_ok=True)
+        _fail(exc.code, exc.message, as_json=as_json, exit_code=EXIT_INVALID)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _fail("USAGE", f"Cannot write {output}: {exc.strerror}.", as_json=as_json)
+    partial.replace(output)
+    if as_json:
+        print(json.dumps({"output": str(output), **summary}))
+    else:
+        out.print(
+            f"Wrote {output}: {summary['entries']} entries, {summary['checkpoints']} "
+            f"checkpoints, {summary['bytes']} bytes. Verify it with: "
+            f"ssbg audit verify --bundle {output}",
+            soft_wrap=True,
+        )
+
+
+class _ExportRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _download(
+    url: str, api_key: str, params: dict[str, int], target: Path, *, show_progress: bool
+) -> dict[str, int]:
+    """Stream the bundle into ``target``; check it ends with an end record whose counts match."""
+    entries = checkpoints = written = 0
+    last_line = b""
+    timeout = httpx.Timeout(30.0, read=300.0)
+    with (
+        httpx.stream(
+            "GET", url, params=params, headers={"X-API-Key": api_key}, timeout=timeout
+        ) as response,
+        Progress(
+            SpinnerColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            transient=True,
+            disable=not show_progress,
+        ) as progress,
+    ):
+        if response.status_code != 200:
+            response.read()
+            raise _refusal(response)
+        task = progress.add_task("export", total=None)
+        pending = b""
+        with target.open("wb") as handle:
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+                written += len(chunk)
+                progress.update(task, advance=len(chunk))
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line.startswith(ENTRY_PREFIX):
+                        entries += 1
+                    elif line.startswith(b'{"type":"checkpoint"'):
+                        checkpoints += 1
+                    last_line = line
+            handle.flush()
+            os.fsync(handle.fileno())
+    expected = {"type": "end", "entries": entries, "checkpoints": checkpoints}
+    try:
+        complete = not pending and json.loads(last_line) == expected
+    except ValueError:
+        complete = False
+    if not complete:
+        raise _ExportRefused("INCOMPLETE", "The bundle arrived incomplete; nothing was saved.")
+    return {"entries": entries, "checkpoints": checkpoints, "bytes": written}
+
+
+def _refusal(response: httpx.Response) -> _ExportRefused:
+    try:
+        error = response.json()["error"]
+        return _ExportRefused(str(error["code"]), f"{error['code']}: {error['message']}")
+    except (ValueError, KeyError, TypeError):
+        return _ExportRefused("HTTP_ERROR", f"The gateway answered {response.status_code}.")

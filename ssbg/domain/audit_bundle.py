@@ -1,0 +1,288 @@
+"""The evidence bundle, format version 1: JSON Lines an auditor verifies offline (pure).
+
+Documented with a test vector in docs/audit-evidence.md. One JSON object per line (UTF-8, LF):
+
+1. ``header`` - format name and version, generator, export time, the range, the hash that
+   anchors the range's first entry, the chain head at export time, the checkpoint interval,
+   and the checkpoint signing key (key id, algorithm, public key PEM);
+2. one ``entry`` per audit entry of the range, ascending: the twelve hashed fields, in their
+   canonical form, plus ``prev_hash`` and ``entry_hash``;
+3. one ``checkpoint`` per signed checkpoint of the range, ascending;
+4. ``end`` - counts of entries and checkpoints, so an interrupted download is evident.
+
+The line layout is not itself hashed or signed — the entry hashes and checkpoint signatures
+are — so the parser is strict instead: unknown or missing fields, wrong JSON types, duplicate
+keys or records out of order make the bundle :class:`BundleMalformed`. A well-formed bundle
+whose content was changed is reported by the verifier as an invalid chain, not here.
+"""
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ssbg.domain.audit_chain import (
+    HASHED_FIELDS,
+    NotCanonical,
+    canonical_entry_text,
+    check_canonical,
+)
+from ssbg.domain.audit_checkpoint import SIGNATURE_ALGORITHM, Checkpoint
+from ssbg.domain.audit_verification import EntryColumns, EntryTuple, HeadRef
+from ssbg.domain.errors import BundleMalformed
+
+BUNDLE_FORMAT = "SSBG-AUDIT-BUNDLE"
+BUNDLE_VERSION = 1
+BUNDLE_MEDIA_TYPE = "application/x-ndjson"
+
+ENTRY_PREFIX = b'{"type":"entry",'
+
+_INT_FIELDS = frozenset({"sequence_number", "incident_level"})
+_OPTIONAL_FIELDS = frozenset({"actor_id", "actor_role", "source_ip", "request_id"})
+_ENTRY_KEYS = frozenset({"type", *HASHED_FIELDS, "prev_hash", "entry_hash"})
+_CHECKPOINT_KEYS = frozenset(
+    {
+        "type",
+        "sequence_number",
+        "entry_hash",
+        "created_at",
+        "checkpoint_interval",
+        "previous_checkpoint_sequence",
+        "signing_key_id",
+        "signature",
+    }
+)
+_HEADER_KEYS = frozenset(
+    {
+        "type",
+        "format",
+        "version",
+        "generator",
+        "exported_at",
+        "range",
+        "anchor_hash",
+        "chain_head",
+        "checkpoint_interval",
+        "signing_key",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleHeader:
+    generator: str
+    exported_at: str
+    from_sequence: int
+    to_sequence: int
+    anchor_hash: str | None  # None: the entry before the range was missing at export
+    chain_head: HeadRef
+    checkpoint_interval: int | None
+    signing_key_id: str
+    public_key_pem: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "type": "header",
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "generator": self.generator,
+            "exported_at": self.exported_at,
+            "range": {"from_sequence": self.from_sequence, "to_sequence": self.to_sequence},
+            "anchor_hash": self.anchor_hash,
+            "chain_head": {"sequence": self.chain_head.sequence, "hash": self.chain_head.hash},
+            "checkpoint_interval": self.checkpoint_interval,
+            "signing_key": {
+                "key_id": self.signing_key_id,
+                "algorithm": SIGNATURE_ALGORITHM,
+                "public_key_pem": self.public_key_pem,
+            },
+        }
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    return (
+        json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    ).encode("utf-8")
+
+
+def entry_records(rows: Sequence[EntryColumns]) -> Iterator[dict[str, Any]]:
+    """Stored entries as bundle records, exactly as stored (``details`` parsed, not judged)."""
+    for row in rows:
+        (
+            sequence_number,
+            event_id,
+            occurred_at,
+            actor_id,
+            actor_role,
+            action,
+            resource,
+            result,
+            details_json,
+            source_ip,
+            request_id,
+            incident_level,
+            prev_hash,
+            entry_hash,
+        ) = row
+        yield {
+            "type": "entry",
+            "sequence_number": sequence_number,
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "actor_id": actor_id,
+            "actor_role": actor_role,
+            "action": action,
+            "resource": resource,
+            "result": result,
+            "details": json.loads(details_json),
+            "source_ip": source_ip,
+            "request_id": request_id,
+            "incident_level": incident_level,
+            "prev_hash": prev_hash,
+            "entry_hash": entry_hash,
+        }
+
+
+def checkpoint_record(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {"type": "checkpoint", **checkpoint.as_dict()}
+
+
+def end_record(entries: int, checkpoints: int) -> dict[str, Any]:
+    return {"type": "end", "entries": entries, "checkpoints": checkpoints}
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise ValueError("duplicate key")
+    return record
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_decoder = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_float=Decimal, parse_constant=_no_constants
+)
+
+
+def decode_line(line: bytes, number: int) -> dict[str, Any]:
+    """One line as a JSON object; floats come back as ``Decimal`` (never canonical)."""
+    try:
+        record = _decoder.decode(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BundleMalformed(f"Line {number} is not a JSON object.") from None
+    if not isinstance(record, dict):
+        raise BundleMalformed(f"Line {number} is not a JSON object.")
+    return record
+
+
+def record_type(record: dict[str, Any], number: int) -> str:
+    kind = record.get("type")
+    if kind not in ("header", "entry", "checkpoint", "end"):
+        raise BundleMalformed(f"Line {number} has no known record type.")
+    return str(kind)
+
+
+def _field(record: dict[str, Any], name: str, kind: type, number: int) -> Any:
+    value = record.get(name)
+    if type(value) is not kind:  # exact: a bool is not an int here
+        raise BundleMalformed(f"Line {number}: {name} must be a JSON {kind.__name__}.")
+    return value
+
+
+def _keys(record: dict[str, Any], expected: frozenset[str], number: int) -> None:
+    if set(record) != expected:
+        unexpected = sorted(set(record) - expected)
+        missing = sorted(expected - set(record))
+        raise BundleMalformed(
+            f"Line {number}: unexpected fields {unexpected}, missing fields {missing}."
+        )
+
+
+def parse_header(record: dict[str, Any], number: int) -> BundleHeader:
+    if record.get("type") != "header":
+        raise BundleMalformed("The first line of a bundle is its header.")
+    if record.get("format") != BUNDLE_FORMAT:
+        raise BundleMalformed(f"Not an {BUNDLE_FORMAT} bundle.")
+    if record.get("version") != BUNDLE_VERSION:
+        raise BundleMalformed(f"Unsupported bundle version {record.get('version')!r}.")
+    _keys(record, _HEADER_KEYS, number)
+    bounds = _field(record, "range", dict, number)
+    head = _field(record, "chain_head", dict, number)
+    key = _field(record, "signing_key", dict, number)
+    _keys(bounds, frozenset({"from_sequence", "to_sequence"}), number)
+    _keys(head, frozenset({"sequence", "hash"}), number)
+    _keys(key, frozenset({"key_id", "algorithm", "public_key_pem"}), number)
+    if key.get("algorithm") != SIGNATURE_ALGORITHM:
+        raise BundleMalformed(f"Unsupported signature algorithm {key.get('algorithm')!r}.")
+    interval = record.get("checkpoint_interval")
+    if interval is not None and (type(interval) is not int or interval < 1):
+        raise BundleMalformed(f"Line {number}: checkpoint_interval must be a positive integer.")
+    header = BundleHeader(
+        generator=_field(record, "generator", str, number),
+        exported_at=_field(record, "exported_at", str, number),
+        from_sequence=_field(bounds, "from_sequence", int, number),
+        to_sequence=_field(bounds, "to_sequence", int, number),
+        anchor_hash=None
+        if record["anchor_hash"] is None
+        else _field(record, "anchor_hash", str, number),
+        chain_head=HeadRef(
+            sequence=_field(head, "sequence", int, number),
+            hash=_field(head, "hash", str, number),
+        ),
+        checkpoint_interval=interval,
+        signing_key_id=_field(key, "key_id", str, number),
+        public_key_pem=_field(key, "public_key_pem", str, number),
+    )
+    if header.from_sequence < 1 or header.to_sequence < header.from_sequence - 1:
+        raise BundleMalformed(f"Line {number}: the range is empty or inverted.")
+    return header
+
+
+def parse_entry(record: dict[str, Any], number: int) -> EntryTuple:
+    """An entry as verifier input; content with no canonical form hashes as ``None``."""
+    _keys(record, _ENTRY_KEYS, number)
+    values: dict[str, Any] = {}
+    for name in HASHED_FIELDS:
+        value = record[name]
+        if name in _OPTIONAL_FIELDS and value is None:
+            values[name] = None
+        elif name == "details":
+            values[name] = _field(record, name, dict, number)
+        else:
+            values[name] = _field(record, name, int if name in _INT_FIELDS else str, number)
+    prev_hash = _field(record, "prev_hash", str, number)
+    entry_hash = _field(record, "entry_hash", str, number)
+    try:
+        check_canonical(values["details"])
+        text: str | None = canonical_entry_text(**values)
+    except NotCanonical:
+        text = None
+    return values["sequence_number"], text, prev_hash, entry_hash
+
+
+def parse_checkpoint(record: dict[str, Any], number: int) -> Checkpoint:
+    _keys(record, _CHECKPOINT_KEYS, number)
+    return Checkpoint(
+        sequence_number=_field(record, "sequence_number", int, number),
+        entry_hash=_field(record, "entry_hash", str, number),
+        created_at=_field(record, "created_at", str, number),
+        checkpoint_interval=_field(record, "checkpoint_interval", int, number),
+        previous_checkpoint_sequence=_field(record, "previous_checkpoint_sequence", int, number),
+        signing_key_id=_field(record, "signing_key_id", str, number),
+        signature=_field(record, "signature", str, number),
+    )
+
+
+def parse_end(record: dict[str, Any], number: int) -> tuple[int, int]:
+    _keys(record, frozenset({"type", "entries", "checkpoints"}), number)
+    return _field(record, "entries", int, number), _field(record, "checkpoints", int, number)

@@ -1,0 +1,275 @@
+"""The validation rules on chains built in memory (signatures: a stand-in predicate)."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from ssbg.domain.audit_chain import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    ChainedFields,
+    canonical_entry_text,
+    compute_entry_hash,
+    entry_hash_of,
+)
+from ssbg.domain.audit_checkpoint import Checkpoint
+from ssbg.domain.audit_verification import (
+    ChainVerifier,
+    EntryTuple,
+    HeadRef,
+    ValidationResult,
+    entries_from_columns,
+)
+
+MOMENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def chain(length: int) -> list[EntryTuple]:
+    entries: list[EntryTuple] = []
+    prev = GENESIS_HASH
+    for sequence in range(1, length + 1):
+        fields = ChainedFields(
+            event_id=UUID(int=sequence),
+            sequence_number=sequence,
+            occurred_at=MOMENT,
+            action="AUDIT_READ",
+            resource="audit",
+            result="SUCCESS",
+            incident_level=0,
+            details={"n": sequence},
+        )
+        entry_hash = compute_entry_hash(prev, fields)
+        entries.append((sequence, text_of(fields.as_canonical_dict()), prev, entry_hash))
+        prev = entry_hash
+    return entries
+
+
+def text_of(canonical: dict[str, Any]) -> str:
+    return canonical_entry_text(*(canonical[name] for name in HASHED_FIELDS))
+
+
+def checkpoint(
+    entries: list[EntryTuple], sequence: int, previous: int, interval: int, signature: str = "ok"
+) -> Checkpoint:
+    return Checkpoint(
+        sequence_number=sequence,
+        entry_hash=entries[sequence - 1][3],
+        created_at="2026-11-27T12:00:00.000000Z",
+        checkpoint_interval=interval,
+        previous_checkpoint_sequence=previous,
+        signing_key_id="key",
+        signature=signature,
+    )
+
+
+def every(entries: list[EntryTuple], interval: int) -> list[Checkpoint]:
+    sequences = range(interval, len(entries) + 1, interval)
+    return [checkpoint(entries, s, s - interval, interval) for s in sequences]
+
+
+def verify(
+    entries: list[EntryTuple],
+    checkpoints: list[Checkpoint],
+    *,
+    first: int = 1,
+    anchor: str | None = GENESIS_HASH,
+    interval: int | None = None,
+    head: tuple[int, str] | None = None,
+    batch: int = 7,
+) -> ValidationResult:
+    verifier = ChainVerifier(
+        first_sequence=first,
+        anchor_hash=anchor,
+        signature_valid=lambda c: c.signature == "ok",
+        checkpoint_interval=interval,
+    )
+    verifier.add_checkpoints(checkpoints)
+    for start in range(0, len(entries), batch):
+        if not verifier.add_entries(entries[start : start + batch]):
+            break
+    head_sequence, head_hash = head if head else (entries[-1][0], entries[-1][3])
+    return verifier.finish(
+        head=HeadRef(head_sequence, head_hash),
+        expected_last_sequence=head_sequence,
+        expected_last_hash=head_hash,
+    )
+
+
+def outcome(result: ValidationResult) -> tuple[int | None, str | None]:
+    return result.first_invalid_sequence, result.reason.value if result.reason else None
+
+
+def test_intact_chain_with_checkpoints_is_valid() -> None:
+    entries = chain(30)
+
+    result = verify(entries, every(entries, 10), interval=10)
+
+    assert result.valid
+    assert (result.entries_checked, result.checkpoints_verified) == (30, 3)
+    assert result.as_dict()["head"] == {"sequence": 30, "hash": entries[-1][3]}
+
+
+def test_entries_checked_counts_the_entries_that_passed_before_the_problem() -> None:
+    entries = chain(20)
+    text = entries[11][1]
+    assert text is not None
+    entries[11] = (12, text.replace("SUCCESS", "DENIED"), entries[11][2], entries[11][3])
+
+    result = verify(entries, [])
+
+    assert outcome(result) == (12, "HASH_MISMATCH")
+    assert result.entries_checked == 11
+
+
+def test_non_canonical_content_is_a_hash_mismatch() -> None:
+    entries = chain(5)
+    entries[2] = (3, None, entries[2][2], entries[2][3])
+
+    assert outcome(verify(entries, [])) == (3, "HASH_MISMATCH")
+
+
+def test_text_that_is_not_unicode_is_a_hash_mismatch() -> None:
+    entries = chain(5)
+    text = entries[2][1]
+    assert text is not None
+    entries[2] = (3, text.replace('"n":3', '"n":"\ud800"'), entries[2][2], entries[2][3])
+
+    assert outcome(verify(entries, [])) == (3, "HASH_MISMATCH")
+
+
+def test_missing_entry_is_a_gap_at_its_sequence() -> None:
+    entries = chain(10)
+    del entries[4]
+
+    assert outcome(verify(entries, [])) == (5, "SEQUENCE_GAP")
+
+
+def test_reordered_entries_are_a_gap_at_the_expected_sequence() -> None:
+    entries = chain(10)
+    entries[3], entries[4] = entries[4], entries[3]
+
+    assert outcome(verify(entries, [])) == (4, "SEQUENCE_GAP")
+
+
+def test_wrong_prev_hash_is_a_broken_link() -> None:
+    entries = chain(10)
+    entries[6] = (7, entries[6][1], "0" * 128, entries[6][3])
+
+    assert outcome(verify(entries, [])) == (7, "LINK_BROKEN")
+
+
+def test_range_is_anchored_on_the_hash_before_it() -> None:
+    entries = chain(10)
+
+    good = verify(entries[4:], [], first=5, anchor=entries[3][3])
+    unanchored = verify(entries[4:], [], first=5, anchor=None)
+
+    assert good.valid
+    assert good.entries_checked == 6
+    assert outcome(unanchored) == (5, "LINK_BROKEN")
+
+
+def test_checkpoint_with_a_bad_signature_is_reported_at_its_sequence() -> None:
+    entries = chain(20)
+    checkpoints = every(entries, 5)
+    checkpoints[1] = checkpoint(entries, 10, 5, 5, signature="forged")
+
+    assert outcome(verify(entries, checkpoints, interval=5)) == (
+        10,
+        "CHECKPOINT_SIGNATURE_INVALID",
+    )
+
+
+def test_rewritten_chain_fails_on_the_checkpoint_after_the_rewrite() -> None:
+    entries = chain(20)
+    checkpoints = every(entries, 5)
+    prev = entries[6][3]  # from 8 on: other event ids, every hash recomputed
+    for index in range(7, 20):
+        sequence, text, _, _ = entries[index]
+        assert text is not None
+        text = text.replace(str(UUID(int=sequence)), str(UUID(int=1000 + sequence)))
+        entry_hash = entry_hash_of(prev, text)
+        entries[index] = (sequence, text, prev, entry_hash)
+        prev = entry_hash
+
+    assert outcome(verify(entries, checkpoints, interval=5)) == (10, "CHECKPOINT_MISMATCH")
+
+
+def test_deleted_checkpoint_is_named_by_the_next_one() -> None:
+    entries = chain(20)
+    checkpoints = every(entries, 5)
+    del checkpoints[1]
+
+    assert outcome(verify(entries, checkpoints, interval=5)) == (10, "CHECKPOINT_MISMATCH")
+
+
+def test_deleted_last_checkpoints_are_evident_from_the_interval() -> None:
+    entries = chain(23)
+
+    assert outcome(verify(entries, every(entries, 5)[:2], interval=5)) == (
+        15,
+        "CHECKPOINT_MISMATCH",
+    )
+    assert outcome(verify(entries, [], interval=5)) == (5, "CHECKPOINT_MISMATCH")
+
+
+def test_changing_the_interval_raises_no_false_alarm() -> None:
+    entries = chain(40)
+    # 10 then 20 at interval 10; the interval became 25: the next one is due at 25... but only
+    # after the chain passed the point both schedules agree on.
+    increased = [checkpoint(entries, 10, 0, 10), checkpoint(entries, 20, 10, 10)]
+    # Interval 10 until 20, then 3: written at 21, 24, ...; a validator configured with 3.
+    decreased = [checkpoint(entries, 10, 0, 10), checkpoint(entries, 20, 10, 10)]
+
+    assert verify(entries[:24], increased, interval=25).valid
+    assert verify(entries[:21], decreased, interval=3).valid
+    assert outcome(verify(entries, increased, interval=25)) == (30, "CHECKPOINT_MISMATCH")
+
+
+def test_checkpoint_after_the_last_entry_shows_a_cut_tail() -> None:
+    entries = chain(20)
+    checkpoints = every(entries, 5)
+
+    result = verify(entries[:12], checkpoints, interval=5)
+
+    assert outcome(result) == (13, "CHECKPOINT_BEYOND_HEAD")
+    assert result.checkpoints_verified == 2
+
+
+def test_the_head_anchor_catches_a_cut_tail_and_entries_past_it() -> None:
+    entries = chain(12)
+
+    assert outcome(verify(entries[:9], [], head=(12, entries[11][3]))) == (10, "SEQUENCE_GAP")
+    assert outcome(verify(entries, [], head=(10, entries[9][3]))) == (11, "SEQUENCE_GAP")
+    assert outcome(verify(entries, [], head=(12, "f" * 128))) == (12, "HASH_MISMATCH")
+
+
+def test_checkpoints_must_be_added_in_ascending_order() -> None:
+    entries = chain(10)
+    verifier = ChainVerifier(
+        first_sequence=1,
+        anchor_hash=GENESIS_HASH,
+        signature_valid=lambda c: True,
+        checkpoint_interval=None,
+    )
+    verifier.add_checkpoints([checkpoint(entries, 5, 0, 5)])
+
+    with pytest.raises(ValueError, match="ascending"):
+        verifier.add_checkpoints([checkpoint(entries, 5, 0, 5)])
+
+
+def test_stored_columns_with_a_float_or_a_non_object_have_no_canonical_form() -> None:
+    row = (1, "id", "t", None, None, "A", "r", "SUCCESS", "{}", None, None, 0, "p", "h")
+
+    parsed = [
+        entry[1]
+        for entry in entries_from_columns(
+            [row, (*row[:8], '{"x": 1.0}', *row[9:]), (*row[:8], "[]", *row[9:])]
+        )
+    ]
+
+    assert parsed[0] is not None
+    assert '"details":{}' in parsed[0]
+    assert parsed[1:] == [None, None]
