@@ -1,5 +1,7 @@
 """The ASGI application: ``create_app()`` is what ``ssbg serve`` and the tests run."""
 
+import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -10,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from ssbg import __version__
 from ssbg.api.errors import install_error_handlers
 from ssbg.api.request_context import RequestContextMiddleware
-from ssbg.api.routes import admin_api_keys, admin_policies, audit, health, identity
+from ssbg.api.routes import admin_api_keys, admin_policies, audit, backups, health, identity
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
@@ -27,11 +29,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         owned = services is None
         active = services or build_services(settings)
         app.state.services = active
+        sweeper: asyncio.Task[None] | None = None
         try:
             if owned:
                 await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
+                # Fail backups left PROCESSING by a dead process, now and once per lease.
+                sweeper = asyncio.create_task(
+                    active.backup_recovery.run_periodically(settings.backup_lease_seconds)
+                )
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if owned:
                 await active.close()
 
@@ -50,7 +61,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, identity, admin_api_keys, admin_policies, audit):
+    for module in (health, identity, admin_api_keys, admin_policies, audit, backups):
         api.include_router(module.router)
     app.include_router(api)
     return app

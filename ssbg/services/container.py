@@ -9,8 +9,11 @@ from ssbg.infrastructure.storage.local import LocalObjectStore
 from ssbg.services.api_key_service import ApiKeyService
 from ssbg.services.audit_service import AuditReader, AuditTrail
 from ssbg.services.auth_service import AuthService
+from ssbg.services.backup_recovery_service import BackupRecoveryService
+from ssbg.services.backup_service import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
+from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.unit_of_work import Database
 from ssbg.settings import Settings
@@ -30,6 +33,9 @@ class Services:
     audit: AuditReader
     health: HealthService
     bootstrap: BootstrapService
+    policy_enforcer: PolicyEnforcer
+    backups: BackupService
+    backup_recovery: BackupRecoveryService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -64,6 +70,9 @@ def build_services(
     object_store = object_store or build_object_store(settings)
     trail = AuditTrail(clock)
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box)
+    auth = AuthService(db, trail, clock, key_store.mfa_secret_box)
+    policy_enforcer = PolicyEnforcer(clock, settings)
+    backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
     return Services(
         settings=settings,
         clock=clock,
@@ -71,10 +80,13 @@ def build_services(
         key_store=key_store,
         object_store=object_store,
         trail=trail,
-        auth=AuthService(db, trail, clock, key_store.mfa_secret_box),
+        auth=auth,
         api_keys=api_keys,
         policies=PolicyService(db, trail, clock),
         audit=AuditReader(db, trail),
         health=HealthService(db, object_store, key_store, clock),
         bootstrap=BootstrapService(db, trail, clock, key_store, api_keys),
+        policy_enforcer=policy_enforcer,
+        backups=backups,
+        backup_recovery=BackupRecoveryService(db, trail, clock, backups),
     )

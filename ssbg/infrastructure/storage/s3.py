@@ -248,6 +248,23 @@ class S3ObjectStore:
             if not _is_missing(exc):
                 raise StorageUnavailable() from None
 
+    async def discard_prefix(self, prefix: str) -> None:
+        client = await self.client()
+        try:
+            paginator = client.get_paginator("list_multipart_uploads")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    await client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+            paginator = client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    await client.delete_object(Bucket=self.bucket, Key=item["Key"])
+        except _FAILURES as exc:
+            if not _is_missing(exc):
+                raise StorageUnavailable() from None
+
     async def check_writable(self) -> None:
         key = f"health/probe-{secrets.token_hex(8)}"
         await self.put_bytes(key, b"ssbg-health-probe")

@@ -2,6 +2,7 @@
 
 from ssbg.infrastructure.db.models.api_key import ApiKey
 from ssbg.infrastructure.db.models.audit import AuditChainHead, AuditLogEntry, AuditSigningKey
+from ssbg.infrastructure.db.models.backup_metadata import BackupMetadata, BackupStatusTransition
 from ssbg.infrastructure.db.models.key_version import KeyVersion
 from ssbg.infrastructure.db.models.policy import Policy
 from ssbg.infrastructure.db.models.system_state import SystemState
@@ -11,6 +12,8 @@ __all__ = [
     "AuditChainHead",
     "AuditLogEntry",
     "AuditSigningKey",
+    "BackupMetadata",
+    "BackupStatusTransition",
     "KeyVersion",
     "Policy",
     "SystemState",
