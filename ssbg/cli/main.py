@@ -2,7 +2,7 @@
 
 import typer
 
-from ssbg.cli import server_commands
+from ssbg.cli import recover_command, server_commands
 
 app = typer.Typer(
     name="ssbg",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.command()(server_commands.init)
 app.command()(server_commands.serve)
 app.command()(server_commands.migrate)
+app.command()(recover_command.recover)
 
 
 def main() -> None:
