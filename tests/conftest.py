@@ -93,6 +93,13 @@ def storage_backend() -> str:
     return "local"
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Extra ``Settings`` fields for one test: ``@pytest.mark.parametrize("settings_overrides",
+    [{"max_upload_bytes": 1024}])``."""
+    return {}
+
+
 def s3_settings(endpoint_url: str) -> dict[str, object]:
     return {
         "storage_backend": "s3",
@@ -110,6 +117,7 @@ def settings(
     tmp_path: Path,
     shared_key_store: FileKeyStore,
     storage_backend: str,
+    settings_overrides: dict[str, object],
     request: pytest.FixtureRequest,
 ) -> Settings:
     storage: dict[str, object] = {}
@@ -124,7 +132,7 @@ def settings(
         storage_path=tmp_path / "objects",
         keystore_dir=shared_key_store.directory,
         key_password=SecretStr(TEST_KEY_PASSWORD),
-        **storage,  # type: ignore[arg-type]
+        **{**storage, **settings_overrides},  # type: ignore[arg-type]
     )
 
 

@@ -11,6 +11,7 @@ the multipart reader raises :class:`~ssbg.domain.errors.ValidationFailed` for a 
 truncated body.
 """
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -24,6 +25,9 @@ FILE_FIELD = "file"
 FORM_FIELDS = frozenset({"classification", "source_system", "description"})
 MAX_PREAMBLE_BYTES = 64 * 1024  # everything before the file's bytes: fields, part headers
 MAX_FIELD_BYTES = 16 * 1024
+
+# The parser's warnings quote bytes of the body it choked on, and a body may be plaintext.
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 async def body_chunks(request: Request) -> AsyncIterator[bytes]:
