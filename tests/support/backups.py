@@ -118,3 +118,21 @@ def leftover_under_prefix(root: Path, backup_id: UUID | str) -> list[Path]:
 
 def random_payload(size: int) -> bytes:
     return os.urandom(size)
+
+
+async def decrypt_stored(services: Services, record: BackupMetadata) -> bytes:
+    """Decrypt a backup's stored objects the way a restore would, verifying everything."""
+    from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
+
+    wrapped = await services.object_store.read_bytes(record.wrapped_dek_ref)
+    private_key = services.key_store.load_private_key(record.key_version)
+    decryptor = ObjectDecryptor(
+        dek_resolver_for(wrapped, private_key, expected_key_version=record.key_version),
+        expected_backup_id=record.id,
+    )
+    out = bytearray()
+    async for chunk in services.object_store.read_stream(record.storage_ref, 1024 * 1024):
+        for plaintext in decryptor.feed(chunk):
+            out += plaintext
+    out += decryptor.finish()
+    return bytes(out)
