@@ -64,7 +64,7 @@ async def test_a_client_that_disconnects_mid_upload_leaves_a_failed_record(
     live_server: int, services: Services
 ) -> None:
     operator = await create_api_key(services, Role.OPERATOR)
-    reader, writer = await asyncio.open_connection("127.0.0.1", live_server)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", live_server)
     writer.write(
         (
             "POST /api/v1/backups?classification=INTERNAL&source_system=db-1 HTTP/1.1\r\n"
@@ -279,4 +279,4 @@ async def test_a_gateway_killed_mid_upload_fails_the_backup_when_it_restarts(
 
 
 async def _exists(path: Path) -> bool:
-    return path.exists() and any(path.iterdir())
+    return await asyncio.to_thread(lambda: path.exists() and any(path.iterdir()))
