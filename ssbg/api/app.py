@@ -33,7 +33,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             if owned:
                 await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
-                # Fail backups left PROCESSING by a dead process, now and once per lease.
+                # Fail backups left PROCESSING by a dead process: now, then once per lease.
+                await active.backup_recovery.sweep_once()
                 sweeper = asyncio.create_task(
                     active.backup_recovery.run_periodically(settings.backup_lease_seconds)
                 )

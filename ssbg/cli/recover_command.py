@@ -14,7 +14,6 @@ from ssbg.services.offline_recovery import load_private_key_file, recover_to_fil
 EXIT_INTEGRITY = 1
 EXIT_USAGE = 2
 err = Console(stderr=True)
-out = Console()
 
 
 def recover(
@@ -68,7 +67,7 @@ def recover(
     if as_json:
         print(json.dumps(result))
     else:
-        out.print(
+        typer.echo(
             f"Recovered backup {recovered.backup_id} (key {recovered.key_version}): "
             f"{recovered.size} bytes, SHA-512 {recovered.checksum_plaintext}, to {output}"
         )

@@ -108,20 +108,27 @@ class BackupRecoveryService:
             failed.append(backup_id)
         return failed
 
-    async def run_periodically(self, interval_seconds: float) -> None:
-        """Sweep forever (a task of the app's lifespan); a failed sweep is retried next time."""
+    async def sweep_once(self) -> RecoveryReport | None:
+        """:meth:`recover`, logging instead of raising (start-up and the periodic sweep)."""
         log = structlog.get_logger("ssbg.recovery")
+        try:
+            report = await self.recover()
+        except SsbgError as exc:
+            log.warning("backup_recovery_failed", code=exc.code)
+            return None
+        except Exception as exc:
+            log.error("backup_recovery_failed", error=type(exc).__name__)
+            return None
+        if report.interrupted or report.cleaned:
+            log.info(
+                "backup_recovery",
+                interrupted=len(report.interrupted),
+                cleaned=len(report.cleaned),
+            )
+        return report
+
+    async def run_periodically(self, interval_seconds: float) -> None:
+        """Sweep once per ``interval_seconds``, forever (a task of the app's lifespan)."""
         while True:
-            try:
-                report = await self.recover()
-                if report.interrupted or report.cleaned:
-                    log.info(
-                        "backup_recovery",
-                        interrupted=len(report.interrupted),
-                        cleaned=len(report.cleaned),
-                    )
-            except SsbgError as exc:
-                log.warning("backup_recovery_failed", code=exc.code)
-            except Exception as exc:
-                log.error("backup_recovery_failed", error=type(exc).__name__)
             await asyncio.sleep(interval_seconds)
+            await self.sweep_once()
