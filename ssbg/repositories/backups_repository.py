@@ -153,17 +153,30 @@ class BackupsRepository:
         return int(result.scalar_one()) + 1
 
     async def change_status(
-        self, backup_id: UUID, expected: BackupStatus, **values: Any
+        self,
+        backup_id: UUID,
+        expected: BackupStatus,
+        *,
+        lease_lapsed_before: datetime | None = None,
+        **values: Any,
     ) -> BackupMetadata | None:
-        """Set ``values`` (``status`` among them) if the backup is still ``expected``.
+        """Set ``values`` (``status`` among them) if the backup is still ``expected`` — and,
+        with ``lease_lapsed_before``, only if its lease lapsed by then (recovery).
 
         Returns the updated record, or ``None`` if another writer moved it first.
         """
+        statement = update(BackupMetadata).where(
+            BackupMetadata.id == backup_id, BackupMetadata.status == expected.value
+        )
+        if lease_lapsed_before is not None:
+            statement = statement.where(
+                or_(
+                    BackupMetadata.lease_expires_at.is_(None),
+                    BackupMetadata.lease_expires_at < lease_lapsed_before,
+                )
+            )
         result = await self._session.execute(
-            update(BackupMetadata)
-            .where(BackupMetadata.id == backup_id, BackupMetadata.status == expected.value)
-            .values(**values)
-            .returning(BackupMetadata),
+            statement.values(**values).returning(BackupMetadata),
             execution_options={"populate_existing": True, "synchronize_session": False},
         )
         return result.scalar_one_or_none()
@@ -195,26 +208,6 @@ class BackupsRepository:
             .limit(limit)
         )
         return result.scalars().all()
-
-    async def fail_if_lapsed(
-        self, backup_id: UUID, now: datetime, **values: Any
-    ) -> BackupMetadata | None:
-        """Compare-and-set for recovery: only a PROCESSING record whose lease lapsed."""
-        result = await self._session.execute(
-            update(BackupMetadata)
-            .where(
-                BackupMetadata.id == backup_id,
-                BackupMetadata.status == BackupStatus.PROCESSING.value,
-                or_(
-                    BackupMetadata.lease_expires_at.is_(None),
-                    BackupMetadata.lease_expires_at < now,
-                ),
-            )
-            .values(**values)
-            .returning(BackupMetadata),
-            execution_options={"populate_existing": True, "synchronize_session": False},
-        )
-        return result.scalar_one_or_none()
 
     async def list_cleanup_pending(self, limit: int) -> Sequence[BackupMetadata]:
         result = await self._session.execute(

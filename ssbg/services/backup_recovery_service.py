@@ -12,16 +12,14 @@ whose removal failed at the time.
 
 import asyncio
 from dataclasses import dataclass
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import structlog
 
-from ssbg.domain.audit_events import AuditEvent, backup_resource
-from ssbg.domain.enums import AuditAction, AuditResult, BackupFailureReason, BackupStatus
+from ssbg.domain.enums import BackupFailureReason
 from ssbg.domain.errors import SsbgError
 from ssbg.domain.identity import SYSTEM_CONTEXT
 from ssbg.infrastructure.clock import Clock
-from ssbg.infrastructure.db.models import BackupStatusTransition
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backup_service import BackupService
 from ssbg.services.unit_of_work import Database
@@ -65,47 +63,16 @@ class BackupRecoveryService:
         failed: list[UUID] = []
         for backup_id in candidates:
             async with self._db.transaction(write=True) as tx:
-                record = await tx.backups.fail_if_lapsed(
-                    backup_id,
-                    now,
-                    status=BackupStatus.FAILED.value,
-                    failure_reason=BackupFailureReason.INTERRUPTED.value,
-                    updated_at=now,
-                    lease_expires_at=None,
-                    idempotency_key=None,
-                    cleanup_pending=True,
-                )
-                if record is None:
-                    continue  # renewed meanwhile, or another replica got there first
-                sequence = await tx.backups.next_transition_sequence(backup_id)
-                tx.backups.add_transition(
-                    BackupStatusTransition(
-                        id=uuid4(),
-                        backup_id=backup_id,
-                        sequence=sequence,
-                        from_status=BackupStatus.PROCESSING.value,
-                        to_status=BackupStatus.FAILED.value,
-                        reason=BackupFailureReason.INTERRUPTED.value,
-                        actor_id=None,
-                        at=now,
-                    )
-                )
-                await tx.backups.flush()
-                await self._trail.append(
+                record = await self._backups.fail_processing_in(
                     tx,
-                    AuditEvent.by(
-                        None,
-                        SYSTEM_CONTEXT,
-                        AuditAction.BACKUP_FAILED,
-                        backup_resource(backup_id),
-                        AuditResult.FAILED,
-                        reason=BackupFailureReason.INTERRUPTED.value,
-                        from_status=BackupStatus.PROCESSING.value,
-                        to_status=BackupStatus.FAILED.value,
-                        created_by=str(record.created_by),
-                    ),
+                    backup_id,
+                    BackupFailureReason.INTERRUPTED,
+                    principal=None,
+                    context=SYSTEM_CONTEXT,
+                    lease_lapsed_before=now,
                 )
-            failed.append(backup_id)
+            if record is not None:  # else renewed meanwhile, or another replica got there first
+                failed.append(backup_id)
         return failed
 
     async def sweep_once(self) -> RecoveryReport | None:

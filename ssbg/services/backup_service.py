@@ -21,9 +21,10 @@ database is down), the lease lapses and start-up recovery finishes the job.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
@@ -402,62 +403,49 @@ class BackupService:
         sealed: SealedStream,
     ) -> BackupMetadata:
         now = self._clock.now()
-        resource = backup_resource(record.id)
         async with self._db.transaction(write=True) as tx:
-            done = await tx.backups.change_status(
-                record.id,
-                BackupStatus.PROCESSING,
-                status=BackupStatus.ACTIVE.value,
-                original_size=sealed.original_size,
-                encrypted_size=sealed.encrypted_size,
-                checksum_plaintext=sealed.checksum_plaintext,
-                checksum_ciphertext=sealed.checksum_ciphertext,
-                completed_at=now,
-                updated_at=now,
-                lease_expires_at=None,
-            )
-            if done is None:
-                raise LeaseLost()
-            await self._add_transition(
-                tx,
-                done.id,
-                BackupStatus.PROCESSING,
-                BackupStatus.ACTIVE,
-                principal,
-                now,
-                reason=AuditAction.BACKUP_COMPLETE.value,
-            )
             await self._trail.append(
                 tx,
                 AuditEvent.by(
                     principal,
                     context,
                     AuditAction.BACKUP_STORED,
-                    resource,
-                    storage_backend=done.storage_backend,
-                    storage_ref=done.storage_ref,
-                    wrapped_dek_ref=done.wrapped_dek_ref,
+                    backup_resource(record.id),
+                    storage_backend=record.storage_backend,
+                    storage_ref=record.storage_ref,
+                    wrapped_dek_ref=record.wrapped_dek_ref,
                     encrypted_size=sealed.encrypted_size,
                     checksum_ciphertext=sealed.checksum_ciphertext,
                     segments=sealed.segments,
                     segment_algorithm=SEGMENT_ALGORITHM,
                 ),
             )
-            await self._trail.append(
+            done = await self.transition_in(
                 tx,
-                AuditEvent.by(
-                    principal,
-                    context,
-                    AuditAction.BACKUP_COMPLETE,
-                    resource,
-                    from_status=BackupStatus.PROCESSING.value,
-                    to_status=BackupStatus.ACTIVE.value,
-                    original_size=sealed.original_size,
-                    checksum_plaintext=sealed.checksum_plaintext,
-                    classification=done.classification,
-                    key_version=done.key_version,
-                ),
+                record.id,
+                BackupStatus.PROCESSING,
+                BackupStatus.ACTIVE,
+                principal=principal,
+                context=context,
+                action=AuditAction.BACKUP_COMPLETE,
+                reason=AuditAction.BACKUP_COMPLETE.value,
+                values={
+                    "original_size": sealed.original_size,
+                    "encrypted_size": sealed.encrypted_size,
+                    "checksum_plaintext": sealed.checksum_plaintext,
+                    "checksum_ciphertext": sealed.checksum_ciphertext,
+                    "completed_at": now,
+                    "lease_expires_at": None,
+                },
+                details={
+                    "original_size": sealed.original_size,
+                    "checksum_plaintext": sealed.checksum_plaintext,
+                    "classification": record.classification,
+                    "key_version": record.key_version,
+                },
             )
+            if done is None:
+                raise LeaseLost()  # rolls back BACKUP_STORED with it
         return done
 
     async def _fail(
@@ -468,47 +456,48 @@ class BackupService:
         reason: BackupFailureReason,
     ) -> None:
         """PROCESSING → FAILED with ``BACKUP_FAILED``, then remove the objects. Never raises."""
-        now = self._clock.now()
         try:
             async with self._db.transaction(write=True) as tx:
-                failed = await tx.backups.change_status(
-                    backup_id,
-                    BackupStatus.PROCESSING,
-                    status=BackupStatus.FAILED.value,
-                    failure_reason=reason.value,
-                    updated_at=now,
-                    lease_expires_at=None,
-                    idempotency_key=None,
-                    cleanup_pending=True,
-                )
-                if failed is None:
-                    return  # moved by someone else (recovery after a lapsed lease)
-                await self._add_transition(
-                    tx,
-                    backup_id,
-                    BackupStatus.PROCESSING,
-                    BackupStatus.FAILED,
-                    principal,
-                    now,
-                    reason=reason.value,
-                )
-                await self._trail.append(
-                    tx,
-                    AuditEvent.by(
-                        principal,
-                        context,
-                        AuditAction.BACKUP_FAILED,
-                        backup_resource(backup_id),
-                        AuditResult.FAILED,
-                        reason=reason.value,
-                        from_status=BackupStatus.PROCESSING.value,
-                        to_status=BackupStatus.FAILED.value,
-                    ),
+                failed = await self.fail_processing_in(
+                    tx, backup_id, reason, principal=principal, context=context
                 )
         except SsbgError as exc:
             log.error("backup_failure_not_recorded", backup_id=str(backup_id), code=exc.code)
             return
-        await self.remove_objects(backup_id)
+        if failed is not None:  # else moved by someone else (recovery after a lapsed lease)
+            await self.remove_objects(backup_id)
+
+    async def fail_processing_in(
+        self,
+        tx: UnitOfWork,
+        backup_id: UUID,
+        reason: BackupFailureReason,
+        *,
+        principal: Principal | None,
+        context: RequestContext,
+        lease_lapsed_before: datetime | None = None,
+    ) -> BackupMetadata | None:
+        """``PROCESSING → FAILED`` (releasing the idempotency key, marking the objects for
+        removal) with its ``BACKUP_FAILED`` entry, in ``tx``; ``None`` if no longer PROCESSING
+        (or, with ``lease_lapsed_before``, if its lease has not lapsed)."""
+        return await self.transition_in(
+            tx,
+            backup_id,
+            BackupStatus.PROCESSING,
+            BackupStatus.FAILED,
+            principal=principal,
+            context=context,
+            action=AuditAction.BACKUP_FAILED,
+            result=AuditResult.FAILED,
+            reason=reason.value,
+            lease_lapsed_before=lease_lapsed_before,
+            values={
+                "failure_reason": reason.value,
+                "lease_expires_at": None,
+                "idempotency_key": None,
+                "cleanup_pending": True,
+            },
+        )
 
     async def remove_objects(self, backup_id: UUID) -> bool:
         """Remove a failed or deleted backup's objects and clear ``cleanup_pending``.
@@ -527,22 +516,61 @@ class BackupService:
             return False
         return True
 
-    async def _add_transition(
+    async def transition_in(
         self,
         tx: UnitOfWork,
         backup_id: UUID,
-        from_status: BackupStatus,
-        to_status: BackupStatus,
-        principal: Principal | None,
-        now: datetime,
+        current: BackupStatus,
+        target: BackupStatus,
         *,
+        principal: Principal | None,
+        context: RequestContext,
+        action: AuditAction = AuditAction.BACKUP_STATUS_CHANGE,
+        result: AuditResult = AuditResult.SUCCESS,
         reason: str | None = None,
-    ) -> None:
+        values: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+        lease_lapsed_before: datetime | None = None,
+    ) -> BackupMetadata | None:
+        """Move a backup ``current → target`` inside the caller's transaction (SPEC §5).
+
+        The state machine's check (``InvalidStateTransition`` for an illegal move), a
+        compare-and-set of the status with ``values``, the ``backup_status_transitions`` row
+        and the ``action`` audit entry — all in ``tx``, so they commit together or not at all.
+        Returns ``None`` when another writer moved the backup first.
+        """
+        check_backup_transition(current, target)
+        now = self._clock.now()
+        changed = await tx.backups.change_status(
+            backup_id,
+            current,
+            lease_lapsed_before=lease_lapsed_before,
+            status=target.value,
+            updated_at=now,
+            **(values or {}),
+        )
+        if changed is None:
+            return None
         sequence = await tx.backups.next_transition_sequence(backup_id)
         tx.backups.add_transition(
-            _transition(backup_id, sequence, from_status, to_status, principal, now, reason)
+            _transition(backup_id, sequence, current, target, principal, now, reason)
         )
         await tx.backups.flush()
+        await self._trail.append(
+            tx,
+            AuditEvent.by(
+                principal,
+                context,
+                action,
+                backup_resource(backup_id),
+                result,
+                from_status=current.value,
+                to_status=target.value,
+                reason=reason,
+                **(details or {}),
+            ),
+        )
+        return changed
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -599,7 +627,6 @@ class BackupService:
         if mfa_token:
             await self._auth.verify_mfa(principal, mfa_token, context)
             mfa_verified = True
-        now = self._clock.now()
         resource = backup_resource(backup_id)
         async with self._db.transaction(write=True) as tx:
             backup = await tx.backups.get_visible_or_none(viewer_of(principal), backup_id)
@@ -622,40 +649,26 @@ class BackupService:
                     ),
                 )
                 if outcome.decision.allowed:
-                    deleted = await tx.backups.change_status(
-                        backup_id,
-                        current,
-                        status=BackupStatus.DELETED.value,
-                        updated_at=now,
-                        cleanup_pending=True,
-                    )
-                    if deleted is None:
-                        raise InvalidStateTransition("The backup changed status meanwhile.")
-                    backup = deleted
-                    await self._add_transition(
+                    await self._trail.append(tx, outcome.event)
+                    deleted = await self.transition_in(
                         tx,
                         backup_id,
                         current,
                         BackupStatus.DELETED,
-                        principal,
-                        now,
+                        principal=principal,
+                        context=context,
+                        action=AuditAction.BACKUP_DELETE,
                         reason=AuditAction.BACKUP_DELETE.value,
+                        values={"cleanup_pending": True},
+                        details={
+                            "storage_backend": backup.storage_backend,
+                            "storage_ref": backup.storage_ref,
+                            "wrapped_dek_ref": backup.wrapped_dek_ref,
+                        },
                     )
-                    await self._trail.append(tx, outcome.event)
-                    await self._trail.append(
-                        tx,
-                        AuditEvent.by(
-                            principal,
-                            context,
-                            AuditAction.BACKUP_DELETE,
-                            resource,
-                            from_status=current.value,
-                            to_status=BackupStatus.DELETED.value,
-                            storage_backend=backup.storage_backend,
-                            storage_ref=backup.storage_ref,
-                            wrapped_dek_ref=backup.wrapped_dek_ref,
-                        ),
-                    )
+                    if deleted is None:
+                        raise InvalidStateTransition("The backup changed status meanwhile.")
+                    backup = deleted
                 else:
                     await self._trail.append(tx, outcome.event)
         if not retry_cleanup and outcome.decision.denied:
