@@ -136,3 +136,24 @@ async def decrypt_stored(services: Services, record: BackupMetadata) -> bytes:
             out += plaintext
     out += decryptor.finish()
     return bytes(out)
+
+
+async def objects_left(services: Services, backup_id: UUID | str) -> list[str]:
+    """Everything a backup still has in the store: objects, temporary files, and (S3)
+    incomplete multipart uploads."""
+    from ssbg.infrastructure.storage.s3 import S3ObjectStore
+
+    identifier = UUID(str(backup_id))
+    store = services.object_store
+    if isinstance(store, S3ObjectStore):
+        client = await store.client()
+        prefix = backup_prefix(identifier)
+        listed = await client.list_objects_v2(Bucket=store.bucket, Prefix=prefix)
+        uploads = await client.list_multipart_uploads(Bucket=store.bucket, Prefix=prefix)
+        return [item["Key"] for item in listed.get("Contents", [])] + [
+            f"upload:{item['Key']}" for item in uploads.get("Uploads", [])
+        ]
+    return [
+        str(path)
+        for path in leftover_under_prefix(services.settings.resolved_storage_path, identifier)
+    ]

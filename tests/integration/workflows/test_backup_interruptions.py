@@ -23,7 +23,7 @@ from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
 from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit_chain import assert_chain_valid, entries_for
-from tests.support.backups import get_record, leftover_under_prefix, only_record
+from tests.support.backups import get_record, leftover_under_prefix, objects_left, only_record
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key
 from tests.support.processes import GatewayProcess, wait_until
@@ -60,6 +60,7 @@ async def _processing_record(services: Services) -> BackupMetadata | None:
     return rows[0] if rows and rows[0].status == "PROCESSING" else None
 
 
+@pytest.mark.parametrize("storage_backend", ["local", "s3"])
 async def test_a_client_that_disconnects_mid_upload_leaves_a_failed_record(
     live_server: int, services: Services
 ) -> None:
@@ -91,7 +92,7 @@ async def test_a_client_that_disconnects_mid_upload_leaves_a_failed_record(
     assert entries[-1].action == "BACKUP_FAILED"
     assert entries[-1].details["reason"] == "CLIENT_DISCONNECTED"
     await wait_until(lambda: _cleaned(services, record.id))
-    assert leftover_under_prefix(services.settings.resolved_storage_path, record.id) == []
+    assert await objects_left(services, record.id) == []
     await assert_chain_valid(services.db)
 
 

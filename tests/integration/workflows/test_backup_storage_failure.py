@@ -11,11 +11,10 @@ import pytest
 
 from ssbg.domain.enums import Role
 from ssbg.infrastructure.storage.layout import backup_prefix
-from ssbg.infrastructure.storage.s3 import S3ObjectStore
 from ssbg.services.container import Services
 from tests.conftest import s3_settings
 from tests.support.audit_chain import assert_chain_valid, entries_for
-from tests.support.backups import count_records, local_files_under, only_record
+from tests.support.backups import count_records, local_files_under, objects_left, only_record
 from tests.support.factories import create_api_key, headers
 from tests.support.processes import MotoServer
 from tests.support.tcp_proxy import TcpProxy
@@ -110,13 +109,6 @@ async def test_a_store_failure_mid_stream_fails_the_backup_and_leaves_nothing(
     record = await only_record(services)
     assert not record.cleanup_pending
     assert await count_records(services) == 1
-    if isinstance(services.object_store, S3ObjectStore):
-        s3 = await services.object_store.client()
-        bucket = services.object_store.bucket
-        prefix = backup_prefix(record.id)
-        assert "Contents" not in await s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
-        uploads = await s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
-        assert uploads.get("Uploads", []) == []
-    else:
-        assert local_files_under(services.settings.resolved_storage_path / "backups") == []
+    assert await objects_left(services, record.id) == []
+    assert local_files_under(services.settings.resolved_storage_path / "backups") == []
     await assert_chain_valid(services.db)
