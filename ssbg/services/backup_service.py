@@ -403,23 +403,20 @@ class BackupService:
         sealed: SealedStream,
     ) -> BackupMetadata:
         now = self._clock.now()
+        stored = AuditEvent.by(
+            principal,
+            context,
+            AuditAction.BACKUP_STORED,
+            backup_resource(record.id),
+            storage_backend=record.storage_backend,
+            storage_ref=record.storage_ref,
+            wrapped_dek_ref=record.wrapped_dek_ref,
+            encrypted_size=sealed.encrypted_size,
+            checksum_ciphertext=sealed.checksum_ciphertext,
+            segments=sealed.segments,
+            segment_algorithm=SEGMENT_ALGORITHM,
+        )
         async with self._db.transaction(write=True) as tx:
-            await self._trail.append(
-                tx,
-                AuditEvent.by(
-                    principal,
-                    context,
-                    AuditAction.BACKUP_STORED,
-                    backup_resource(record.id),
-                    storage_backend=record.storage_backend,
-                    storage_ref=record.storage_ref,
-                    wrapped_dek_ref=record.wrapped_dek_ref,
-                    encrypted_size=sealed.encrypted_size,
-                    checksum_ciphertext=sealed.checksum_ciphertext,
-                    segments=sealed.segments,
-                    segment_algorithm=SEGMENT_ALGORITHM,
-                ),
-            )
             done = await self.transition_in(
                 tx,
                 record.id,
@@ -443,9 +440,10 @@ class BackupService:
                     "classification": record.classification,
                     "key_version": record.key_version,
                 },
+                preceding_events=[stored],
             )
             if done is None:
-                raise LeaseLost()  # rolls back BACKUP_STORED with it
+                raise LeaseLost()
         return done
 
     async def _fail(
@@ -531,6 +529,7 @@ class BackupService:
         values: Mapping[str, Any] | None = None,
         details: Mapping[str, Any] | None = None,
         lease_lapsed_before: datetime | None = None,
+        preceding_events: Sequence[AuditEvent] = (),
     ) -> BackupMetadata | None:
         """Move a backup ``current → target`` inside the caller's transaction (SPEC §5).
 
@@ -538,6 +537,10 @@ class BackupService:
         compare-and-set of the status with ``values``, the ``backup_status_transitions`` row
         and the ``action`` audit entry — all in ``tx``, so they commit together or not at all.
         Returns ``None`` when another writer moved the backup first.
+
+        ``preceding_events`` are appended just before the transition's own entry. Audit
+        appends come after the row update on purpose: every writer locks the backup row
+        before the audit chain head, so two writers never wait on each other in a cycle.
         """
         check_backup_transition(current, target)
         now = self._clock.now()
@@ -556,6 +559,8 @@ class BackupService:
             _transition(backup_id, sequence, current, target, principal, now, reason)
         )
         await tx.backups.flush()
+        for event in preceding_events:
+            await self._trail.append(tx, event)
         await self._trail.append(
             tx,
             AuditEvent.by(
@@ -649,7 +654,6 @@ class BackupService:
                     ),
                 )
                 if outcome.decision.allowed:
-                    await self._trail.append(tx, outcome.event)
                     deleted = await self.transition_in(
                         tx,
                         backup_id,
@@ -665,6 +669,7 @@ class BackupService:
                             "storage_ref": backup.storage_ref,
                             "wrapped_dek_ref": backup.wrapped_dek_ref,
                         },
+                        preceding_events=[outcome.event],
                     )
                     if deleted is None:
                         raise InvalidStateTransition("The backup changed status meanwhile.")
