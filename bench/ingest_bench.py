@@ -307,9 +307,12 @@ def warm_page_cache(path: Path) -> None:
 
 
 class ForeignLoad:
-    """CPU used during a measurement by processes that are not part of it (other tenants of a
-    shared machine), in cores: system-wide busy time minus this process (threads and waited
-    children such as curl and restic) minus the gateway server."""
+    """CPU used during a measurement by other tenants of a shared machine, in cores.
+
+    System-wide busy time, minus interrupt and softirq time and kernel threads (loopback TCP
+    and disk writeback done on our behalf), minus this process (threads and waited children
+    such as curl and restic) and the gateway server.
+    """
 
     def __init__(self, server_pid: int | None) -> None:
         self._own = psutil.Process()
@@ -324,19 +327,36 @@ class ForeignLoad:
         return total
 
     @staticmethod
+    def _kernel_threads() -> float:
+        total = 0.0
+        for process in psutil.process_iter(["ppid", "cpu_times"]):
+            if process.pid == 2 or process.info["ppid"] == 2:
+                times = process.info["cpu_times"]
+                if times is not None:
+                    total += times.user + times.system
+        return total
+
+    @staticmethod
     def _busy() -> float:
         times = psutil.cpu_times()
-        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+        accounted = times.idle + getattr(times, "iowait", 0.0)
+        accounted += getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+        return sum(times) - accounted
+
+    def _snapshot(self) -> tuple[float, float, float]:
+        return self._busy(), self._ours(), self._kernel_threads()
 
     def __enter__(self) -> "ForeignLoad":
         self._started = time.perf_counter()
-        self._busy0, self._ours0 = self._busy(), self._ours()
+        self._before = self._snapshot()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         elapsed = time.perf_counter() - self._started
-        foreign = (self._busy() - self._busy0) - (self._ours() - self._ours0)
-        self.cores = max(0.0, foreign / elapsed)
+        busy, ours, kernel = (
+            after - before for after, before in zip(self._snapshot(), self._before, strict=True)
+        )
+        self.cores = max(0.0, (busy - ours - kernel) / elapsed)
 
 
 def main() -> None:
