@@ -373,7 +373,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     size = args.size_mib * MIB
-    workdir = Path(tempfile.mkdtemp(prefix="ssbg-ingest-bench-", dir=Path.cwd()))
+    # On the repository's disk (a TMPDIR may be tmpfs), inside the git-ignored results dir.
+    scratch = Path("bench/results")
+    scratch.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ingest-work-", dir=scratch)).resolve()
     samples: dict[str, list[float]] = {}
     foreign: dict[str, list[float]] = {}
     discarded: dict[str, int] = {}
