@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     segment_size: int = Field(default=MIB, ge=4096, le=64 * MIB)
     max_upload_bytes: int = Field(default=64 * 1024 * MIB, ge=1)
+    # A PROCESSING backup whose streaming process stopped renewing this lease is failed
+    # (INTERRUPTED) by start-up recovery or the periodic sweep of any replica.
+    backup_lease_seconds: int = Field(default=60, ge=1, le=3600)
     require_classification: bool = True
     default_classification: Classification = Classification.INTERNAL
     restore_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)

@@ -1,3 +1,4 @@
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_base_url
+from tests.support.processes import MotoServer
 
 TEST_KEY_PASSWORD = "test-key-password-not-for-production"
 
@@ -76,8 +78,52 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One S3 protocol server (moto, server mode) for the session; tests use own buckets."""
+    server = MotoServer(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, shared_key_store: FileKeyStore) -> Settings:
+def storage_backend() -> str:
+    """``local`` unless a test parametrizes it (``@pytest.mark.parametrize("storage_backend",
+    ["local", "s3"])``)."""
+    return "local"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Extra ``Settings`` fields for one test: ``@pytest.mark.parametrize("settings_overrides",
+    [{"max_upload_bytes": 1024}])``."""
+    return {}
+
+
+def s3_settings(endpoint_url: str) -> dict[str, object]:
+    return {
+        "storage_backend": "s3",
+        "s3_endpoint_url": endpoint_url,
+        "s3_bucket": f"ssbg-test-{uuid.uuid4().hex[:16]}",
+        "s3_region": "us-east-1",
+        "s3_access_key_id": SecretStr("testing"),
+        "s3_secret_access_key": SecretStr("testing"),
+    }
+
+
+@pytest.fixture
+def settings(
+    database_url: str,
+    tmp_path: Path,
+    shared_key_store: FileKeyStore,
+    storage_backend: str,
+    settings_overrides: dict[str, object],
+    request: pytest.FixtureRequest,
+) -> Settings:
+    storage: dict[str, object] = {}
+    if storage_backend == "s3":
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        storage = s3_settings(moto.url)
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         env="development",
@@ -86,6 +132,7 @@ def settings(database_url: str, tmp_path: Path, shared_key_store: FileKeyStore) 
         storage_path=tmp_path / "objects",
         keystore_dir=shared_key_store.directory,
         key_password=SecretStr(TEST_KEY_PASSWORD),
+        **{**storage, **settings_overrides},  # type: ignore[arg-type]
     )
 
 

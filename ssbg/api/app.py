@@ -1,5 +1,7 @@
 """The ASGI application: ``create_app()`` is what ``ssbg serve`` and the tests run."""
 
+import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -15,6 +17,7 @@ from ssbg.api.routes import (
     admin_incident,
     admin_policies,
     audit,
+    backups,
     health,
     identity,
 )
@@ -34,11 +37,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         owned = services is None
         active = services or build_services(settings)
         app.state.services = active
+        sweeper: asyncio.Task[None] | None = None
         try:
             if owned:
                 await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
+                # Fail backups left PROCESSING by a dead process: now, then once per lease.
+                await active.backup_recovery.sweep_once()
+                sweeper = asyncio.create_task(
+                    active.backup_recovery.run_periodically(settings.backup_lease_seconds)
+                )
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if owned:
                 await active.close()
 
@@ -57,7 +70,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, identity, admin_api_keys, admin_policies, admin_incident, audit):
+    for module in (
+        health,
+        identity,
+        admin_api_keys,
+        admin_policies,
+        admin_incident,
+        audit,
+        backups,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -2,7 +2,7 @@
 
 import typer
 
-from ssbg.cli import audit_commands, server_commands
+from ssbg.cli import audit_commands, recover_command, server_commands
 
 app = typer.Typer(
     name="ssbg",
@@ -15,6 +15,7 @@ app.command()(server_commands.init)
 app.command()(server_commands.serve)
 app.command()(server_commands.migrate)
 app.add_typer(audit_commands.app, name="audit")
+app.command()(recover_command.recover)
 
 
 def main() -> None:

@@ -178,3 +178,13 @@ class BundleMalformed(SsbgError):
 
 class InternalError(SsbgError):
     pass
+
+
+class ClientDisconnected(SsbgError):
+    """The client went away before its request body was complete (nobody reads the reply)."""
+
+    code, status, default_message = (
+        "CLIENT_DISCONNECTED",
+        400,
+        "The client disconnected before the request was complete.",
+    )

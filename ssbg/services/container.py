@@ -12,9 +12,12 @@ from ssbg.services.audit_export_service import AuditExportService
 from ssbg.services.audit_service import AuditReader, AuditTrail
 from ssbg.services.audit_validation_service import AuditValidationService
 from ssbg.services.auth_service import AuthService
+from ssbg.services.backup_recovery_service import BackupRecoveryService
+from ssbg.services.backup_service import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
+from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.unit_of_work import Database
 from ssbg.settings import Settings
@@ -37,6 +40,9 @@ class Services:
     bootstrap: BootstrapService
     audit_validation: AuditValidationService
     audit_export: AuditExportService
+    policy_enforcer: PolicyEnforcer
+    backups: BackupService
+    backup_recovery: BackupRecoveryService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -73,6 +79,9 @@ def build_services(
     interval = settings.audit_checkpoint_interval
     trail = AuditTrail(clock, signer, interval)
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box)
+    auth = AuthService(db, trail, clock, key_store.mfa_secret_box)
+    policy_enforcer = PolicyEnforcer(clock, settings)
+    backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
     return Services(
         settings=settings,
         clock=clock,
@@ -80,7 +89,7 @@ def build_services(
         key_store=key_store,
         object_store=object_store,
         trail=trail,
-        auth=AuthService(db, trail, clock, key_store.mfa_secret_box),
+        auth=auth,
         api_keys=api_keys,
         policies=PolicyService(db, trail, clock),
         audit=AuditReader(db, trail),
@@ -89,4 +98,7 @@ def build_services(
         bootstrap=BootstrapService(db, trail, clock, key_store, api_keys),
         audit_validation=AuditValidationService(db, trail, signer, interval),
         audit_export=AuditExportService(db, trail, signer, clock, interval),
+        policy_enforcer=policy_enforcer,
+        backups=backups,
+        backup_recovery=BackupRecoveryService(db, trail, clock, backups),
     )

@@ -17,6 +17,7 @@ from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository
+from ssbg.repositories.backups_repository import BackupsRepository
 from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
 from ssbg.repositories.policies_repository import PoliciesRepository
@@ -57,6 +58,7 @@ class UnitOfWork:
         self.api_keys = ApiKeysRepository(session)
         self.audit = AuditRepository(session)
         self.incidents = IncidentRepository(session)
+        self.backups = BackupsRepository(session)
         self.key_versions = KeyVersionsRepository(session)
         self.policies = PoliciesRepository(session)
         self.system_state = SystemStateRepository(session)

@@ -49,3 +49,14 @@ def chain_problems(entries: Sequence[AuditLogEntry]) -> list[str]:
             problems.append(f"hash mismatch at {entry.sequence_number}")
         previous = entry.entry_hash
     return problems
+
+
+async def assert_chain_valid(db: Database) -> Sequence[AuditLogEntry]:
+    """Every hash recomputes, every link holds, sequence numbers run 1..n without a gap."""
+    entries = await audit_entries(db)
+    assert chain_problems(entries) == []
+    return entries
+
+
+async def entries_for(db: Database, resource: str) -> list[AuditLogEntry]:
+    return [entry for entry in await audit_entries(db) if entry.resource == resource]

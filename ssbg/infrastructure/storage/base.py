@@ -46,6 +46,11 @@ class ObjectStore(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the object; deleting an absent object is not an error."""
 
+    async def discard_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix`` (``backups/<id>/``) *and* every unfinished
+        write there (temporary files, incomplete multipart uploads) — what a crashed or failed
+        upload leaves behind. Absent objects are not an error; raises ``StorageUnavailable``."""
+
     async def check_writable(self) -> None:
         """Write, read back and delete a probe object; raises ``StorageUnavailable``."""
 

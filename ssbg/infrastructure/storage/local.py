@@ -34,9 +34,16 @@ class _LocalWriter:
 
     async def write(self, chunk: bytes) -> None:
         try:
-            await asyncio.to_thread(self._handle.write, chunk)
+            await asyncio.to_thread(self._write, chunk)
         except OSError:
             raise StorageUnavailable() from None
+
+    def _write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+        # Writing on into a file that someone unlinked (its directory was removed or replaced)
+        # only fills an orphaned inode: fail now rather than at the final rename.
+        if os.fstat(self._handle.fileno()).st_nlink == 0:
+            raise OSError("the object's temporary file was removed")
 
 
 class LocalObjectStore:
@@ -147,6 +154,26 @@ class LocalObjectStore:
         path.unlink(missing_ok=True)
         if path.parent.exists():
             _fsync_dir(path.parent)
+
+    async def discard_prefix(self, prefix: str) -> None:
+        directory = self._path(prefix.rstrip("/"))
+        try:
+            await asyncio.to_thread(self._discard_tree, directory)
+        except OSError:
+            raise StorageUnavailable() from None
+
+    def _discard_tree(self, directory: Path) -> None:
+        if not directory.exists():
+            return
+        if not directory.is_dir():
+            raise NotADirectoryError(str(directory))
+        for child in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir() and not child.is_symlink():
+                child.rmdir()
+            else:
+                child.unlink(missing_ok=True)
+        directory.rmdir()
+        _fsync_dir(directory.parent)
 
     async def check_writable(self) -> None:
         key = f"health/probe-{secrets.token_hex(8)}"

@@ -21,6 +21,7 @@ from ssbg.infrastructure.storage.errors import ObjectMissing
 from ssbg.settings import Settings
 
 PART_SIZE = 8 * 1024 * 1024  # S3 requires ≥ 5 MiB for every part but the last
+MAX_CONNECTIONS = 64
 _FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
@@ -42,7 +43,8 @@ class _S3Writer:
     async def write(self, chunk: bytes) -> None:
         self._buffer += chunk
         while len(self._buffer) >= PART_SIZE:
-            part = bytes(self._buffer[:PART_SIZE])
+            with memoryview(self._buffer) as view:
+                part = bytes(view[:PART_SIZE])
             del self._buffer[:PART_SIZE]
             await self._upload_part(part)
 
@@ -150,6 +152,13 @@ class S3ObjectStore:
                     read_timeout=60,
                     retries={"max_attempts": 2, "mode": "standard"},
                     s3={"addressing_style": "path"},
+                    # Concurrent uploads each hold a connection while a part is in flight.
+                    max_pool_connections=MAX_CONNECTIONS,
+                    # botocore ≥ 1.36 adds CRC32 checksum headers to every upload by default;
+                    # MinIO and Ceph RGW releases that predate them reject or mishandle them.
+                    # Integrity is ours anyway (AES-GCM tags, SHA-512 of the ciphertext).
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
                 )
                 try:
                     client = await stack.enter_async_context(
@@ -244,6 +253,23 @@ class S3ObjectStore:
         client = await self.client()
         try:
             await client.delete_object(Bucket=self.bucket, Key=key)
+        except _FAILURES as exc:
+            if not _is_missing(exc):
+                raise StorageUnavailable() from None
+
+    async def discard_prefix(self, prefix: str) -> None:
+        client = await self.client()
+        try:
+            paginator = client.get_paginator("list_multipart_uploads")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    await client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+            paginator = client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    await client.delete_object(Bucket=self.bucket, Key=item["Key"])
         except _FAILURES as exc:
             if not _is_missing(exc):
                 raise StorageUnavailable() from None

@@ -12,6 +12,7 @@ from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries
+from tests.support.backups import upload
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
@@ -19,6 +20,7 @@ ALL = set(Role)
 ADMINS = {Role.ADMIN, Role.SUPER_ADMIN}
 REVIEWERS = {Role.AUDITOR, Role.ADMIN, Role.SUPER_ADMIN}
 SUPER = {Role.SUPER_ADMIN}
+BACKUP_WRITERS = {Role.OPERATOR, Role.ADMIN, Role.SUPER_ADMIN}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Call:
     allowed: set[Role]
     body: dict[str, Any] | None = None
     mfa: bool = False
+    upload: bool = False  # send a small raw backup payload instead of a JSON body
 
 
 CALLS = [
@@ -50,6 +53,11 @@ CALLS = [
     Call("GET", "/audit/checkpoints", REVIEWERS),
     Call("POST", "/audit/validate", REVIEWERS, {}),
     Call("GET", "/audit/export", REVIEWERS),
+    Call("POST", "/backups", BACKUP_WRITERS, upload=True),
+    Call("GET", "/backups", ALL),
+    Call("GET", "/backups/{backup_id}", ALL),
+    Call("GET", "/backups/{backup_id}/status", ALL),
+    Call("DELETE", "/backups/{backup_id}", ADMINS),
     Call("GET", "/admin/incident", ADMINS),
     Call("POST", "/admin/incident", SUPER, {"level": 1, "reason": "matrix test"}, mfa=True),
 ]
@@ -83,10 +91,17 @@ async def test_role_matrix(
     policy = await client.post(
         "/admin/policies",
         headers=headers(bootstrap_key),
-        json={"name": "target", "effect": "deny", "rule": {}},
+        json={"name": "target", "effect": "deny", "is_active": False, "rule": {}},
     )
+    # Operators see only their own backups, so the target backup is the caller's when it may
+    # create one (a 404 for someone else's backup is visibility, not a role decision).
+    owner = caller if role in BACKUP_WRITERS else bootstrap_key
+    backup = await upload(client, owner, b"matrix payload", mode="raw")
+    assert backup.status_code == 201, backup.text
     path = call.template.format(
-        key_id=target.record.id, policy_id=policy.json()["data"]["policy_id"]
+        key_id=target.record.id,
+        policy_id=policy.json()["data"]["policy_id"],
+        backup_id=backup.json()["data"]["backup_id"],
     )
     body = (
         {k: (v.format(n=role.value) if isinstance(v, str) else v) for k, v in call.body.items()}
@@ -98,7 +113,10 @@ async def test_role_matrix(
     sent = (
         headers(caller, totp_at=clock.now()) if call.mfa and caller.totp_secret else headers(caller)
     )
-    response = await client.request(call.method, path, headers=sent, json=body)
+    if call.upload:
+        response = await upload(client, caller, b"matrix payload", mode="raw")
+    else:
+        response = await client.request(call.method, path, headers=sent, json=body)
 
     denials = await audit_entries(services.db, "AUTHZ_DENY")
     if role in call.allowed:

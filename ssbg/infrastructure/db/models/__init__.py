@@ -7,6 +7,7 @@ from ssbg.infrastructure.db.models.audit import (
     AuditLogEntry,
     AuditSigningKey,
 )
+from ssbg.infrastructure.db.models.backup_metadata import BackupMetadata, BackupStatusTransition
 from ssbg.infrastructure.db.models.incident import IncidentLevelChange
 from ssbg.infrastructure.db.models.key_version import KeyVersion
 from ssbg.infrastructure.db.models.policy import Policy
@@ -18,6 +19,8 @@ __all__ = [
     "AuditCheckpoint",
     "AuditLogEntry",
     "AuditSigningKey",
+    "BackupMetadata",
+    "BackupStatusTransition",
     "IncidentLevelChange",
     "KeyVersion",
     "Policy",

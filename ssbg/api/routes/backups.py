@@ -1,0 +1,261 @@
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime
+
+from ssbg.api.dependencies import ContextDep, MfaTokenDep, ServicesDep, require
+from ssbg.api.errors import error_responses
+from ssbg.api.pagination import decode_backup_cursor, encode_backup_cursor
+from ssbg.api.request_context import request_id_of
+from ssbg.api.schemas.backups import BackupFieldsIn, BackupOut, BackupStatusOut
+from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
+from ssbg.api.uploads import MultipartUpload, body_chunks, multipart_boundary
+from ssbg.domain.backup_fields import SOURCE_SYSTEM_PATTERN
+from ssbg.domain.enums import BackupStatus, Classification
+from ssbg.domain.errors import (
+    AuthInvalidKey,
+    AuthMfaInvalid,
+    AuthMfaRequired,
+    BackupNotFound,
+    Conflict,
+    DatabaseUnavailable,
+    ForbiddenRole,
+    IncidentLockdown,
+    InvalidStateTransition,
+    KeyUnavailable,
+    PayloadTooLarge,
+    PolicyDenied,
+    StorageUnavailable,
+    ValidationFailed,
+)
+from ssbg.domain.identity import Principal
+from ssbg.domain.permissions import Permission
+from ssbg.repositories.backups_repository import BackupFilters
+
+router = APIRouter(prefix="/backups", tags=["backups"])
+Creator = Annotated[Principal, Depends(require(Permission.BACKUP_CREATE))]
+Reader = Annotated[Principal, Depends(require(Permission.BACKUP_READ))]
+Deleter = Annotated[Principal, Depends(require(Permission.BACKUP_DELETE))]
+_AUTH = (AuthInvalidKey, ForbiddenRole)
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["source_system", "file"],
+                    "properties": {
+                        "classification": {"type": "string", "enum": list(Classification)},
+                        "source_system": {"type": "string", "pattern": SOURCE_SYSTEM_PATTERN},
+                        "description": {"type": "string", "maxLength": 2000},
+                        "file": {"type": "string", "format": "binary"},
+                    },
+                },
+                "encoding": {"file": {"contentType": "application/octet-stream"}},
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key from the same API key returns the same backup.",
+    ),
+]
+
+
+def _location(request: Request, backup_id: UUID) -> str:
+    return str(request.url_for("get_backup", backup_id=backup_id).path)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Envelope[BackupOut],
+    responses=error_responses(
+        *_AUTH,
+        AuthMfaRequired,
+        AuthMfaInvalid,
+        PolicyDenied,
+        IncidentLockdown,
+        Conflict,
+        PayloadTooLarge,
+        StorageUnavailable,
+        DatabaseUnavailable,
+        KeyUnavailable,
+    ),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def create_backup(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    context: ContextDep,
+    principal: Creator,
+    classification: Annotated[str | None, Query(description="Raw body only.")] = None,
+    source_system: Annotated[str | None, Query(description="Raw body only.")] = None,
+    filename: Annotated[str | None, Query(description="Raw body only.")] = None,
+    description: Annotated[str | None, Query(description="Raw body only.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    mfa_token: MfaTokenDep = None,
+) -> Envelope[BackupOut]:
+    """Store a backup, encrypted before it reaches storage.
+
+    Send either ``multipart/form-data`` with the fields ``classification``, ``source_system``,
+    ``description`` and then the payload as the **last** part, ``file``; or the payload as the
+    raw body (``application/octet-stream``) with the fields as query parameters (plus
+    ``filename``). The body is streamed: nothing is buffered or written in clear.
+
+    201 (with ``Location``) only once the ciphertext is durably stored and the ``ACTIVE``
+    record and its audit entries are committed.
+    """
+    meta = Meta(request_id=request_id_of(request.scope))
+    replay = await services.backups.find_replay_or_none(principal, idempotency_key)
+    if replay is not None:
+        response.headers["Location"] = _location(request, replay.id)
+        response.headers["Idempotent-Replayed"] = "true"
+        return Envelope(data=BackupOut.of(replay), meta=meta)
+
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    query = {
+        "classification": classification,
+        "source_system": source_system,
+        "description": description,
+        "filename": filename,
+    }
+    if media_type == "multipart/form-data":
+        misplaced = {name: "Send this as a form field." for name, v in query.items() if v}
+        if misplaced:
+            raise ValidationFailed(details=misplaced)
+        upload = MultipartUpload(body_chunks(request), multipart_boundary(content_type))
+        await upload.read_fields()
+        fields = BackupFieldsIn.parse({**upload.fields, "filename": upload.filename})
+        submission = fields.to_submission(upload.file_content_type)
+        payload = upload.file_chunks()
+    elif media_type == "application/x-www-form-urlencoded":
+        raise ValidationFailed(
+            "Send the payload as application/octet-stream or multipart/form-data.",
+            {"content_type": "application/x-www-form-urlencoded is not a payload type"},
+        )
+    else:
+        fields = BackupFieldsIn.parse(query)
+        length = request.headers.get("content-length")
+        declared = int(length) if length and length.isdigit() else None
+        submission = fields.to_submission(content_type or None, declared)
+        payload = body_chunks(request)
+
+    backup = await services.backups.create_backup(
+        principal,
+        context,
+        submission,
+        payload,
+        idempotency_key=idempotency_key,
+        mfa_token=mfa_token,
+    )
+    response.headers["Location"] = _location(request, backup.id)
+    return Envelope(data=BackupOut.of(backup), meta=meta)
+
+
+@router.get("", response_model=ListEnvelope[BackupOut], responses=error_responses(*_AUTH))
+async def list_backups(
+    request: Request,
+    services: ServicesDep,
+    principal: Reader,
+    classification: Classification | None = None,
+    source_system: Annotated[str | None, Query(pattern=SOURCE_SYSTEM_PATTERN)] = None,
+    status: BackupStatus | None = None,
+    created_from: AwareDatetime | None = None,
+    created_to: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ListEnvelope[BackupOut]:
+    """Backups, newest first. Operators see only their own. Page with ``cursor``: pass the
+    previous page's ``meta.next_cursor`` (``null`` on the last page). Pages stay consistent
+    while new backups arrive: no row is repeated or skipped."""
+    page = await services.backups.list_backups(
+        principal,
+        BackupFilters(
+            classification=classification,
+            source_system=source_system,
+            status=status,
+            created_from=created_from,
+            created_to=created_to,
+        ),
+        decode_backup_cursor(cursor) if cursor else None,
+        limit,
+    )
+    return ListEnvelope(
+        data=[BackupOut.of(backup) for backup in page.items],
+        meta=ListMeta(
+            request_id=request_id_of(request.scope),
+            next_cursor=encode_backup_cursor(page.next_cursor) if page.next_cursor else None,
+        ),
+    )
+
+
+@router.get(
+    "/{backup_id}",
+    response_model=Envelope[BackupOut],
+    responses=error_responses(*_AUTH, BackupNotFound),
+)
+async def get_backup(
+    backup_id: UUID, request: Request, services: ServicesDep, principal: Reader
+) -> Envelope[BackupOut]:
+    """The metadata record of one backup (operators: their own only, else 404)."""
+    backup = await services.backups.get_backup(principal, backup_id)
+    return Envelope(data=BackupOut.of(backup), meta=Meta(request_id=request_id_of(request.scope)))
+
+
+@router.get(
+    "/{backup_id}/status",
+    response_model=Envelope[BackupStatusOut],
+    responses=error_responses(*_AUTH, BackupNotFound),
+)
+async def get_backup_status(
+    backup_id: UUID, request: Request, services: ServicesDep, principal: Reader
+) -> Envelope[BackupStatusOut]:
+    """The lifecycle status and every persisted transition, oldest first."""
+    view = await services.backups.get_status(principal, backup_id)
+    return Envelope(
+        data=BackupStatusOut.of(view.backup, view.transitions),
+        meta=Meta(request_id=request_id_of(request.scope)),
+    )
+
+
+@router.delete(
+    "/{backup_id}",
+    response_model=Envelope[BackupOut],
+    responses=error_responses(
+        *_AUTH,
+        AuthMfaRequired,
+        AuthMfaInvalid,
+        BackupNotFound,
+        InvalidStateTransition,
+        PolicyDenied,
+        IncidentLockdown,
+        StorageUnavailable,
+    ),
+)
+async def delete_backup(
+    backup_id: UUID,
+    request: Request,
+    services: ServicesDep,
+    context: ContextDep,
+    principal: Deleter,
+    mfa_token: MfaTokenDep = None,
+) -> Envelope[BackupOut]:
+    """Remove the ciphertext from storage; the metadata stays, with status ``DELETED``."""
+    backup = await services.backups.delete_backup(
+        principal, context, backup_id, mfa_token=mfa_token
+    )
+    return Envelope(data=BackupOut.of(backup), meta=Meta(request_id=request_id_of(request.scope)))

@@ -1,0 +1,150 @@
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+
+from ssbg.api.schemas.common import StrictInput
+from ssbg.domain.backup_fields import (
+    MAX_DESCRIPTION_LENGTH,
+    SOURCE_SYSTEM_PATTERN,
+    check_description,
+    normalize_content_type,
+    normalize_filename,
+)
+from ssbg.domain.enums import BackupFailureReason, BackupStatus, Classification
+from ssbg.domain.errors import ValidationFailed
+from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
+from ssbg.services.backup_service import BackupSubmission
+
+SourceSystem = Annotated[str, StringConstraints(strict=True, pattern=SOURCE_SYSTEM_PATTERN)]
+Description = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=MAX_DESCRIPTION_LENGTH),
+    AfterValidator(check_description),
+]
+Filename = Annotated[str, StringConstraints(strict=True), AfterValidator(normalize_filename)]
+
+
+class BackupFieldsIn(StrictInput):
+    """The descriptive fields of a submission, from form fields or query parameters."""
+
+    classification: Classification | None = None
+    source_system: SourceSystem
+    description: Description | None = None
+    filename: Filename | None = None
+
+    @classmethod
+    def parse(cls, values: Mapping[str, str | None]) -> "BackupFieldsIn":
+        """Validate raw strings (empty counts as absent); ``ValidationFailed`` naming each field."""
+        given = {name: value for name, value in values.items() if value not in (None, "")}
+        try:
+            return cls.model_validate(given)
+        except PydanticValidationError as exc:
+            details: dict[str, Any] = {}
+            for error in exc.errors():
+                location = ".".join(str(part) for part in error.get("loc", ())) or "body"
+                details.setdefault(location, error.get("msg", "invalid"))
+            raise ValidationFailed(details=details) from None
+
+    def to_submission(
+        self, content_type: str | None, declared_size: int | None = None
+    ) -> BackupSubmission:
+        try:
+            normalized_type = normalize_content_type(content_type)
+        except ValueError as exc:
+            raise ValidationFailed(details={"content_type": str(exc)}) from None
+        return BackupSubmission(
+            classification=self.classification,
+            source_system=self.source_system,
+            description=self.description,
+            original_filename=self.filename,
+            content_type=normalized_type,
+            declared_size=declared_size,
+        )
+
+
+class BackupOut(BaseModel):
+    backup_id: UUID
+    status: BackupStatus
+    classification: Classification
+    source_system: str
+    original_filename: str | None
+    description: str | None
+    content_type: str
+    original_size: int | None
+    encrypted_size: int | None
+    checksum_plaintext: str | None
+    checksum_ciphertext: str | None
+    key_version: str
+    storage_backend: str
+    storage_ref: str
+    created_by: UUID
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    failure_reason: BackupFailureReason | None
+
+    @classmethod
+    def of(cls, backup: BackupMetadata) -> "BackupOut":
+        return cls(
+            backup_id=backup.id,
+            status=BackupStatus(backup.status),
+            classification=Classification(backup.classification),
+            source_system=backup.source_system,
+            original_filename=backup.original_filename,
+            description=backup.description,
+            content_type=backup.content_type,
+            original_size=backup.original_size,
+            encrypted_size=backup.encrypted_size,
+            checksum_plaintext=backup.checksum_plaintext,
+            checksum_ciphertext=backup.checksum_ciphertext,
+            key_version=backup.key_version,
+            storage_backend=backup.storage_backend,
+            storage_ref=backup.storage_ref,
+            created_by=backup.created_by,
+            created_at=backup.created_at,
+            updated_at=backup.updated_at,
+            completed_at=backup.completed_at,
+            failure_reason=BackupFailureReason(backup.failure_reason)
+            if backup.failure_reason
+            else None,
+        )
+
+
+class TransitionOut(BaseModel):
+    from_status: BackupStatus | None
+    to_status: BackupStatus
+    at: datetime
+    reason: str | None
+
+    @classmethod
+    def of(cls, transition: BackupStatusTransition) -> "TransitionOut":
+        return cls(
+            from_status=BackupStatus(transition.from_status) if transition.from_status else None,
+            to_status=BackupStatus(transition.to_status),
+            at=transition.at,
+            reason=transition.reason,
+        )
+
+
+class BackupStatusOut(BaseModel):
+    backup_id: UUID
+    status: BackupStatus
+    failure_reason: BackupFailureReason | None
+    transitions: list[TransitionOut]
+
+    @classmethod
+    def of(
+        cls, backup: BackupMetadata, transitions: Sequence[BackupStatusTransition]
+    ) -> "BackupStatusOut":
+        return cls(
+            backup_id=backup.id,
+            status=BackupStatus(backup.status),
+            failure_reason=BackupFailureReason(backup.failure_reason)
+            if backup.failure_reason
+            else None,
+            transitions=[TransitionOut.of(t) for t in transitions],
+        )

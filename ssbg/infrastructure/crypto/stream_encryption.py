@@ -1,0 +1,259 @@
+"""Streaming encryption of one payload into a ``data.enc`` object, pipelined over two cores.
+
+The event loop only cuts the incoming stream into segments; the CPU work runs on three
+single-thread lanes per upload, each in order:
+
+* ``plain``  — SHA-512 of the plaintext;
+* ``seal``   — AES-256-GCM of each segment (:class:`SegmentSealer`);
+* ``cipher`` — SHA-512 of the ciphertext (header included: it is the stored object's checksum).
+
+``hashlib`` (for inputs over 2 KiB) and ``cryptography``'s AEAD release the GIL, so the two
+hashes and the cipher run in parallel with each other and with the event loop, which keeps
+receiving the request body meanwhile. A writer task stores sealed segments in order. At most
+``in_flight`` segments wait in each lane, so memory stays bounded (a few dozen MiB at 1 MiB
+segments) whatever the payload size; when the store is slower than the client, the loop
+stops reading and TCP flow control slows the client down. The plaintext is copied once on
+the loop (joining received chunks into a segment).
+"""
+
+import asyncio
+import hashlib
+import queue
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ssbg.domain.errors import InternalError, PayloadTooLarge
+from ssbg.infrastructure.crypto.object_format import SegmentSealer
+from ssbg.infrastructure.storage.base import ObjectWriter
+
+# Segments waiting per lane. A worker thread that finished its segment needs the GIL back
+# from the event loop to report; a deeper queue keeps both cores busy across that hand-over.
+# Measured on 2 vCPUs (1 GiB, raw upload): depth 4 → median 250 MB/s, depth 8 → 345 MB/s.
+DEFAULT_IN_FLIGHT = 8
+T = TypeVar("T")
+
+
+class EncryptionFailed(InternalError):
+    """The cipher refused to seal a segment (never expected; reported as ENCRYPTION_FAILED)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedStream:
+    original_size: int
+    encrypted_size: int
+    checksum_plaintext: str
+    checksum_ciphertext: str
+    segments: int
+
+
+class _Lane:
+    """One worker thread running submitted calls in order, results as asyncio futures.
+
+    Leaner than a one-thread ``ThreadPoolExecutor`` behind ``run_in_executor``: a job is a
+    tuple on a ``SimpleQueue`` and one ``call_soon_threadsafe`` brings the result back, so
+    the worker holds the GIL for less time between two segments (measured: +6% throughput).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            try:
+                outcome: tuple[Any, BaseException | None] = (fn(*args), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            try:
+                self._loop.call_soon_threadsafe(_settle, future, *outcome)
+            except RuntimeError:
+                return  # the loop is closed: an aborted upload's last queued jobs
+
+    def close(self) -> None:
+        """Let the thread finish the jobs already queued, then end."""
+        self._jobs.put(None)
+
+
+_Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _settle(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled while the worker was busy
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _Lanes:
+    def __init__(self) -> None:
+        self.plain = _Lane("ssbg-sha-plain")
+        self.seal = _Lane("ssbg-seal")
+        self.cipher = _Lane("ssbg-sha-cipher")
+
+    def shutdown(self) -> None:
+        for lane in (self.plain, self.seal, self.cipher):
+            lane.close()
+
+
+class _Pipeline:
+    def __init__(
+        self,
+        sealer: SegmentSealer,
+        writer: ObjectWriter,
+        header: bytes,
+        in_flight: int,
+    ) -> None:
+        self._sealer = sealer
+        self._writer = writer
+        self._header = header
+        self._in_flight = in_flight
+        self._lanes = _Lanes()
+        self._plain_hash = hashlib.sha512()
+        self._cipher_hash = hashlib.sha512(header)
+        self._plain_pending: deque[asyncio.Future[None]] = deque()
+        self._sealed: asyncio.Queue[asyncio.Future[bytes] | None] = asyncio.Queue(in_flight)
+        self._writer_task: asyncio.Task[None] | None = None
+        self.encrypted_size = len(header)
+        self.segments = 0
+
+    async def start(self) -> None:
+        await self._writer.write(self._header)
+        self._writer_task = asyncio.create_task(self._write_sealed())
+
+    def _seal(self, index: int, segment: bytes, last: bool) -> bytes:
+        try:
+            return self._sealer.seal(index, segment, last)
+        except Exception as exc:
+            raise EncryptionFailed() from exc
+
+    async def submit(self, segment: bytes, last: bool) -> None:
+        while len(self._plain_pending) >= self._in_flight:
+            await self._plain_pending.popleft()
+        self._plain_pending.append(self._lanes.plain.submit(self._plain_hash.update, segment))
+        sealed = self._lanes.seal.submit(self._seal, self.segments, segment, last)
+        self.segments += 1
+        await self._enqueue(sealed)
+
+    async def _enqueue(self, item: "asyncio.Future[bytes] | None") -> None:
+        assert self._writer_task is not None
+        if self._writer_task.done():
+            self._writer_task.result()  # re-raise the writer's failure now
+        if not self._sealed.full():
+            self._sealed.put_nowait(item)
+            return
+        put = asyncio.ensure_future(self._sealed.put(item))
+        await asyncio.wait({put, self._writer_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            self._writer_task.result()
+            raise EncryptionFailed()  # the writer stopped without an error: cannot happen
+
+    def check_writer(self) -> None:
+        """Raise the writer's failure, if any, so a dead store stops the upload early."""
+        if self._writer_task is not None and self._writer_task.done():
+            self._writer_task.result()
+
+    async def _write_sealed(self) -> None:
+        hashing: deque[asyncio.Future[None]] = deque()
+        while (item := await self._sealed.get()) is not None:
+            sealed = await item
+            while len(hashing) >= self._in_flight:
+                await hashing.popleft()
+            hashing.append(self._lanes.cipher.submit(self._cipher_hash.update, sealed))
+            await self._writer.write(sealed)
+            self.encrypted_size += len(sealed)
+        for pending in hashing:
+            await pending
+
+    async def finish(self) -> tuple[str, str]:
+        await self._enqueue(None)
+        assert self._writer_task is not None
+        await self._writer_task
+        while self._plain_pending:
+            await self._plain_pending.popleft()
+        return self._plain_hash.hexdigest(), self._cipher_hash.hexdigest()
+
+    async def abort(self) -> None:
+        if self._writer_task is not None and not self._writer_task.done():
+            self._writer_task.cancel()
+        if self._writer_task is not None:
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        self.close()
+
+    def close(self) -> None:
+        self._lanes.shutdown()
+
+
+async def encrypt_stream(
+    chunks: AsyncIterator[bytes],
+    *,
+    sealer: SegmentSealer,
+    header: bytes,
+    writer: ObjectWriter,
+    segment_size: int,
+    max_plaintext_bytes: int,
+    in_flight: int = DEFAULT_IN_FLIGHT,
+) -> SealedStream:
+    """Encrypt ``chunks`` into ``writer`` (``header`` first). The caller commits the writer.
+
+    Raises ``PayloadTooLarge`` once more than ``max_plaintext_bytes`` arrive,
+    ``StorageUnavailable`` from the writer, ``EncryptionFailed``, ``ValueError`` for an empty
+    stream, and whatever ``chunks`` raises (a client disconnect, a malformed body).
+    """
+    pipeline = _Pipeline(sealer, writer, header, in_flight)
+    pending: list[bytes | memoryview] = []  # received, not yet sealed: < one segment + 1 byte
+    pending_size = 0
+    total = 0
+    try:
+        await pipeline.start()
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            total += len(chunk)
+            if total > max_plaintext_bytes:
+                raise PayloadTooLarge(
+                    "The payload is larger than this gateway accepts.",
+                    {"max_upload_bytes": max_plaintext_bytes},
+                )
+            view = memoryview(chunk)
+            # A full segment is sealed as non-final only once a byte beyond it has arrived.
+            while pending_size + len(view) > segment_size:
+                take = segment_size - pending_size
+                pending.append(view[:take])
+                await pipeline.submit(b"".join(pending), last=False)  # the one copy
+                pending.clear()
+                pending_size = 0
+                view = view[take:]
+            if view:
+                pending.append(view)
+                pending_size += len(view)
+            pipeline.check_writer()
+        if not pending_size:
+            raise ValueError("an empty payload has no segments")
+        await pipeline.submit(b"".join(pending), last=True)
+        pending.clear()
+        plain_digest, cipher_digest = await pipeline.finish()
+    except BaseException:
+        await pipeline.abort()
+        raise
+    pipeline.close()
+    return SealedStream(
+        original_size=total,
+        encrypted_size=pipeline.encrypted_size,
+        checksum_plaintext=plain_digest,
+        checksum_ciphertext=cipher_digest,
+        segments=pipeline.segments,
+    )

@@ -1,0 +1,229 @@
+"""Named queries for backups and their lifecycle transitions.
+
+Visibility (an operator sees only the backups it created) lives in one statement builder,
+:meth:`BackupsRepository._visible`, which every read on behalf of a caller goes through.
+Status changes are compare-and-set updates (``WHERE status = :expected``), so two replicas
+racing to move the same backup never both succeed.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ssbg.domain.enums import BackupStatus, Classification
+from ssbg.domain.errors import Conflict
+from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
+
+
+@dataclass(frozen=True, slots=True)
+class BackupViewer:
+    """Who is reading: ``sees_all`` for reviewers and admins, else only ``key_id``'s own."""
+
+    key_id: UUID
+    sees_all: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFilters:
+    classification: Classification | None = None
+    source_system: str | None = None
+    status: BackupStatus | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupCursor:
+    """A position in the listing order (newest first): the last row of the previous page."""
+
+    created_at: datetime
+    backup_id: UUID
+
+
+class BackupsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def insert(self, backup: BackupMetadata, first: BackupStatusTransition) -> None:
+        """Insert a new backup and its first transition; ``Conflict`` if the API key already
+        used the backup's ``idempotency_key`` (the transaction must then be rolled back)."""
+        self._session.add(backup)
+        try:
+            await self._session.flush()
+        except IntegrityError:
+            raise Conflict("This Idempotency-Key was already used by this API key.") from None
+        self._session.add(first)
+        await self._session.flush()
+
+    def add_transition(self, transition: BackupStatusTransition) -> None:
+        self._session.add(transition)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    # -- reads on behalf of a caller ------------------------------------------------------
+
+    @staticmethod
+    def _visible(viewer: BackupViewer) -> Select[BackupMetadata]:
+        statement = select(BackupMetadata)
+        if not viewer.sees_all:
+            statement = statement.where(BackupMetadata.created_by == viewer.key_id)
+        return statement
+
+    async def get_visible_or_none(
+        self, viewer: BackupViewer, backup_id: UUID
+    ) -> BackupMetadata | None:
+        result = await self._session.execute(
+            self._visible(viewer).where(BackupMetadata.id == backup_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def list_visible(
+        self,
+        viewer: BackupViewer,
+        filters: BackupFilters,
+        after: BackupCursor | None,
+        limit: int,
+    ) -> Sequence[BackupMetadata]:
+        statement = self._visible(viewer)
+        if filters.classification is not None:
+            statement = statement.where(
+                BackupMetadata.classification == filters.classification.value
+            )
+        if filters.source_system is not None:
+            statement = statement.where(BackupMetadata.source_system == filters.source_system)
+        if filters.status is not None:
+            statement = statement.where(BackupMetadata.status == filters.status.value)
+        if filters.created_from is not None:
+            statement = statement.where(BackupMetadata.created_at >= filters.created_from)
+        if filters.created_to is not None:
+            statement = statement.where(BackupMetadata.created_at < filters.created_to)
+        if after is not None:
+            statement = statement.where(
+                or_(
+                    BackupMetadata.created_at < after.created_at,
+                    and_(
+                        BackupMetadata.created_at == after.created_at,
+                        BackupMetadata.id < after.backup_id,
+                    ),
+                )
+            )
+        statement = statement.order_by(
+            BackupMetadata.created_at.desc(), BackupMetadata.id.desc()
+        ).limit(limit)
+        result = await self._session.execute(statement)
+        return result.scalars().all()
+
+    async def list_transitions(self, backup_id: UUID) -> Sequence[BackupStatusTransition]:
+        result = await self._session.execute(
+            select(BackupStatusTransition)
+            .where(BackupStatusTransition.backup_id == backup_id)
+            .order_by(BackupStatusTransition.sequence)
+        )
+        return result.scalars().all()
+
+    # -- reads and writes of the services -------------------------------------------------
+
+    async def get_or_none(self, backup_id: UUID) -> BackupMetadata | None:
+        return await self._session.get(BackupMetadata, backup_id)
+
+    async def get_by_idempotency_key_or_none(
+        self, created_by: UUID, idempotency_key: str
+    ) -> BackupMetadata | None:
+        result = await self._session.execute(
+            select(BackupMetadata).where(
+                BackupMetadata.created_by == created_by,
+                BackupMetadata.idempotency_key == idempotency_key,
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def next_transition_sequence(self, backup_id: UUID) -> int:
+        result = await self._session.execute(
+            select(func.coalesce(func.max(BackupStatusTransition.sequence), 0)).where(
+                BackupStatusTransition.backup_id == backup_id
+            )
+        )
+        return int(result.scalar_one()) + 1
+
+    async def change_status(
+        self,
+        backup_id: UUID,
+        expected: BackupStatus,
+        *,
+        lease_lapsed_before: datetime | None = None,
+        **values: Any,
+    ) -> BackupMetadata | None:
+        """Set ``values`` (``status`` among them) if the backup is still ``expected`` — and,
+        with ``lease_lapsed_before``, only if its lease lapsed by then (recovery).
+
+        Returns the updated record, or ``None`` if another writer moved it first.
+        """
+        statement = update(BackupMetadata).where(
+            BackupMetadata.id == backup_id, BackupMetadata.status == expected.value
+        )
+        if lease_lapsed_before is not None:
+            statement = statement.where(
+                or_(
+                    BackupMetadata.lease_expires_at.is_(None),
+                    BackupMetadata.lease_expires_at < lease_lapsed_before,
+                )
+            )
+        result = await self._session.execute(
+            statement.values(**values).returning(BackupMetadata),
+            execution_options={"populate_existing": True, "synchronize_session": False},
+        )
+        return result.scalar_one_or_none()
+
+    async def renew_lease(self, backup_id: UUID, until: datetime, now: datetime) -> bool:
+        """Extend the lease of a backup this process is still streaming; False if it was
+        failed meanwhile (by recovery on another replica, after the lease had lapsed)."""
+        result = await self._session.execute(
+            update(BackupMetadata)
+            .where(
+                BackupMetadata.id == backup_id,
+                BackupMetadata.status == BackupStatus.PROCESSING.value,
+            )
+            .values(lease_expires_at=until, updated_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def list_lapsed_processing(self, now: datetime, limit: int) -> Sequence[UUID]:
+        result = await self._session.execute(
+            select(BackupMetadata.id)
+            .where(
+                BackupMetadata.status == BackupStatus.PROCESSING.value,
+                or_(
+                    BackupMetadata.lease_expires_at.is_(None),
+                    BackupMetadata.lease_expires_at < now,
+                ),
+            )
+            .order_by(BackupMetadata.created_at)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def list_cleanup_pending(self, limit: int) -> Sequence[BackupMetadata]:
+        result = await self._session.execute(
+            select(BackupMetadata)
+            .where(
+                BackupMetadata.cleanup_pending.is_(True),
+                BackupMetadata.status.in_([BackupStatus.FAILED.value, BackupStatus.DELETED.value]),
+            )
+            .order_by(BackupMetadata.updated_at)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def mark_cleaned(self, backup_id: UUID) -> None:
+        await self._session.execute(
+            update(BackupMetadata)
+            .where(BackupMetadata.id == backup_id)
+            .values(cleanup_pending=False)
+        )
