@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from ssbg import __version__
 from ssbg.api.errors import install_error_handlers
+from ssbg.api.paths import API_PREFIX
 from ssbg.api.request_context import RequestContextMiddleware
 from ssbg.api.routes import (
     admin_api_keys,
@@ -20,12 +21,11 @@ from ssbg.api.routes import (
     backups,
     health,
     identity,
+    restores,
 )
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         admin_incident,
         audit,
         backups,
+        restores,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -243,7 +243,8 @@ def _business_hours(
         return _deny(
             BuiltinRule.P4.value,
             ReasonCategory.BUSINESS_HOURS,
-            f"Restores are allowed between {start:02d}:00 and {end:02d}:00 only.",
+            f"Outside business hours: restores are allowed between {start:02d}:00 and "
+            f"{end:02d}:00 only.",
         )
     return None
 

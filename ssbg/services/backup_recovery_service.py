@@ -1,17 +1,18 @@
-"""Crash recovery of backups (SPEC §5): nothing stays ``PROCESSING`` after its process died.
+"""Crash recovery (SPEC §5): no record stays PROCESSING or VERIFYING once its process died.
 
 A process streaming a backup renews the record's lease (``SSBG_BACKUP_LEASE_SECONDS``). At
 start-up, and then once per lease period, every replica looks for ``PROCESSING`` records whose
 lease lapsed and fails them with reason ``INTERRUPTED``: a compare-and-set on the status and
 the lapsed lease, so when several replicas sweep at once exactly one of them moves each record
-(and appends its ``BACKUP_FAILED``), and a live upload that renewed its lease is never
-touched. The partial objects are removed after the record is ``FAILED``; if the store is down,
-``cleanup_pending`` stays set and the next sweep retries — also for failed or deleted backups
-whose removal failed at the time.
+(and appends its ``BACKUP_FAILED``), and a live upload that renewed its lease is never touched.
+Restore requests left ``VERIFYING`` by a dead gateway are failed the same way
+(``INTERRUPTED``). The partial objects are removed after the record is ``FAILED``; if the store
+is down, ``cleanup_pending`` stays set and the next sweep retries — also for failed or deleted
+backups whose removal failed at the time.
 """
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import structlog
@@ -22,6 +23,7 @@ from ssbg.domain.identity import SYSTEM_CONTEXT
 from ssbg.infrastructure.clock import Clock
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backup_service import BackupService
+from ssbg.services.restore_service import RestoreService
 from ssbg.services.unit_of_work import Database
 
 BATCH = 100
@@ -31,16 +33,23 @@ BATCH = 100
 class RecoveryReport:
     interrupted: list[UUID]
     cleaned: list[UUID]
+    restores_interrupted: list[UUID] = field(default_factory=list)
 
 
 class BackupRecoveryService:
     def __init__(
-        self, db: Database, trail: AuditTrail, clock: Clock, backups: BackupService
+        self,
+        db: Database,
+        trail: AuditTrail,
+        clock: Clock,
+        backups: BackupService,
+        restores: RestoreService | None = None,
     ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
         self._backups = backups
+        self._restores = restores
 
     async def recover(self) -> RecoveryReport:
         """Fail every PROCESSING backup whose lease lapsed; retry pending object removals."""
@@ -51,7 +60,10 @@ class BackupRecoveryService:
         for backup_id in pending:
             if backup_id not in cleaned and await self._remove(backup_id):
                 cleaned.append(backup_id)
-        return RecoveryReport(interrupted=interrupted, cleaned=cleaned)
+        restores = await self._restores.fail_interrupted() if self._restores else []
+        return RecoveryReport(
+            interrupted=interrupted, cleaned=cleaned, restores_interrupted=restores
+        )
 
     async def _remove(self, backup_id: UUID) -> bool:
         return await self._backups.remove_objects(backup_id)
@@ -86,11 +98,12 @@ class BackupRecoveryService:
         except Exception as exc:
             log.error("backup_recovery_failed", error=type(exc).__name__)
             return None
-        if report.interrupted or report.cleaned:
+        if report.interrupted or report.cleaned or report.restores_interrupted:
             log.info(
                 "backup_recovery",
                 interrupted=len(report.interrupted),
                 cleaned=len(report.cleaned),
+                restores_interrupted=len(report.restores_interrupted),
             )
         return report
 

@@ -19,6 +19,7 @@ from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
+from ssbg.services.restore_service import RestoreService
 from ssbg.services.unit_of_work import Database
 from ssbg.settings import Settings
 
@@ -43,6 +44,7 @@ class Services:
     policy_enforcer: PolicyEnforcer
     backups: BackupService
     backup_recovery: BackupRecoveryService
+    restores: RestoreService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -82,6 +84,9 @@ def build_services(
     auth = AuthService(db, trail, clock, key_store.mfa_secret_box)
     policy_enforcer = PolicyEnforcer(clock, settings)
     backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
+    restores = RestoreService(
+        db, trail, clock, settings, object_store, key_store, policy_enforcer, auth, backups
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -100,5 +105,6 @@ def build_services(
         audit_export=AuditExportService(db, trail, signer, clock, interval),
         policy_enforcer=policy_enforcer,
         backups=backups,
-        backup_recovery=BackupRecoveryService(db, trail, clock, backups),
+        backup_recovery=BackupRecoveryService(db, trail, clock, backups, restores),
+        restores=restores,
     )

@@ -21,6 +21,7 @@ from ssbg.repositories.backups_repository import BackupsRepository
 from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
 from ssbg.repositories.policies_repository import PoliciesRepository
+from ssbg.repositories.restores_repository import RestoresRepository
 from ssbg.repositories.system_state_repository import SystemStateRepository
 
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError)
@@ -61,6 +62,7 @@ class UnitOfWork:
         self.backups = BackupsRepository(session)
         self.key_versions = KeyVersionsRepository(session)
         self.policies = PoliciesRepository(session)
+        self.restores = RestoresRepository(session)
         self.system_state = SystemStateRepository(session)
         self.flush_after_commit = False
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from ssbg.settings import Settings
+
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -65,6 +67,32 @@ class MotoServer:
     def stop(self) -> None:
         self.kill()
         self._log.close()
+
+
+def gateway_env(settings: Settings, key_password: str) -> dict[str, str]:
+    """The ``SSBG_*`` environment that makes a gateway process serve what ``settings`` say."""
+    env = {
+        "SSBG_ENV": "development",
+        "SSBG_DATA_DIR": str(settings.data_dir),
+        "SSBG_DATABASE_URL": settings.resolved_database_url,
+        "SSBG_STORAGE_BACKEND": settings.storage_backend,
+        "SSBG_STORAGE_PATH": str(settings.resolved_storage_path),
+        "SSBG_KEYSTORE_DIR": str(settings.resolved_keystore_dir),
+        "SSBG_KEY_PASSWORD": key_password,
+        "SSBG_SEGMENT_SIZE": str(settings.segment_size),
+        "SSBG_LOG_LEVEL": "WARNING",
+    }
+    if settings.storage_backend == "s3":
+        assert settings.s3_access_key_id is not None
+        assert settings.s3_secret_access_key is not None
+        env |= {
+            "SSBG_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
+            "SSBG_S3_BUCKET": settings.s3_bucket,
+            "SSBG_S3_REGION": settings.s3_region,
+            "SSBG_S3_ACCESS_KEY_ID": settings.s3_access_key_id.get_secret_value(),
+            "SSBG_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),
+        }
+    return env
 
 
 class GatewayProcess:

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ssbg.api.app import API_PREFIX, create_app
+from ssbg.api.app import create_app
+from ssbg.api.paths import API_PREFIX
 from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
@@ -15,6 +16,7 @@ from tests.support.audit import audit_entries
 from tests.support.backups import upload
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
+from tests.support.restores import request_restore
 
 ALL = set(Role)
 ADMINS = {Role.ADMIN, Role.SUPER_ADMIN}
@@ -31,6 +33,8 @@ class Call:
     body: dict[str, Any] | None = None
     mfa: bool = False
     upload: bool = False  # send a small raw backup payload instead of a JSON body
+    restore_token: bool = False  # send the caller's download token
+    ok: frozenset[int] = frozenset({200, 201})  # what an allowed role gets
 
 
 CALLS = [
@@ -58,6 +62,23 @@ CALLS = [
     Call("GET", "/backups/{backup_id}", ALL),
     Call("GET", "/backups/{backup_id}/status", ALL),
     Call("DELETE", "/backups/{backup_id}", ADMINS),
+    Call(
+        "POST", "/restores", ADMINS, {"backup_id": "{backup_id}", "justification": "matrix test!"}
+    ),
+    Call("GET", "/restores/{restore_id}", ADMINS),
+    # The target restore is COMPLETED, not pending: an allowed role gets past the role check
+    # and is refused by the state machine instead.
+    Call("POST", "/restores/{restore_id}/approve", ADMINS, mfa=True, ok=frozenset({409})),
+    Call(
+        "POST",
+        "/restores/{restore_id}/reject",
+        ADMINS,
+        {"reason": "matrix test"},
+        mfa=True,
+        ok=frozenset({409}),
+    ),
+    Call("POST", "/restores/{restore_id}/token", ADMINS),
+    Call("GET", "/restores/{restore_id}/download", ADMINS, restore_token=True),
     Call("GET", "/admin/incident", ADMINS),
     Call("POST", "/admin/incident", SUPER, {"level": 1, "reason": "matrix test"}, mfa=True),
 ]
@@ -98,13 +119,22 @@ async def test_role_matrix(
     owner = caller if role in BACKUP_WRITERS else bootstrap_key
     backup = await upload(client, owner, b"matrix payload", mode="raw")
     assert backup.status_code == 201, backup.text
-    path = call.template.format(
-        key_id=target.record.id,
-        policy_id=policy.json()["data"]["policy_id"],
-        backup_id=backup.json()["data"]["backup_id"],
-    )
+    backup_id = backup.json()["data"]["backup_id"]
+    # A restore requester only sees its own restores' tokens and downloads.
+    requester = caller if role in ADMINS else bootstrap_key
+    restore = await request_restore(client, requester, backup_id)
+    assert restore.status_code == 201, restore.text
+    restore_data = restore.json()["data"]
+    names = {
+        "key_id": target.record.id,
+        "policy_id": policy.json()["data"]["policy_id"],
+        "backup_id": backup_id,
+        "restore_id": restore_data["restore_id"],
+        "n": role.value,
+    }
+    path = call.template.format(**names)
     body = (
-        {k: (v.format(n=role.value) if isinstance(v, str) else v) for k, v in call.body.items()}
+        {k: (v.format(**names) if isinstance(v, str) else v) for k, v in call.body.items()}
         if call.body
         else None
     )
@@ -113,6 +143,8 @@ async def test_role_matrix(
     sent = (
         headers(caller, totp_at=clock.now()) if call.mfa and caller.totp_secret else headers(caller)
     )
+    if call.restore_token:
+        sent["X-Restore-Token"] = restore_data["download"]["token"]
     if call.upload:
         response = await upload(client, caller, b"matrix payload", mode="raw")
     else:
@@ -120,7 +152,7 @@ async def test_role_matrix(
 
     denials = await audit_entries(services.db, "AUTHZ_DENY")
     if role in call.allowed:
-        assert response.status_code in (200, 201), response.text
+        assert response.status_code in call.ok, response.text
         assert len(denials) == denials_before
     else:
         assert response.status_code == 403, response.text

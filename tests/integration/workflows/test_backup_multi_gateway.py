@@ -19,28 +19,9 @@ from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit import assert_chain_valid
 from tests.support.backups import stored_objects
 from tests.support.factories import create_api_key
-from tests.support.processes import GatewayProcess
+from tests.support.processes import GatewayProcess, gateway_env
 
 UPLOADS = 40
-
-
-def gateway_env(settings: Settings) -> dict[str, str]:
-    assert settings.s3_access_key_id is not None
-    assert settings.s3_secret_access_key is not None
-    return {
-        "SSBG_ENV": "development",
-        "SSBG_DATA_DIR": str(settings.data_dir),
-        "SSBG_DATABASE_URL": settings.resolved_database_url,
-        "SSBG_STORAGE_BACKEND": "s3",
-        "SSBG_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-        "SSBG_S3_BUCKET": settings.s3_bucket,
-        "SSBG_S3_REGION": settings.s3_region,
-        "SSBG_S3_ACCESS_KEY_ID": settings.s3_access_key_id.get_secret_value(),
-        "SSBG_S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key.get_secret_value(),
-        "SSBG_KEYSTORE_DIR": str(settings.resolved_keystore_dir),
-        "SSBG_KEY_PASSWORD": TEST_KEY_PASSWORD,
-        "SSBG_LOG_LEVEL": "WARNING",
-    }
 
 
 @pytest.mark.slow
@@ -51,7 +32,10 @@ async def test_two_gateways_share_one_database_and_bucket_under_concurrent_uploa
 ) -> None:
     operators = [await create_api_key(services, Role.OPERATOR) for _ in range(4)]
     payloads = [os.urandom(128 * 1024 + 4099 * index) for index in range(UPLOADS)]
-    gateways = [GatewayProcess(gateway_env(settings), tmp_path, name=f"gateway-{n}") for n in "ab"]
+    gateways = [
+        GatewayProcess(gateway_env(settings, TEST_KEY_PASSWORD), tmp_path, name=f"gateway-{n}")
+        for n in "ab"
+    ]
     try:
         for gateway in gateways:
             gateway.start()

@@ -11,6 +11,7 @@ from ssbg.infrastructure.db.models.backup_metadata import BackupMetadata, Backup
 from ssbg.infrastructure.db.models.incident import IncidentLevelChange
 from ssbg.infrastructure.db.models.key_version import KeyVersion
 from ssbg.infrastructure.db.models.policy import Policy
+from ssbg.infrastructure.db.models.restore_request import RestoreRequest
 from ssbg.infrastructure.db.models.system_state import SystemState
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "IncidentLevelChange",
     "KeyVersion",
     "Policy",
+    "RestoreRequest",
     "SystemState",
 ]

@@ -1,0 +1,3 @@
+"""Where the API lives."""
+
+API_PREFIX = "/api/v1"

@@ -1,0 +1,94 @@
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ssbg.domain.restore_lifecycle import COUNTED_STATUSES, RestoreStatus
+from ssbg.infrastructure.db.models import RestoreRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCount:
+    """Restores in a window, and when the oldest of them leaves it."""
+
+    count: int
+    oldest: datetime | None
+
+
+class RestoresRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, restore: RestoreRequest) -> None:
+        self._session.add(restore)
+        await self._session.flush()
+
+    async def get_or_none(self, restore_id: UUID) -> RestoreRequest | None:
+        return await self._session.get(RestoreRequest, restore_id)
+
+    async def get_for_update_or_none(self, restore_id: UUID) -> RestoreRequest | None:
+        result = await self._session.execute(
+            select(RestoreRequest).where(RestoreRequest.id == restore_id).with_for_update()
+        )
+        return result.scalar_one_or_none()
+
+    async def count_since(
+        self, since: datetime, *, requested_by: UUID | None = None, exclude: UUID | None = None
+    ) -> RestoreCount:
+        """Requests that used up a restore (see ``COUNTED_STATUSES``) created after ``since``."""
+        statement = select(func.count(), func.min(RestoreRequest.created_at)).where(
+            RestoreRequest.created_at > since,
+            RestoreRequest.status.in_([status.value for status in COUNTED_STATUSES]),
+        )
+        if requested_by is not None:
+            statement = statement.where(RestoreRequest.requested_by == requested_by)
+        if exclude is not None:
+            statement = statement.where(RestoreRequest.id != exclude)
+        count, oldest = (await self._session.execute(statement)).one()
+        return RestoreCount(count=int(count), oldest=oldest)
+
+    async def change_status(
+        self,
+        restore_id: UUID,
+        current: RestoreStatus,
+        *,
+        lease_lapsed_before: datetime | None = None,
+        **values: Any,
+    ) -> RestoreRequest | None:
+        """Compare-and-set on the status (and, with ``lease_lapsed_before``, on a lapsed
+        lease); ``None`` when another writer moved it first."""
+        statement = update(RestoreRequest).where(
+            RestoreRequest.id == restore_id, RestoreRequest.status == current.value
+        )
+        if lease_lapsed_before is not None:
+            statement = statement.where(RestoreRequest.lease_expires_at < lease_lapsed_before)
+        result = await self._session.execute(
+            statement.values(**values).returning(RestoreRequest),
+            execution_options={"populate_existing": True, "synchronize_session": False},
+        )
+        return result.scalar_one_or_none()
+
+    async def renew_lease(self, restore_id: UUID, until: datetime) -> None:
+        await self._session.execute(
+            update(RestoreRequest)
+            .where(
+                RestoreRequest.id == restore_id,
+                RestoreRequest.status == RestoreStatus.VERIFYING.value,
+            )
+            .values(lease_expires_at=until)
+        )
+
+    async def list_lapsed_verifying(self, now: datetime, limit: int) -> Sequence[UUID]:
+        result = await self._session.execute(
+            select(RestoreRequest.id)
+            .where(
+                RestoreRequest.status == RestoreStatus.VERIFYING.value,
+                RestoreRequest.lease_expires_at < now,
+            )
+            .limit(limit)
+        )
+        return result.scalars().all()
