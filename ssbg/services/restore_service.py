@@ -112,6 +112,39 @@ def _backup_problem(backup: BackupMetadata | None) -> SsbgError | None:
     )
 
 
+def _key_unwrap_event(
+    principal: Principal, context: RequestContext, backup: BackupMetadata, restore: RestoreRequest
+) -> AuditEvent:
+    return AuditEvent.by(
+        principal,
+        context,
+        AuditAction.KEY_UNWRAP,
+        backup_resource(backup.id),
+        key_version=backup.key_version,
+        restore_id=str(restore.id),
+    )
+
+
+def _failed_event(
+    principal: Principal | None,
+    context: RequestContext,
+    restore_id: UUID,
+    backup_id: UUID,
+    reason: str,
+    **details: Any,
+) -> AuditEvent:
+    return AuditEvent.by(
+        principal,
+        context,
+        AuditAction.RESTORE_FAILED,
+        restore_resource(restore_id),
+        AuditResult.FAILED,
+        backup_id=str(backup_id),
+        reason=reason,
+        **details,
+    )
+
+
 class RestoreService:
     def __init__(
         self,
@@ -396,14 +429,7 @@ class RestoreService:
                 raise InvalidStateTransition("The restore request changed status meanwhile.")
             await self._trail.append(
                 tx,
-                AuditEvent.by(
-                    principal,
-                    context,
-                    AuditAction.KEY_UNWRAP,
-                    backup_resource(backup.id),
-                    key_version=backup.key_version,
-                    restore_id=str(restore.id),
-                ),
+                _key_unwrap_event(principal, context, backup, restore),
             )
             await self._trail.append(
                 tx,
@@ -434,17 +460,7 @@ class RestoreService:
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
             if quarantine:
-                await self._backups.transition_in(
-                    tx,
-                    backup.id,
-                    BackupStatus.ACTIVE,
-                    BackupStatus.QUARANTINED,
-                    principal=principal,
-                    context=context,
-                    result=AuditResult.FAILED,
-                    reason=IntegrityFailure.code,
-                    details={"restore_id": str(restore.id)},
-                )
+                await self._quarantine_in(tx, principal, context, backup, restore)
             failed = await tx.restores.change_status(
                 restore.id,
                 RestoreStatus.VERIFYING,
@@ -457,18 +473,33 @@ class RestoreService:
                 return
             await self._trail.append(
                 tx,
-                AuditEvent.by(
-                    principal,
-                    context,
-                    AuditAction.RESTORE_FAILED,
-                    restore_resource(restore.id),
-                    AuditResult.FAILED,
-                    backup_id=str(backup.id),
-                    reason=reason,
-                    quarantined=quarantine,
+                _failed_event(
+                    principal, context, restore.id, backup.id, reason, quarantined=quarantine
                 ),
             )
         log.warning("restore_failed", restore_id=str(restore.id), reason=reason)
+
+    async def _quarantine_in(
+        self,
+        tx: UnitOfWork,
+        principal: Principal,
+        context: RequestContext,
+        backup: BackupMetadata,
+        restore: RestoreRequest,
+        **details: str,
+    ) -> None:
+        """``ACTIVE → QUARANTINED`` after an integrity failure (transition row + audit)."""
+        await self._backups.transition_in(
+            tx,
+            backup.id,
+            BackupStatus.ACTIVE,
+            BackupStatus.QUARANTINED,
+            principal=principal,
+            context=context,
+            result=AuditResult.FAILED,
+            reason=IntegrityFailure.code,
+            details={"restore_id": str(restore.id), **details},
+        )
 
     # -- approval -------------------------------------------------------------------------
 
@@ -767,14 +798,7 @@ class RestoreService:
                 )
                 await self._trail.append(
                     tx,
-                    AuditEvent.by(
-                        principal,
-                        context,
-                        AuditAction.KEY_UNWRAP,
-                        backup_resource(backup.id),
-                        key_version=backup.key_version,
-                        restore_id=str(restore.id),
-                    ),
+                    _key_unwrap_event(principal, context, backup, restore),
                 )
             await self._trail.append(
                 tx,
@@ -873,27 +897,16 @@ class RestoreService:
         backup: BackupMetadata,
     ) -> None:
         async with self._db.transaction(write=True) as tx:
-            await self._backups.transition_in(
-                tx,
-                backup.id,
-                BackupStatus.ACTIVE,
-                BackupStatus.QUARANTINED,
-                principal=principal,
-                context=context,
-                result=AuditResult.FAILED,
-                reason=IntegrityFailure.code,
-                details={"restore_id": str(restore.id), "during": "download"},
-            )
+            await self._quarantine_in(tx, principal, context, backup, restore, during="download")
             await self._trail.append(
                 tx,
-                AuditEvent.by(
+                _failed_event(
                     principal,
                     context,
-                    AuditAction.RESTORE_FAILED,
-                    restore_resource(restore.id),
-                    AuditResult.FAILED,
-                    backup_id=str(backup.id),
-                    reason=IntegrityFailure.code,
+                    restore.id,
+                    backup.id,
+                    IntegrityFailure.code,
+                    quarantined=True,
                     during="download",
                 ),
             )
@@ -923,14 +936,8 @@ class RestoreService:
                     continue
                 await self._trail.append(
                     tx,
-                    AuditEvent.by(
-                        None,
-                        SYSTEM_CONTEXT,
-                        AuditAction.RESTORE_FAILED,
-                        restore_resource(restore_id),
-                        AuditResult.FAILED,
-                        backup_id=str(changed.backup_id),
-                        reason="INTERRUPTED",
+                    _failed_event(
+                        None, SYSTEM_CONTEXT, restore_id, changed.backup_id, "INTERRUPTED"
                     ),
                 )
                 failed.append(restore_id)
