@@ -12,12 +12,18 @@ import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import httpx
 import typer
-from rich.console import Console
-from rich.progress import DownloadColumn, Progress, SpinnerColumn, TransferSpeedColumn
 from sqlalchemy.exc import SQLAlchemyError
 
+from ssbg.cli.client import (
+    ClientFailure,
+    Gateway,
+    fail,
+    out,
+    refusal,
+    transfer_progress,
+    usage_error,
+)
 from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
 from ssbg.domain.audit_bundle import ENTRY_PREFIX
 from ssbg.domain.audit_verification import SequenceRange, ValidationResult
@@ -30,7 +36,6 @@ from ssbg.services.container import build_services
 from ssbg.settings import Settings
 
 EXIT_INVALID = 1
-DEFAULT_URL = "http://127.0.0.1:8000"
 CLI_CONTEXT = RequestContext(request_id=None, source_ip=None)
 
 app = typer.Typer(
@@ -38,7 +43,6 @@ app = typer.Typer(
     help="Audit evidence: verify the chain or an exported bundle; export a bundle.",
     no_args_is_help=True,
 )
-out = Console()
 
 FromOption = Annotated[
     int | None, typer.Option("--from-sequence", min=1, help="First entry (default 1).")
@@ -50,11 +54,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 
 
 def _fail(code: str, message: str, *, as_json: bool, exit_code: int = EXIT_USAGE) -> NoReturn:
-    if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}))
-    else:
-        err.print(f"[red]{message}[/]")
-    raise typer.Exit(exit_code)
+    fail(ClientFailure(code, message, exit_code=exit_code), as_json=as_json)
 
 
 async def _verify_database(settings: Settings, requested: SequenceRange) -> ValidationResult:
@@ -173,10 +173,6 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Download an evidence bundle from the gateway at SSBG_URL with SSBG_API_KEY (auditor+)."""
-    api_key = os.environ.get("SSBG_API_KEY")
-    if not api_key:
-        _fail("USAGE", "Set SSBG_API_KEY to an auditor (or admin) API key.", as_json=as_json)
-    url = os.environ.get("SSBG_URL", DEFAULT_URL).rstrip("/") + "/api/v1/audit/export"
     params = {
         name: value
         for name, value in (("from_sequence", from_sequence), ("to_sequence", to_sequence))
@@ -184,17 +180,15 @@ def export(
     }
     partial = output.with_name(f".{output.name}.partial")
     try:
-        summary = _download(url, api_key, params, partial, show_progress=not as_json)
-    except httpx.HTTPError as exc:
+        gateway = Gateway.from_env("an auditor (or admin)")
+        summary = _download(gateway, params, partial, show_progress=not as_json)
+        partial.replace(output)
+    except ClientFailure as failure:
         partial.unlink(missing_ok=True)
-        _fail("CONNECTION", f"Cannot reach {url}: {type(exc).__name__}.", as_json=as_json)
-    except _ExportRefused as exc:
-        partial.unlink(missing_ok=True)
-        _fail(exc.code, exc.message, as_json=as_json, exit_code=EXIT_INVALID)
+        fail(failure, as_json=as_json)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        _fail("USAGE", f"Cannot write {output}: {exc.strerror}.", as_json=as_json)
-    partial.replace(output)
+        fail(usage_error(f"Cannot write {output}: {exc.strerror}."), as_json=as_json)
     if as_json:
         print(json.dumps({"output": str(output), **summary}))
     else:
@@ -206,36 +200,22 @@ def export(
         )
 
 
-class _ExportRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _download(
-    url: str, api_key: str, params: dict[str, int], target: Path, *, show_progress: bool
+    gateway: Gateway, params: dict[str, int], target: Path, *, show_progress: bool
 ) -> dict[str, int]:
     """Stream the bundle into ``target``; check it ends with an end record whose counts match."""
     entries = checkpoints = written = 0
     last_line = b""
-    timeout = httpx.Timeout(30.0, read=300.0)
     with (
-        httpx.stream(
-            "GET", url, params=params, headers={"X-API-Key": api_key}, timeout=timeout
+        gateway.connection_errors(),
+        gateway.http.stream(
+            "GET", gateway.url("/audit/export"), params=params, headers=gateway.headers()
         ) as response,
-        Progress(
-            SpinnerColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=err,
-            transient=True,
-            disable=not show_progress,
-        ) as progress,
+        transfer_progress(enabled=show_progress, total=None) as progress,
     ):
         if response.status_code != 200:
             response.read()
-            raise _refusal(response)
+            raise refusal(response)
         task = progress.add_task("export", total=None)
         pending = b""
         with target.open("wb") as handle:
@@ -259,13 +239,5 @@ def _download(
     except ValueError:
         complete = False
     if not complete:
-        raise _ExportRefused("INCOMPLETE", "The bundle arrived incomplete; nothing was saved.")
+        raise ClientFailure("INCOMPLETE", "The bundle arrived incomplete; nothing was saved.")
     return {"entries": entries, "checkpoints": checkpoints, "bytes": written}
-
-
-def _refusal(response: httpx.Response) -> _ExportRefused:
-    try:
-        error = response.json()["error"]
-        return _ExportRefused(str(error["code"]), f"{error['code']}: {error['message']}")
-    except (ValueError, KeyError, TypeError):
-        return _ExportRefused("HTTP_ERROR", f"The gateway answered {response.status_code}.")

@@ -2,7 +2,13 @@
 
 import typer
 
-from ssbg.cli import audit_commands, recover_command, server_commands
+from ssbg.cli import (
+    audit_commands,
+    backup_commands,
+    recover_command,
+    restore_command,
+    server_commands,
+)
 
 app = typer.Typer(
     name="ssbg",
@@ -16,6 +22,9 @@ app.command()(server_commands.serve)
 app.command()(server_commands.migrate)
 app.add_typer(audit_commands.app, name="audit")
 app.command()(recover_command.recover)
+app.command()(backup_commands.backup)
+app.add_typer(backup_commands.app, name="backups")
+app.command()(restore_command.restore)
 
 
 def main() -> None:

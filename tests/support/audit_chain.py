@@ -333,11 +333,14 @@ class CliOutcome:
         return json.loads(self.stdout.strip().splitlines()[-1])
 
 
-async def run_cli(args: list[str], env: dict[str, str] | None = None) -> CliOutcome:
-    """Invoke ``ssbg`` in-process, in a worker thread (the command runs its own event loop)."""
+async def run_cli(
+    args: list[str], env: dict[str, str] | None = None, *, stdin: str | None = None
+) -> CliOutcome:
+    """Invoke ``ssbg`` in-process, in a worker thread (the command runs its own event loop);
+    ``stdin`` answers its prompts."""
 
     def invoke() -> CliOutcome:
-        result = CliRunner().invoke(cli_app, args, env=env, catch_exceptions=False)
+        result = CliRunner().invoke(cli_app, args, env=env, input=stdin, catch_exceptions=False)
         return CliOutcome(result.exit_code, result.stdout)
 
     return await asyncio.to_thread(invoke)

@@ -1,29 +1,17 @@
 """``ssbg audit export`` is a client: it downloads the bundle from a running gateway over HTTP."""
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from ssbg.api.app import create_app
 from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit_chain import append_until, run_cli
 from tests.support.factories import create_api_key
-
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
+from tests.support.served import served
 
 
 def files_in(directory: Path) -> list[Path]:
@@ -39,17 +27,8 @@ def out_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def gateway_url(services: Services, bootstrap_key: IssuedApiKey) -> AsyncIterator[str]:
-    """A real uvicorn server on this test's event loop, on a port the kernel picked."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = _Server(uvicorn.Config(create_app(services=services), lifespan="off", log_config=None))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    await asyncio.wait_for(server.ready.wait(), timeout=60)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await serving
-    listener.close()
+    async with served(services) as url:
+        yield url
 
 
 async def test_export_downloads_a_bundle_that_verifies_offline(

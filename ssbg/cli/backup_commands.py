@@ -1,0 +1,178 @@
+"""Client commands for backups: ``ssbg backup FILE …``, ``ssbg backups list``, ``… show ID``."""
+
+import json
+import mimetypes
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+import httpx
+import typer
+from rich.table import Table
+
+from ssbg.cli.client import ClientFailure, Gateway, fail, out, read_file_chunks, transfer_progress
+from ssbg.cli.client import usage_error as usage
+from ssbg.domain.enums import Classification
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+app = typer.Typer(
+    name="backups", help="Backups stored in the gateway: list, show.", no_args_is_help=True
+)
+
+
+def backup(
+    file: Annotated[Path, typer.Argument(help="The file to back up (streamed, never buffered).")],
+    classification: Annotated[
+        Classification, typer.Option("--classification", "-c", case_sensitive=False)
+    ],
+    source_system: Annotated[
+        str, typer.Option("--source-system", "-s", help="The system the backup comes from.")
+    ],
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    filename: Annotated[
+        str | None,
+        typer.Option("--filename", help="Name stored with the backup (default: FILE's name)."),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Repeat a failed command with the same key: the gateway stores it once.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload FILE to the gateway at SSBG_URL; it is encrypted there before it is stored.
+
+    Exit 0 with the backup's identifier once it is durably stored, 1 if the gateway refused
+    it, 2 usage or connection error.
+    """
+    try:
+        gateway = Gateway.from_env("an operator (or admin)")
+        if not file.is_file():
+            raise usage(f"{file} is not a readable file.")
+        size = file.stat().st_size
+        if size == 0:
+            raise usage(f"{file} is empty; there is nothing to back up.")
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        with transfer_progress(enabled=not as_json, total=size) as progress:
+            task = progress.add_task("upload", total=size)
+
+            def body() -> Iterator[bytes]:
+                progress.reset(task)
+                return read_file_chunks(file, lambda n: progress.update(task, advance=n))
+
+            response = gateway.call(
+                "POST",
+                "/backups",
+                params={
+                    "classification": classification.value,
+                    "source_system": source_system,
+                    "description": description,
+                    "filename": filename or file.name,
+                },
+                content=body,
+                headers={
+                    "Content-Type": content_type,
+                    "Content-Length": str(size),
+                    **({"Idempotency-Key": idempotency_key} if idempotency_key else {}),
+                },
+            )
+    except ClientFailure as failure:
+        fail(failure, as_json=as_json)
+    record = response.json()["data"]
+    if as_json:
+        print(json.dumps(record))
+        return
+    replayed = " (already stored under this idempotency key)" if _replayed(response) else ""
+    out.print(
+        f"Stored backup [bold]{record['backup_id']}[/]{replayed}: {record['original_size']} "
+        f"bytes, {record['classification']}, key {record['key_version']}, "
+        f"SHA-512 {record['checksum_plaintext'][:16]}…",
+        soft_wrap=True,
+    )
+
+
+def _replayed(response: httpx.Response) -> bool:
+    return bool(response.headers.get("Idempotent-Replayed") == "true")
+
+
+@app.command("list")
+def list_backups(
+    classification: Annotated[
+        Classification | None, typer.Option("--classification", case_sensitive=False)
+    ] = None,
+    source_system: Annotated[str | None, typer.Option("--source-system")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="e.g. ACTIVE, FAILED.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100)] = 50,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The next_cursor a previous page printed.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Backups, newest first (operators see their own). One page; --cursor for the next."""
+    try:
+        gateway = Gateway.from_env("an operator, admin or auditor")
+        page = gateway.data(
+            "GET",
+            "/backups",
+            params={
+                "classification": classification.value if classification else None,
+                "source_system": source_system,
+                "status": status.upper() if status else None,
+                "limit": limit,
+                "cursor": cursor,
+            },
+        )
+    except ClientFailure as failure:
+        fail(failure, as_json=as_json)
+    next_cursor = page["meta"].get("next_cursor")
+    if as_json:
+        print(json.dumps({"data": page["data"], "next_cursor": next_cursor}))
+        return
+    table = Table("backup_id", "created_at", "status", "classification", "source", "file", "bytes")
+    for record in page["data"]:
+        table.add_row(
+            record["backup_id"],
+            record["created_at"],
+            record["status"],
+            record["classification"],
+            record["source_system"],
+            record["original_filename"] or "",
+            str(record["original_size"] or ""),
+        )
+    out.print(table)
+    if next_cursor:
+        out.print(f"More: ssbg backups list --cursor {next_cursor}", soft_wrap=True)
+
+
+@app.command("show")
+def show_backup(
+    backup_id: Annotated[UUID, typer.Argument(help="The backup's identifier.")],
+    as_json: JsonOption = False,
+) -> None:
+    """One backup's metadata and its lifecycle transitions."""
+    try:
+        gateway = Gateway.from_env("an operator, admin or auditor")
+        record = gateway.data("GET", f"/backups/{backup_id}")["data"]
+        status = gateway.data("GET", f"/backups/{backup_id}/status")["data"]
+    except ClientFailure as failure:
+        fail(failure, as_json=as_json)
+    record["transitions"] = status["transitions"]
+    if as_json:
+        print(json.dumps(record))
+        return
+    table = Table.grid(padding=(0, 2))
+    for name, value in record.items():
+        if name != "transitions":
+            table.add_row(f"[bold]{name}[/]", "" if value is None else str(value))
+    out.print(table)
+    for transition in record["transitions"]:
+        reason = f" ({transition['reason']})" if transition["reason"] else ""
+        out.print(
+            f"  {transition['at']}  {transition['from_status'] or '—'} → "
+            f"{transition['to_status']}{reason}",
+            soft_wrap=True,
+        )
