@@ -132,7 +132,10 @@ def list_backups(
     if as_json:
         print(json.dumps({"data": page["data"], "next_cursor": next_cursor}))
         return
-    table = Table("backup_id", "created_at", "status", "classification", "source", "file", "bytes")
+    table = Table()
+    table.add_column("backup_id", no_wrap=True, min_width=36)
+    for name in ("created_at", "status", "classification", "source", "file", "bytes"):
+        table.add_column(name, overflow="fold")
     for record in page["data"]:
         table.add_row(
             record["backup_id"],

@@ -138,6 +138,7 @@ async def test_backup_refusals_and_usage_errors(
     assert unknown.exit_code == 2  # not a UUID
 
 
+@pytest.mark.parametrize("storage_backend", ["local", "s3"])
 async def test_restore_round_trip_writes_a_private_verified_file(
     gateway_url: str, services: Services, tmp_path: Path, out_dir: Path
 ) -> None:
