@@ -9,6 +9,8 @@ from uuid import UUID
 
 import httpx
 import typer
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from ssbg.cli.client import ClientFailure, Gateway, fail, out, read_file_chunks, transfer_progress
@@ -132,21 +134,23 @@ def list_backups(
     if as_json:
         print(json.dumps({"data": page["data"], "next_cursor": next_cursor}))
         return
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("backup_id", no_wrap=True, min_width=36)
-    for name in ("created_at", "status", "classification", "source", "file", "bytes"):
-        table.add_column(name, overflow="fold")
+    for name in ("created (UTC)", "status", "classification", "source", "bytes"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("file", overflow="fold")
     for record in page["data"]:
         table.add_row(
             record["backup_id"],
-            record["created_at"],
+            record["created_at"][:16].replace("T", " "),
             record["status"],
             record["classification"],
             record["source_system"],
-            record["original_filename"] or "",
             str(record["original_size"] or ""),
+            record["original_filename"] or "",
         )
-    out.print(table)
+    # Piped output is not cut to 80 columns: identifiers must stay whole.
+    (out if out.is_terminal else Console(width=200)).print(table)
     if next_cursor:
         out.print(f"More: ssbg backups list --cursor {next_cursor}", soft_wrap=True)
 
