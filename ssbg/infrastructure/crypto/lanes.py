@@ -2,7 +2,8 @@
 
 ``hashlib`` (inputs over 2 KiB) and ``cryptography``'s AEAD release the GIL, so hashing and
 AES-GCM on separate lanes run in parallel with each other and with the event loop. Used by the
-streaming encryption of an upload and the streaming decryption of a restore.
+streaming encryption of an upload, the streaming decryption of a restore and the local object
+store's reads.
 """
 
 import asyncio
