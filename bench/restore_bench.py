@@ -12,7 +12,8 @@ incident level 0 (policy rules P3/P3b/P3c), so no TOTP code is spent per request
 (b1) the verify pass through a real uvicorn: ``POST /restores`` until its 201 — the gateway
      decrypts and verifies the whole backup, checks both checksums, then issues the token.
 (b2) the download alone: ``GET /restores/{id}/download`` with ``X-Restore-Token``, streamed by
-     curl into a file, until curl exits.
+     curl into a file, until curl exits. curl and restic write the restored file to
+     ``--restore-dir`` (default ``/dev/shm``): the speed of the client's disk is not measured.
 (b3) end to end: from sending ``POST /restores`` to the last downloaded byte written.
 (c)  ``restic restore`` of the same file from a fresh local restic repository (the backup into
      it is not timed), when restic is installed.
@@ -37,6 +38,7 @@ import queue
 import shutil
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -295,9 +297,17 @@ def files_under(directory: Path) -> Iterator[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_common_arguments(parser)
+    parser.add_argument(
+        "--restore-dir",
+        type=Path,
+        default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
+        help="where curl and restic write the restored file (default /dev/shm, a tmpfs: the "
+        "client's disk is not what is measured; both write to the same place)",
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
     workdir = make_workdir("restore-work-")
+    targets = Path(tempfile.mkdtemp(prefix="ssbg-restore-bench-", dir=args.restore_dir))
     measurements = Measurements(size, args.max_foreign_load)
     measure = measurements.measure
     rss: dict[str, float] = {}
@@ -312,7 +322,7 @@ def main() -> None:
         server_pid = gateway.pid
         store_root = gateway.data_dir / "objects"
         keys = FileKeyStore(gateway.data_dir / "keys", PASSWORD)
-        restored = workdir / "restored.bin"
+        restored = targets / "restored.bin"
 
         try:
             print("uploading it once through the API ...", flush=True)
@@ -377,7 +387,7 @@ def main() -> None:
             def run_restic() -> tuple[float, None]:
                 for path in files_under(workdir / "restic-repo"):
                     warm_page_cache(path)
-                target = workdir / "restic-restore"
+                target = targets / "restic-restore"
                 seconds = restic_restore(workdir, target)
                 shutil.rmtree(target)
                 return seconds, None
@@ -401,6 +411,7 @@ def main() -> None:
         finally:
             gateway.stop()
     finally:
+        shutil.rmtree(targets, ignore_errors=True)
         if args.keep:
             print(f"kept {workdir}")
         else:
