@@ -34,6 +34,15 @@ class Lane:
         self._jobs.put((future, fn, args))
         return future
 
+    def future(self) -> "asyncio.Future[Any]":
+        """A future for a job that another lane will :meth:`enqueue` (call on the loop)."""
+        return self._loop.create_future()
+
+    def enqueue(self, future: "asyncio.Future[Any]", fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn`` to settle ``future`` (from :meth:`future`); callable from any thread,
+        so one lane hands its result straight to the next without a trip through the loop."""
+        self._jobs.put((future, fn, args))
+
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             future, fn, args = job

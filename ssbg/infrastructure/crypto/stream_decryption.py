@@ -10,17 +10,18 @@ Two uses, one pipeline:
   it authenticates, so a truncated object raises before its end is ever released.
 
 The event loop only hands chunks from the store to worker lanes, which run in order: ``open``
-runs :class:`ObjectDecryptor` (AES-256-GCM) and, when verifying, hashes the plaintext it just
-opened; ``cipher`` hashes the ciphertext. At most ``in_flight`` chunks wait per lane, so memory
-is a few segments whatever the object size. Every failure to
+runs :class:`ObjectDecryptor` (AES-256-GCM), ``cipher`` and ``plain`` hash; when verifying, the
+open lane hands the plaintext straight to the plain lane. At most ``in_flight`` chunks wait per
+lane, so memory is a few segments whatever the object size. Every failure to
 parse or authenticate is :class:`~ssbg.domain.errors.IntegrityFailure`.
 """
 
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ssbg.infrastructure.crypto.lanes import Lane
 from ssbg.infrastructure.crypto.object_format import ObjectDecryptor
@@ -48,32 +49,44 @@ async def verify_object(
     in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> VerifiedObject:
     """Authenticate and decrypt every segment, hashing both sides; discard the plaintext."""
-    open_lane, cipher_lane = Lane("ssbg-open"), Lane("ssbg-sha-cipher")
+    open_lane, cipher_lane, plain_lane = (
+        Lane("ssbg-open"),
+        Lane("ssbg-sha-cipher"),
+        Lane("ssbg-sha-plain"),
+    )
     cipher_hash, plain_hash = hashlib.sha512(), hashlib.sha512()
     pending: deque[asyncio.Future[None]] = deque()
     ciphertext_bytes = 0
 
-    # The plaintext is hashed on the lane that opened it: it never travels back to the event
-    # loop, and each chunk costs two thread hand-overs instead of three.
-    def open_and_hash(chunk: bytes) -> None:
-        for segment in decryptor.feed(chunk):
+    def hash_plain(segments: list[bytes]) -> None:
+        for segment in segments:
             plain_hash.update(segment)
 
-    def finish_and_hash() -> None:
-        plain_hash.update(decryptor.finish())
+    # The open lane hands the plaintext straight to the plain lane: it never travels back
+    # through the event loop, which only awaits the last step of each chunk.
+    def open_then_hash(chunk: bytes, hashed: "asyncio.Future[None]") -> None:
+        plain_lane.enqueue(hashed, hash_plain, decryptor.feed(chunk))
+
+    def finish_then_hash(hashed: "asyncio.Future[None]") -> None:
+        plain_lane.enqueue(hashed, hash_plain, [decryptor.finish()])
+
+    def open_chunk(fn: Callable[..., None], *args: Any) -> None:
+        hashed = plain_lane.future()
+        pending.append(open_lane.submit(fn, *args, hashed))  # raises IntegrityFailure first
+        pending.append(hashed)
 
     try:
         async for chunk in chunks:
             ciphertext_bytes += len(chunk)
             pending.append(cipher_lane.submit(cipher_hash.update, chunk))
-            pending.append(open_lane.submit(open_and_hash, chunk))
-            await _drain(pending, 2 * in_flight)
-        pending.append(open_lane.submit(finish_and_hash))
+            open_chunk(open_then_hash, chunk)
+            await _drain(pending, 3 * in_flight)
+        open_chunk(finish_then_hash)
         await _drain(pending, 0)
     finally:
         for future in pending:
             future.cancel()
-        for lane in (open_lane, cipher_lane):
+        for lane in (open_lane, cipher_lane, plain_lane):
             lane.close()
     return VerifiedObject(
         ciphertext_bytes=ciphertext_bytes,
