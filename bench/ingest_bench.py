@@ -28,47 +28,34 @@ import json
 import os
 import queue
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
-import httpx
-import psutil
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from harness import (
+    MIB,
+    RESULTS,
+    Gateway,
+    Measurements,
+    RssSampler,
+    add_common_arguments,
+    curl_upload,
+    make_payload,
+    make_workdir,
+    warm_page_cache,
+)
 
 from ssbg.infrastructure.crypto.object_format import ObjectHeader, SegmentSealer, generate_dek
 from ssbg.infrastructure.crypto.stream_encryption import encrypt_stream
 from ssbg.infrastructure.storage.local import LocalObjectStore
 
-MIB = 1024 * 1024
 SEGMENT = MIB
 READ_CHUNK = 256 * 1024
-PASSWORD = "bench-key-password-not-for-production"  # noqa: S105 (throw-away bench key)
-BIN = Path(sys.executable).parent
-
-
-def mb_per_s(size: int, seconds: float) -> float:
-    return size / seconds / 1e6
-
-
-def make_payload(path: Path, size: int) -> None:
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 16 * MIB))
-            handle.write(block)
-            remaining -= len(block)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def segments_of(path: Path) -> Iterator[bytes]:
@@ -155,133 +142,6 @@ async def gateway_pipeline(source: Path, store_root: Path) -> float:
     return time.perf_counter() - started
 
 
-# -- (b) end to end through uvicorn -------------------------------------------------------
-
-
-class Gateway:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.env = {
-            **os.environ,
-            "SSBG_ENV": "development",
-            "SSBG_DATA_DIR": str(workdir / "data"),
-            "SSBG_KEY_PASSWORD": PASSWORD,
-            "SSBG_LOG_LEVEL": "WARNING",
-            "SSBG_MAX_UPLOAD_BYTES": str(64 * 1024 * MIB),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/api/v1"
-        self.api_key = ""
-
-    def start(self) -> None:
-        init = subprocess.run(
-            [str(BIN / "ssbg"), "init", "--json"],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            check=True,
-        )
-        self.api_key = json.loads(init.stdout)["api_key"]
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "ssbg.api.app:create_served_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            cwd=self.workdir,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the gateway did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-
-
-class RssSampler:
-    def __init__(self, pid: int) -> None:
-        self._process = psutil.Process(pid)
-        self.baseline = self._process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> "RssSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth_mib(self) -> float:
-        return (self.peak - self.baseline) / MIB
-
-
-def curl_upload(gateway: Gateway, source: Path, multipart: bool) -> tuple[float, dict[str, Any]]:
-    base = [
-        "curl",
-        "-sS",
-        "--fail-with-body",
-        "-H",
-        "Expect:",
-        "-H",
-        f"X-API-Key: {gateway.api_key}",
-    ]
-    if multipart:
-        command = [
-            *base,
-            "-F",
-            "classification=INTERNAL",
-            "-F",
-            "source_system=bench",
-            "-F",
-            f"file=@{source};type=application/octet-stream",
-            f"{gateway.url}/backups",
-        ]
-    else:
-        command = [
-            *base,
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/octet-stream",
-            "-T",
-            str(source),
-            f"{gateway.url}/backups?classification=INTERNAL&source_system=bench&filename=bench.bin",
-        ]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, check=True)
-    elapsed = time.perf_counter() - started
-    return elapsed, json.loads(result.stdout)["data"]
-
-
 # -- (c) restic ---------------------------------------------------------------------------
 
 
@@ -299,101 +159,15 @@ def restic_backup(source: Path, workdir: Path) -> float | None:
     return time.perf_counter() - started
 
 
-def warm_page_cache(path: Path) -> None:
-    """Read the file once so every contender starts from a warm page cache."""
-    with path.open("rb") as handle:
-        while handle.read(16 * MIB):
-            pass
-
-
-class ForeignLoad:
-    """CPU used during a measurement by other tenants of a shared machine, in cores.
-
-    System-wide busy time, minus interrupt and softirq time and kernel threads (loopback TCP
-    and disk writeback done on our behalf), minus this process (threads and waited children
-    such as curl and restic) and the gateway server.
-    """
-
-    def __init__(self, server_pid: int | None) -> None:
-        self._own = psutil.Process()
-        self._server = psutil.Process(server_pid) if server_pid else None
-
-    def _ours(self) -> float:
-        own = self._own.cpu_times()
-        total = own.user + own.system + own.children_user + own.children_system
-        if self._server is not None:
-            server = self._server.cpu_times()
-            total += server.user + server.system
-        return total
-
-    @staticmethod
-    def _kernel_threads() -> float:
-        total = 0.0
-        for process in psutil.process_iter(["ppid", "cpu_times"]):
-            if process.pid == 2 or process.info["ppid"] == 2:
-                times = process.info["cpu_times"]
-                if times is not None:
-                    total += times.user + times.system
-        return total
-
-    @staticmethod
-    def _busy() -> float:
-        times = psutil.cpu_times()
-        accounted = times.idle + getattr(times, "iowait", 0.0)
-        accounted += getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
-        return sum(times) - accounted
-
-    def _snapshot(self) -> tuple[float, float, float]:
-        return self._busy(), self._ours(), self._kernel_threads()
-
-    def __enter__(self) -> "ForeignLoad":
-        self._started = time.perf_counter()
-        self._before = self._snapshot()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        elapsed = time.perf_counter() - self._started
-        busy, ours, kernel = (
-            after - before for after, before in zip(self._snapshot(), self._before, strict=True)
-        )
-        self.cores = max(0.0, (busy - ours - kernel) / elapsed)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument(
-        "--max-foreign-load",
-        type=float,
-        default=0.15,
-        help="discard and repeat a measurement during which other processes used more than "
-        "this many cores (default 0.15; the machine is shared)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    add_common_arguments(parser)
     args = parser.parse_args()
     size = args.size_mib * MIB
-    # On the repository's disk (a TMPDIR may be tmpfs), inside the git-ignored results dir.
-    scratch = Path("bench/results")
-    scratch.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="ingest-work-", dir=scratch)).resolve()
-    samples: dict[str, list[float]] = {}
-    foreign: dict[str, list[float]] = {}
-    discarded: dict[str, int] = {}
+    workdir = make_workdir("ingest-work-")
+    measurements = Measurements(size, args.max_foreign_load)
+    measure = measurements.measure
     rss: dict[str, float] = {}
-
-    def measure(name: str, server_pid: int | None, run: Any) -> Any:
-        for _attempt in range(40):
-            with ForeignLoad(server_pid) as load:
-                seconds, extra = run()
-            if load.cores <= args.max_foreign_load:
-                samples.setdefault(name, []).append(mb_per_s(size, seconds))
-                foreign.setdefault(name, []).append(load.cores)
-                return extra
-            discarded[name] = discarded.get(name, 0) + 1
-            print(f"  {name}: other processes used {load.cores:.2f} cores, repeating", flush=True)
-            time.sleep(15)
-        raise SystemExit(f"{name}: the machine never stayed quiet enough; try again later")
 
     try:
         source = workdir / "payload.bin"
@@ -401,8 +175,7 @@ def main() -> None:
         make_payload(source, size)
         gateway = Gateway(workdir)
         gateway.start()
-        assert gateway.process is not None
-        server_pid = gateway.process.pid
+        server_pid = gateway.pid
 
         def run_reference() -> tuple[float, None]:
             warm_page_cache(source)
@@ -451,16 +224,11 @@ def main() -> None:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report(args.size_mib, samples, rss, foreign, discarded)
+    report(args.size_mib, measurements, rss)
 
 
-def report(
-    size_mib: int,
-    samples: dict[str, list[float]],
-    rss: dict[str, float],
-    foreign: dict[str, list[float]],
-    discarded: dict[str, int],
-) -> None:
+def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> None:
+    samples = measurements.samples
     median = {name: statistics.median(values) for name, values in samples.items()}
     a, c = median["a"], median.get("c")
     labels = {
@@ -483,11 +251,7 @@ def report(
         )
     for name in ("b_raw", "b_multipart"):
         print(f"server peak RSS growth, {labels[name][5:]}: {rss[name]:.1f} MiB")
-    worst = max(max(values) for values in foreign.values())
-    print(
-        f"other processes' CPU during kept measurements: at most {worst:.2f} cores; "
-        f"measurements repeated because of them: {sum(discarded.values())}"
-    )
+    print(measurements.foreign_load_summary())
     results = {
         "size_mib": size_mib,
         "cpus": os.cpu_count(),
@@ -500,12 +264,11 @@ def report(
             "b_multipart_over_c": median["b_multipart"] / c if c else None,
         },
         "rss_growth_mib": rss,
-        "foreign_load_cores": foreign,
-        "discarded_noisy_measurements": discarded,
+        "foreign_load_cores": measurements.foreign,
+        "discarded_noisy_measurements": measurements.discarded,
     }
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

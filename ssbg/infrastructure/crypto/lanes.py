@@ -2,7 +2,8 @@
 
 ``hashlib`` (inputs over 2 KiB) and ``cryptography``'s AEAD release the GIL, so hashing and
 AES-GCM on separate lanes run in parallel with each other and with the event loop. Used by the
-streaming encryption of an upload and the streaming decryption of a restore.
+streaming encryption of an upload, the streaming decryption of a restore and the local object
+store's reads.
 """
 
 import asyncio
@@ -32,6 +33,15 @@ class Lane:
         future: asyncio.Future[T] = self._loop.create_future()
         self._jobs.put((future, fn, args))
         return future
+
+    def future(self) -> "asyncio.Future[Any]":
+        """A future for a job that another lane will :meth:`enqueue` (call on the loop)."""
+        return self._loop.create_future()
+
+    def enqueue(self, future: "asyncio.Future[Any]", fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn`` to settle ``future`` (from :meth:`future`); callable from any thread,
+        so one lane hands its result straight to the next without a trip through the loop."""
+        self._jobs.put((future, fn, args))
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:

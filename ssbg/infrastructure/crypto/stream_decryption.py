@@ -9,17 +9,19 @@ Two uses, one pipeline:
   authenticated. The final segment (which carries the last-segment flag) is yielded only after
   it authenticates, so a truncated object raises before its end is ever released.
 
-The event loop only reads chunks from the store; on worker lanes, in order, ``open`` runs
-:class:`ObjectDecryptor` (AES-256-GCM), ``cipher`` and ``plain`` hash. At most ``in_flight``
-chunks wait per lane, so memory is a few segments whatever the object size. Every failure to
+The event loop only hands chunks from the store to worker lanes, which run in order: ``open``
+runs :class:`ObjectDecryptor` (AES-256-GCM), ``cipher`` and ``plain`` hash; when verifying, the
+open lane hands the plaintext straight to the plain lane. At most ``in_flight`` chunks wait per
+lane, so memory is a few segments whatever the object size. Every failure to
 parse or authenticate is :class:`~ssbg.domain.errors.IntegrityFailure`.
 """
 
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ssbg.infrastructure.crypto.lanes import Lane
 from ssbg.infrastructure.crypto.object_format import ObjectDecryptor
@@ -53,37 +55,37 @@ async def verify_object(
         Lane("ssbg-sha-plain"),
     )
     cipher_hash, plain_hash = hashlib.sha512(), hashlib.sha512()
-    hashing: deque[asyncio.Future[None]] = deque()
-    opening: deque[asyncio.Future[list[bytes]]] = deque()
+    pending: deque[asyncio.Future[None]] = deque()
     ciphertext_bytes = 0
 
     def hash_plain(segments: list[bytes]) -> None:
         for segment in segments:
             plain_hash.update(segment)
 
-    async def settle_oldest() -> None:
-        segments = await opening.popleft()
-        if segments:
-            hashing.append(plain_lane.submit(hash_plain, segments))
+    # The open lane hands the plaintext straight to the plain lane: it never travels back
+    # through the event loop, which only awaits the last step of each chunk.
+    def open_then_hash(chunk: bytes, hashed: "asyncio.Future[None]") -> None:
+        plain_lane.enqueue(hashed, hash_plain, decryptor.feed(chunk))
+
+    def finish_then_hash(hashed: "asyncio.Future[None]") -> None:
+        plain_lane.enqueue(hashed, hash_plain, [decryptor.finish()])
+
+    def open_chunk(fn: Callable[..., None], *args: Any) -> None:
+        hashed = plain_lane.future()
+        pending.append(open_lane.submit(fn, *args, hashed))  # raises IntegrityFailure first
+        pending.append(hashed)
 
     try:
         async for chunk in chunks:
             ciphertext_bytes += len(chunk)
-            hashing.append(cipher_lane.submit(cipher_hash.update, chunk))
-            opening.append(open_lane.submit(decryptor.feed, chunk))
-            while len(opening) > in_flight:
-                await settle_oldest()
-            await _drain(hashing, in_flight)
-        while opening:
-            await settle_oldest()
-        last = await open_lane.submit(decryptor.finish)
-        hashing.append(plain_lane.submit(hash_plain, [last]))
-        await _drain(hashing, 0)
+            pending.append(cipher_lane.submit(cipher_hash.update, chunk))
+            open_chunk(open_then_hash, chunk)
+            await _drain(pending, 3 * in_flight)
+        open_chunk(finish_then_hash)
+        await _drain(pending, 0)
     finally:
-        for opened in opening:
-            opened.cancel()
-        for hashed in hashing:
-            hashed.cancel()
+        for future in pending:
+            future.cancel()
         for lane in (open_lane, cipher_lane, plain_lane):
             lane.close()
     return VerifiedObject(

@@ -9,15 +9,18 @@ import asyncio
 import contextlib
 import os
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from ssbg.domain.errors import StorageUnavailable
+from ssbg.infrastructure.crypto.lanes import Lane
 from ssbg.infrastructure.storage.errors import ObjectMissing
 
 _TEMP_SUFFIX = ".partial"
+_READ_AHEAD = 2
 
 
 def _fsync_dir(path: Path) -> None:
@@ -26,6 +29,10 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    return path.open("rb")
 
 
 class _LocalWriter:
@@ -101,24 +108,36 @@ class LocalObjectStore:
             await writer.write(data)
 
     async def read_stream(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+        # Reads run on a lane of their own, ``_READ_AHEAD`` chunks ahead of the consumer: one
+        # thread hand-over per chunk instead of a ``to_thread`` round trip, and the next chunk
+        # is read while the consumer works on this one.
         path = self._path(key)
+        reader = Lane("ssbg-read")
         try:
-            handle = await asyncio.to_thread(path.open, "rb")
-        except FileNotFoundError:
-            raise ObjectMissing(key) from None
-        except OSError:
-            raise StorageUnavailable() from None
+            handle = await reader.submit(_open_for_reading, path)
+        except BaseException as exc:
+            reader.close()
+            if isinstance(exc, FileNotFoundError):
+                raise ObjectMissing(key) from None
+            if isinstance(exc, OSError):
+                raise StorageUnavailable() from None
+            raise
+        ahead = deque(reader.submit(handle.read, chunk_size) for _ in range(_READ_AHEAD))
         try:
             while True:
                 try:
-                    chunk = await asyncio.to_thread(handle.read, chunk_size)
+                    chunk = await ahead.popleft()
                 except OSError:
                     raise StorageUnavailable() from None
                 if not chunk:
                     return
+                ahead.append(reader.submit(handle.read, chunk_size))
                 yield chunk
         finally:
-            handle.close()
+            for pending in ahead:
+                pending.cancel()
+            reader.submit(handle.close)  # after the reads already queued: the lane keeps order
+            reader.close()
 
     async def read_bytes(self, key: str) -> bytes:
         try:

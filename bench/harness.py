@@ -1,0 +1,302 @@
+"""What the ingest and restore benchmarks share: a real gateway, payloads, and fair measuring.
+
+* :class:`Gateway` — ``ssbg init --json`` then a real uvicorn serving the gateway, in a
+  scratch directory, on a free loopback port.
+* :class:`RssSampler` — the server's peak resident memory growth during a measurement.
+* :class:`ForeignLoad` and :class:`Measurements` — the machine is shared: a measurement during
+  which other processes used more than ``--max-foreign-load`` cores is discarded and repeated.
+* :func:`add_common_arguments` — ``--size-mib``, ``--runs``, ``--max-foreign-load``, ``--keep``.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+MIB = 1024 * 1024
+PASSWORD = "bench-key-password-not-for-production"  # noqa: S105 (throw-away bench key)
+BIN = Path(sys.executable).parent
+RESULTS = Path("bench/results")
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    return size / seconds / 1e6
+
+
+def make_payload(path: Path, size: int) -> None:
+    with path.open("wb") as handle:
+        remaining = size
+        while remaining:
+            block = os.urandom(min(remaining, 16 * MIB))
+            handle.write(block)
+            remaining -= len(block)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def warm_page_cache(path: Path) -> None:
+    """Read the file once so every contender starts from a warm page cache."""
+    with path.open("rb") as handle:
+        while handle.read(16 * MIB):
+            pass
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--max-foreign-load",
+        type=float,
+        default=0.15,
+        help="discard and repeat a measurement during which other processes used more than "
+        "this many cores (default 0.15; the machine is shared)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def make_workdir(prefix: str) -> Path:
+    # On the repository's disk (a TMPDIR may be tmpfs), inside the git-ignored results dir.
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=RESULTS)).resolve()
+
+
+class Gateway:
+    """``ssbg init --json`` and a uvicorn serving the gateway, on the local store."""
+
+    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "SSBG_ENV": "development",
+            "SSBG_DATA_DIR": str(workdir / "data"),
+            "SSBG_KEY_PASSWORD": PASSWORD,
+            "SSBG_LOG_LEVEL": "WARNING",
+            "SSBG_MAX_UPLOAD_BYTES": str(64 * 1024 * MIB),
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/api/v1"
+        self.api_key = ""
+        self.totp_secret = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def start(self) -> None:
+        init = subprocess.run(
+            [str(BIN / "ssbg"), "init", "--json"],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            check=True,
+        )
+        bootstrap = json.loads(init.stdout)
+        self.api_key = bootstrap["api_key"]
+        self.totp_secret = bootstrap["totp_secret"]
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "ssbg.api.app:create_served_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            cwd=self.workdir,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the gateway did not start")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+def curl_upload(gateway: Gateway, source: Path, multipart: bool) -> tuple[float, dict[str, Any]]:
+    """Upload ``source`` as an INTERNAL backup with curl; (seconds until the 201, the record)."""
+    base = [
+        "curl",
+        "-sS",
+        "--fail-with-body",
+        "-H",
+        "Expect:",
+        "-H",
+        f"X-API-Key: {gateway.api_key}",
+    ]
+    if multipart:
+        command = [
+            *base,
+            "-F",
+            "classification=INTERNAL",
+            "-F",
+            "source_system=bench",
+            "-F",
+            f"file=@{source};type=application/octet-stream",
+            f"{gateway.url}/backups",
+        ]
+    else:
+        command = [
+            *base,
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-T",
+            str(source),
+            f"{gateway.url}/backups?classification=INTERNAL&source_system=bench&filename=bench.bin",
+        ]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, check=True)
+    elapsed = time.perf_counter() - started
+    return elapsed, json.loads(result.stdout)["data"]
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.baseline = self._process.memory_info().rss
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.baseline) / MIB
+
+
+class ForeignLoad:
+    """CPU used during a measurement by other tenants of a shared machine, in cores.
+
+    System-wide busy time, minus interrupt and softirq time and kernel threads (loopback TCP
+    and disk writeback done on our behalf), minus this process (threads and waited children
+    such as curl and restic) and the gateway server.
+    """
+
+    def __init__(self, server_pid: int | None) -> None:
+        self._own = psutil.Process()
+        self._server = psutil.Process(server_pid) if server_pid else None
+
+    def _ours(self) -> float:
+        own = self._own.cpu_times()
+        total = own.user + own.system + own.children_user + own.children_system
+        if self._server is not None:
+            server = self._server.cpu_times()
+            total += server.user + server.system
+        return total
+
+    @staticmethod
+    def _kernel_threads() -> float:
+        total = 0.0
+        for process in psutil.process_iter(["ppid", "cpu_times"]):
+            if process.pid == 2 or process.info["ppid"] == 2:
+                times = process.info["cpu_times"]
+                if times is not None:
+                    total += times.user + times.system
+        return total
+
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        accounted = times.idle + getattr(times, "iowait", 0.0)
+        accounted += getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
+        return sum(times) - accounted
+
+    def _snapshot(self) -> tuple[float, float, float]:
+        return self._busy(), self._ours(), self._kernel_threads()
+
+    def __enter__(self) -> "ForeignLoad":
+        self._started = time.perf_counter()
+        self._before = self._snapshot()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        elapsed = time.perf_counter() - self._started
+        busy, ours, kernel = (
+            after - before for after, before in zip(self._snapshot(), self._before, strict=True)
+        )
+        self.cores = max(0.0, (busy - ours - kernel) / elapsed)
+
+
+class Measurements:
+    """MB/s samples per measurement name, each kept only if the machine stayed quiet.
+
+    ``run`` returns ``(seconds, extra)``; ``measure`` records ``size / seconds`` and returns
+    ``extra``, repeating the run (after a pause) while other processes used too much CPU.
+    """
+
+    def __init__(self, size: int, max_foreign_load: float) -> None:
+        self.size = size
+        self.max_foreign_load = max_foreign_load
+        self.samples: dict[str, list[float]] = {}
+        self.foreign: dict[str, list[float]] = {}
+        self.discarded: dict[str, int] = {}
+
+    def measure(
+        self, name: str, server_pid: int | None, run: Callable[[], tuple[float, Any]]
+    ) -> Any:
+        for _attempt in range(40):
+            with ForeignLoad(server_pid) as load:
+                seconds, extra = run()
+            if load.cores <= self.max_foreign_load:
+                self.samples.setdefault(name, []).append(mb_per_s(self.size, seconds))
+                self.foreign.setdefault(name, []).append(load.cores)
+                return extra
+            self.discarded[name] = self.discarded.get(name, 0) + 1
+            print(f"  {name}: other processes used {load.cores:.2f} cores, repeating", flush=True)
+            time.sleep(15)
+        raise SystemExit(f"{name}: the machine never stayed quiet enough; try again later")
+
+    def foreign_load_summary(self) -> str:
+        worst = max(max(values) for values in self.foreign.values())
+        return (
+            f"other processes' CPU during kept measurements: at most {worst:.2f} cores; "
+            f"measurements repeated because of them: {sum(self.discarded.values())}"
+        )

@@ -1,0 +1,105 @@
+"""The pipelined decryption of a stored object: verify and download agree with the format;
+a flipped, dropped or truncated byte fails with IntegrityFailure under every chunking."""
+
+import asyncio
+import hashlib
+import os
+import threading
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import pytest
+
+from ssbg.domain.errors import IntegrityFailure
+from ssbg.infrastructure.crypto.lanes import Lane
+from ssbg.infrastructure.crypto.object_format import (
+    ObjectDecryptor,
+    ObjectHeader,
+    SegmentSealer,
+)
+from ssbg.infrastructure.crypto.stream_decryption import decrypt_object, verify_object
+
+SEGMENT = 4096
+
+
+def sealed_object(data: bytes) -> tuple[bytes, bytes]:
+    """(DEK, ``data.enc``) for ``data``, sealed sequentially as the format says."""
+    dek = os.urandom(32)
+    header = ObjectHeader(uuid4(), "P-001", SEGMENT).encode()
+    sealer = SegmentSealer(dek, header)
+    pieces = [data[offset : offset + SEGMENT] for offset in range(0, len(data), SEGMENT)]
+    body = b"".join(
+        sealer.seal(index, piece, index == len(pieces) - 1) for index, piece in enumerate(pieces)
+    )
+    return dek, header + body
+
+
+async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for offset in range(0, len(data), size):
+        await asyncio.sleep(0)
+        yield data[offset : offset + size]
+
+
+def decryptor_for(dek: bytes) -> ObjectDecryptor:
+    return ObjectDecryptor(lambda _header: dek, expected_backup_id=None)
+
+
+@pytest.mark.parametrize("size", [1, SEGMENT, SEGMENT + 1, 10 * SEGMENT + 7])
+@pytest.mark.parametrize("chunk", [1000, SEGMENT + 16, 3 * SEGMENT + 5])
+async def test_verify_and_download_match_the_object(size: int, chunk: int) -> None:
+    data = os.urandom(size)
+    dek, stored = sealed_object(data)
+
+    verified = await verify_object(chunks_of(stored, chunk), decryptor_for(dek), in_flight=2)
+    downloaded = [
+        segment async for segment in decrypt_object(chunks_of(stored, chunk), decryptor_for(dek))
+    ]
+
+    assert verified.checksum_plaintext == hashlib.sha512(data).hexdigest()
+    assert verified.checksum_ciphertext == hashlib.sha512(stored).hexdigest()
+    assert (verified.plaintext_bytes, verified.ciphertext_bytes) == (size, len(stored))
+    assert b"".join(downloaded) == data
+
+
+@pytest.mark.parametrize("chunk", [1000, SEGMENT + 16])
+@pytest.mark.parametrize("damage", ["flip-first", "flip-middle", "truncate", "drop-segment"])
+async def test_verify_fails_on_any_damage(chunk: int, damage: str) -> None:
+    dek, stored = sealed_object(os.urandom(8 * SEGMENT + 100))
+    sealed = SEGMENT + 16
+    header_length = len(stored) - 8 * sealed - (100 + 16)
+    if damage == "flip-first":
+        position = header_length + 5
+        stored = stored[:position] + bytes([stored[position] ^ 1]) + stored[position + 1 :]
+    elif damage == "flip-middle":
+        position = header_length + 4 * sealed + 7
+        stored = stored[:position] + bytes([stored[position] ^ 1]) + stored[position + 1 :]
+    elif damage == "truncate":
+        stored = stored[: header_length + 8 * sealed]
+    else:
+        start = header_length + 3 * sealed
+        stored = stored[:start] + stored[start + sealed :]
+
+    with pytest.raises(IntegrityFailure):
+        await verify_object(chunks_of(stored, chunk), decryptor_for(dek), in_flight=2)
+
+
+async def test_a_lane_hands_its_result_straight_to_another_lane() -> None:
+    first, second = Lane("test-first"), Lane("test-second")
+    threads: list[str] = []
+
+    def double(value: int) -> int:
+        threads.append(threading.current_thread().name)
+        return 2 * value
+
+    def hand_over(value: int, handed: "asyncio.Future[int]") -> None:
+        threads.append(threading.current_thread().name)
+        second.enqueue(handed, double, value + 1)
+
+    try:
+        handed: asyncio.Future[int] = second.future()
+        await first.submit(hand_over, 6, handed)
+        assert await handed == 14
+    finally:
+        first.close()
+        second.close()
+    assert threads == ["test-first", "test-second"]
