@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -293,6 +294,43 @@ class Measurements:
             print(f"  {name}: other processes used {load.cores:.2f} cores, repeating", flush=True)
             time.sleep(15)
         raise SystemExit(f"{name}: the machine never stayed quiet enough; try again later")
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(values) for name, values in self.samples.items()}
+
+    def print_table(self, title: str, labels: dict[str, str]) -> dict[str, float]:
+        """Median MB/s, best run and the ratios to (a) and (c), one row per label; returns
+        the medians."""
+        median = self.medians()
+        a, c = median["a"], median.get("c")
+        width = max(len(title), *(len(label) for label in labels.values()))
+        print()
+        print(f"{title:<{width}} {'MB/s':>7} {'best':>7} {'/ (a)':>6} {'/ (c)':>6}")
+        for name, label in labels.items():
+            if name not in median:
+                continue
+            over_c = f"{median[name] / c:.2f}" if c else "n/a"
+            print(
+                f"{label:<{width}} {median[name]:>7.1f} {max(self.samples[name]):>7.1f} "
+                f"{median[name] / a:>6.2f} {over_c:>6}"
+            )
+        return median
+
+    def write_results(
+        self, filename: str, size_mib: int, ratios: dict[str, float | None], rss: dict[str, float]
+    ) -> None:
+        results = {
+            "size_mib": size_mib,
+            "cpus": os.cpu_count(),
+            "samples_mb_per_s": self.samples,
+            "median_mb_per_s": self.medians(),
+            "ratios": ratios,
+            "rss_growth_mib": rss,
+            "foreign_load_cores": self.foreign,
+            "discarded_noisy_measurements": self.discarded,
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / filename).write_text(json.dumps(results, indent=2) + "\n")
 
     def foreign_load_summary(self) -> str:
         worst = max(max(values) for values in self.foreign.values())

@@ -24,11 +24,9 @@ Usage: ``make bench-ingest`` or
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import queue
 import shutil
-import statistics
 import subprocess
 import threading
 import time
@@ -39,7 +37,6 @@ from uuid import uuid4
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from harness import (
     MIB,
-    RESULTS,
     Gateway,
     Measurements,
     RssSampler,
@@ -228,9 +225,6 @@ def main() -> None:
 
 
 def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> None:
-    samples = measurements.samples
-    median = {name: statistics.median(values) for name, values in samples.items()}
-    a, c = median["a"], median.get("c")
     labels = {
         "a": "(a)  in-process limit (reference pipeline)",
         "a_gateway": "(a') gateway pipeline, in process",
@@ -238,37 +232,19 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         "b_multipart": "(b)  HTTP multipart (uvicorn, curl -F)",
         "c": "(c)  restic backup",
     }
-    print()
-    title = f"ingest of {size_mib} MiB, median of {len(samples['a'])}"
-    print(f"{title:<46} {'MB/s':>7} {'best':>7} {'/ (a)':>6} {'/ (c)':>6}")
-    for name, label in labels.items():
-        if name not in median:
-            continue
-        over_c = f"{median[name] / c:.2f}" if c else "n/a"
-        print(
-            f"{label:<46} {median[name]:>7.1f} {max(samples[name]):>7.1f} "
-            f"{median[name] / a:>6.2f} {over_c:>6}"
-        )
+    title = f"ingest of {size_mib} MiB, median of {len(measurements.samples['a'])}"
+    median = measurements.print_table(title, labels)
+    a, c = median["a"], median.get("c")
     for name in ("b_raw", "b_multipart"):
         print(f"server peak RSS growth, {labels[name][5:]}: {rss[name]:.1f} MiB")
     print(measurements.foreign_load_summary())
-    results = {
-        "size_mib": size_mib,
-        "cpus": os.cpu_count(),
-        "samples_mb_per_s": samples,
-        "median_mb_per_s": median,
-        "ratios": {
-            "b_raw_over_a": median["b_raw"] / a,
-            "b_multipart_over_a": median["b_multipart"] / a,
-            "b_raw_over_c": median["b_raw"] / c if c else None,
-            "b_multipart_over_c": median["b_multipart"] / c if c else None,
-        },
-        "rss_growth_mib": rss,
-        "foreign_load_cores": measurements.foreign,
-        "discarded_noisy_measurements": measurements.discarded,
+    ratios = {
+        "b_raw_over_a": median["b_raw"] / a,
+        "b_multipart_over_a": median["b_multipart"] / a,
+        "b_raw_over_c": median["b_raw"] / c if c else None,
+        "b_multipart_over_c": median["b_multipart"] / c if c else None,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
+    measurements.write_results("ingest.json", size_mib, ratios, rss)
 
 
 if __name__ == "__main__":

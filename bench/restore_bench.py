@@ -35,11 +35,9 @@ import argparse
 import asyncio
 import functools
 import hashlib
-import json
 import os
 import queue
 import shutil
-import statistics
 import subprocess
 import tempfile
 import threading
@@ -55,7 +53,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from harness import (
     MIB,
     PASSWORD,
-    RESULTS,
     Gateway,
     Measurements,
     RssSampler,
@@ -429,9 +426,6 @@ def main() -> None:
 
 
 def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> None:
-    samples = measurements.samples
-    median = {name: statistics.median(values) for name, values in samples.items()}
-    a, c = median["a"], median.get("c")
     labels = {
         "a": "(a)  in-process limit (reference pipeline)",
         "a_gateway": "(a') gateway verify_object, in process",
@@ -441,17 +435,9 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         "b3_end_to_end": "(b3) end to end: POST to last byte in a file",
         "c": "(c)  restic restore",
     }
-    print()
-    title = f"restore of {size_mib} MiB, median of {len(samples['a'])}"
-    print(f"{title:<48} {'MB/s':>7} {'best':>7} {'/ (a)':>6} {'/ (c)':>6}")
-    for name, label in labels.items():
-        if name not in median:
-            continue
-        over_c = f"{median[name] / c:.2f}" if c else "n/a"
-        print(
-            f"{label:<48} {median[name]:>7.1f} {max(samples[name]):>7.1f} "
-            f"{median[name] / a:>6.2f} {over_c:>6}"
-        )
+    title = f"restore of {size_mib} MiB, median of {len(measurements.samples['a'])}"
+    median = measurements.print_table(title, labels)
+    a, c = median["a"], median.get("c")
     verify_ratio = median["b1_verify"] / a
     end_to_end_ratio = median["b3_end_to_end"] / c if c else None
     download = median["b2_download"]
@@ -481,23 +467,13 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         f"{verdict(rss_peak < RSS_GOAL_MIB)}"
     )
     print(measurements.foreign_load_summary())
-    results = {
-        "size_mib": size_mib,
-        "cpus": os.cpu_count(),
-        "samples_mb_per_s": samples,
-        "median_mb_per_s": median,
-        "ratios": {
-            "b1_verify_over_a": verify_ratio,
-            "a_gateway_over_a": median["a_gateway"] / a,
-            "b3_end_to_end_over_c": end_to_end_ratio,
-            "b2_download_over_goal": download / DOWNLOAD_GOAL_MB_S,
-        },
-        "rss_growth_mib": rss,
-        "foreign_load_cores": measurements.foreign,
-        "discarded_noisy_measurements": measurements.discarded,
+    ratios = {
+        "b1_verify_over_a": verify_ratio,
+        "a_gateway_over_a": median["a_gateway"] / a,
+        "b3_end_to_end_over_c": end_to_end_ratio,
+        "b2_download_over_goal": download / DOWNLOAD_GOAL_MB_S,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "restore.json").write_text(json.dumps(results, indent=2) + "\n")
+    measurements.write_results("restore.json", size_mib, ratios, rss)
 
 
 if __name__ == "__main__":
