@@ -15,6 +15,7 @@ from ssbg.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_base_url
 from tests.support.processes import MotoServer
+from tests.support.served import served
 
 TEST_KEY_PASSWORD = "test-key-password-not-for-production"
 
@@ -165,3 +166,10 @@ async def client(
     )
     async with httpx.AsyncClient(transport=transport, base_url="http://ssbg.test/api/v1") as http:
         yield http
+
+
+@pytest.fixture
+async def gateway_url(services: Services, bootstrap_key: IssuedApiKey) -> AsyncIterator[str]:
+    """The gateway over real HTTP (uvicorn on a loopback port), for the client commands."""
+    async with served(services) as url:
+        yield url

@@ -30,8 +30,8 @@ class Lane:
         self._thread.start()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((future, fn, args))
+        future: asyncio.Future[T] = self.future()
+        self.enqueue(future, fn, *args)
         return future
 
     def future(self) -> "asyncio.Future[Any]":

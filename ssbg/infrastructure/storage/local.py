@@ -31,10 +31,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _open_for_reading(path: Path) -> BinaryIO:
-    return path.open("rb")
-
-
 class _LocalWriter:
     def __init__(self, handle: BinaryIO) -> None:
         self._handle = handle
@@ -114,29 +110,28 @@ class LocalObjectStore:
         path = self._path(key)
         reader = Lane("ssbg-read")
         try:
-            handle = await reader.submit(_open_for_reading, path)
-        except BaseException as exc:
-            reader.close()
-            if isinstance(exc, FileNotFoundError):
+            try:
+                handle: BinaryIO = await reader.submit(path.open, "rb")
+            except FileNotFoundError:
                 raise ObjectMissing(key) from None
-            if isinstance(exc, OSError):
+            except OSError:
                 raise StorageUnavailable() from None
-            raise
-        ahead = deque(reader.submit(handle.read, chunk_size) for _ in range(_READ_AHEAD))
-        try:
-            while True:
-                try:
-                    chunk = await ahead.popleft()
-                except OSError:
-                    raise StorageUnavailable() from None
-                if not chunk:
-                    return
-                ahead.append(reader.submit(handle.read, chunk_size))
-                yield chunk
+            ahead = deque(reader.submit(handle.read, chunk_size) for _ in range(_READ_AHEAD))
+            try:
+                while True:
+                    try:
+                        chunk = await ahead.popleft()
+                    except OSError:
+                        raise StorageUnavailable() from None
+                    if not chunk:
+                        return
+                    ahead.append(reader.submit(handle.read, chunk_size))
+                    yield chunk
+            finally:
+                for pending in ahead:
+                    pending.cancel()
+                reader.submit(handle.close)  # after the reads already queued: lanes keep order
         finally:
-            for pending in ahead:
-                pending.cancel()
-            reader.submit(handle.close)  # after the reads already queued: the lane keeps order
             reader.close()
 
     async def read_bytes(self, key: str) -> bytes:

@@ -2,7 +2,6 @@
 ``ssbg backup``, ``ssbg backups list|show`` and ``ssbg restore`` (with ``--collect``)."""
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,15 +18,8 @@ from tests.support.backups import get_record, random_payload
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 from tests.support.restores import JUSTIFICATION, set_incident_level
-from tests.support.served import served
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-async def gateway_url(services: Services, bootstrap_key: IssuedApiKey) -> AsyncIterator[str]:
-    async with served(services) as url:
-        yield url
 
 
 @pytest.fixture

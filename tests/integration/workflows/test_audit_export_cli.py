@@ -1,17 +1,14 @@
 """``ssbg audit export`` is a client: it downloads the bundle from a running gateway over HTTP."""
 
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from ssbg.domain.enums import Role
-from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit_chain import append_until, run_cli
 from tests.support.factories import create_api_key
-from tests.support.served import served
 
 
 def files_in(directory: Path) -> list[Path]:
@@ -23,12 +20,6 @@ def out_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "out"
     directory.mkdir()
     return directory
-
-
-@pytest.fixture
-async def gateway_url(services: Services, bootstrap_key: IssuedApiKey) -> AsyncIterator[str]:
-    async with served(services) as url:
-        yield url
 
 
 async def test_export_downloads_a_bundle_that_verifies_offline(
