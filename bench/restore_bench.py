@@ -197,7 +197,9 @@ async def gateway_verify(backup: StoredBackup, store_root: Path, keys: FileKeySt
         dek_resolver_for(wrapped, private_key, expected_key_version=backup.key_version),
         expected_backup_id=backup.backup_id,
     )
-    verified = await verify_object(store.read_stream(backup.storage_ref, chunk), decryptor)
+    header_length = ObjectHeader.encoded_length(backup.key_version)
+    chunks = store.read_stream(backup.storage_ref, chunk, first_chunk_size=header_length)
+    verified = await verify_object(chunks, decryptor)
     seconds = time.perf_counter() - started
     if (verified.checksum_ciphertext, verified.checksum_plaintext) != (
         backup.checksum_ciphertext,

@@ -62,7 +62,11 @@ from ssbg.domain.restore_lifecycle import TOKEN_STATUSES, RestoreStatus, check_r
 from ssbg.domain.restore_tokens import TOKEN_BYTES, hash_token, token_expired, token_matches
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
-from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
+from ssbg.infrastructure.crypto.object_format import (
+    ObjectDecryptor,
+    ObjectHeader,
+    dek_resolver_for,
+)
 from ssbg.infrastructure.crypto.stream_decryption import decrypt_object, verify_object
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
 from ssbg.infrastructure.storage.base import ObjectStore
@@ -372,7 +376,11 @@ class RestoreService:
     async def _ciphertext(self, backup: BackupMetadata) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._store.read_stream(
-                backup.storage_ref, self._chunk_size(backup)
+                backup.storage_ref,
+                self._chunk_size(backup),
+                # The header alone first, so every later chunk starts on a segment boundary
+                # and is decrypted in place.
+                first_chunk_size=ObjectHeader.encoded_length(backup.key_version),
             ):
                 yield chunk
         except ObjectMissing:

@@ -107,6 +107,11 @@ class ObjectHeader:
             + version
         )
 
+    @staticmethod
+    def encoded_length(key_version: str) -> int:
+        """The header's length in bytes: where the first segment starts."""
+        return _DATA_FIXED.size + len(_check_key_version(key_version))
+
     @classmethod
     def parse(cls, data: bytes) -> tuple["ObjectHeader", int]:
         """Parse the header at the start of ``data``; return it and its length in bytes."""
@@ -277,7 +282,9 @@ class ObjectDecryptor:
     ``feed`` returns the plaintext of every segment that is now known *not* to be the last
     one; ``finish`` authenticates the final segment (with the last-segment flag) and returns
     its plaintext, or raises ``IntegrityFailure`` — so a caller that releases plaintext only
-    after ``finish`` returns never releases a truncated object. Memory: one segment.
+    after ``finish`` returns never releases a truncated object. Memory: one segment buffer
+    and at most one chunk held. Chunks that start on segment boundaries (see
+    :meth:`ObjectHeader.encoded_length`) are opened in place, without copying.
 
     ``resolve_dek`` receives the parsed header and returns the DEK (typically by unwrapping
     ``dek.wrapped`` after checking the header names the expected backup and key version).
@@ -288,9 +295,11 @@ class ObjectDecryptor:
         self._expected_backup_id = expected_backup_id
         self._header_bytes = bytearray()  # until the header is parsed
         self._opener: SegmentOpener | None = None
-        # One segment's ciphertext, filled in place: the buffer is allocated once and reused,
-        # and each segment is opened from a view of it — no per-segment copies (fresh 1 MiB
-        # allocations cost more than AES-GCM itself here).
+        # A segment arriving whole inside an immutable chunk is opened from a view of that
+        # chunk (``_held`` until more data shows it is not the last); one that straddles
+        # chunks is gathered in ``_segment``, allocated once and reused. No per-segment
+        # copies: fresh 1 MiB allocations cost more than AES-GCM itself here.
+        self._held: tuple[bytes, int] | None = None
         self._segment = bytearray()
         self._filled = 0
         self._index = 0
@@ -305,12 +314,20 @@ class ObjectDecryptor:
             chunk, self._header_bytes = bytes(self._header_bytes), bytearray()
         out: list[bytes] = []
         segment, size = self._segment, len(self._segment)
+        # Only an immutable chunk is held: a caller may reuse a memoryview's buffer.
+        whole = chunk if isinstance(chunk, bytes) else None
         with memoryview(chunk) as data:
             offset, total = 0, len(data)
             while offset < total:
                 # A full segment is non-final only if at least one more byte follows it.
-                if self._filled == size:
+                if self._held is not None:
+                    out.append(self._open_held(last=False))
+                elif self._filled == size:
                     out.append(self._open_filled(last=False))
+                if whole is not None and self._filled == 0 and total - offset >= size:
+                    self._held = (whole, offset)
+                    offset += size
+                    continue
                 taken = min(size - self._filled, total - offset)
                 segment[self._filled : self._filled + taken] = data[offset : offset + taken]
                 self._filled += taken
@@ -318,6 +335,8 @@ class ObjectDecryptor:
         return out
 
     def finish(self) -> bytes:
+        if self._held is not None:
+            return self._open_held(last=True)
         if self._opener is None or self._filled == 0:
             # No header, or no segment at all (truncated after the header).
             raise IntegrityFailure()
@@ -340,11 +359,22 @@ class ObjectDecryptor:
         del buffered[:length]
         return True
 
+    def _open_held(self, *, last: bool) -> bytes:
+        assert self._held is not None
+        chunk, offset = self._held
+        self._held = None
+        with memoryview(chunk) as view, view[offset : offset + len(self._segment)] as sealed:
+            return self._open(sealed, last)
+
     def _open_filled(self, *, last: bool) -> bytes:
-        assert self._opener is not None
-        with memoryview(self._segment) as view, view[: self._filled] as ciphertext:
-            plaintext = self._opener.open(self._index, ciphertext, last)
+        with memoryview(self._segment) as view, view[: self._filled] as sealed:
+            plaintext = self._open(sealed, last)
         self._filled = 0
+        return plaintext
+
+    def _open(self, sealed: memoryview, last: bool) -> bytes:
+        assert self._opener is not None
+        plaintext = self._opener.open(self._index, sealed, last)
         self._index += 1
         self.plaintext_bytes += len(plaintext)
         return plaintext

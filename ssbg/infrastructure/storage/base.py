@@ -30,8 +30,11 @@ class ObjectStore(Protocol):
 
     async def put_bytes(self, key: str, data: bytes) -> None: ...
 
-    def read_stream(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
-        """Yield the object in chunks of at most ``chunk_size`` bytes.
+    def read_stream(
+        self, key: str, chunk_size: int, *, first_chunk_size: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield the object in chunks of at most ``chunk_size`` bytes — the first of at most
+        ``first_chunk_size`` if given (a reader that wants the chunks after a header aligned).
 
         Raises ``ObjectMissing`` if absent, ``StorageUnavailable`` if the store cannot answer.
         """

@@ -103,7 +103,9 @@ class LocalObjectStore:
         async with self.open_writer(key) as writer:
             await writer.write(data)
 
-    async def read_stream(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+    async def read_stream(
+        self, key: str, chunk_size: int, *, first_chunk_size: int | None = None
+    ) -> AsyncIterator[bytes]:
         # Reads run on a lane of their own, ``_READ_AHEAD`` chunks ahead of the consumer: one
         # thread hand-over per chunk instead of a ``to_thread`` round trip, and the next chunk
         # is read while the consumer works on this one.
@@ -116,7 +118,8 @@ class LocalObjectStore:
                 raise ObjectMissing(key) from None
             except OSError:
                 raise StorageUnavailable() from None
-            ahead = deque(reader.submit(handle.read, chunk_size) for _ in range(_READ_AHEAD))
+            sizes = [first_chunk_size or chunk_size] + [chunk_size] * (_READ_AHEAD - 1)
+            ahead = deque(reader.submit(handle.read, size) for size in sizes)
             try:
                 while True:
                     try:

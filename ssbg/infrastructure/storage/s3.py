@@ -207,7 +207,9 @@ class S3ObjectStore:
         async with self.open_writer(key) as writer:
             await writer.write(data)
 
-    async def read_stream(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+    async def read_stream(
+        self, key: str, chunk_size: int, *, first_chunk_size: int | None = None
+    ) -> AsyncIterator[bytes]:
         client = await self.client()
         try:
             response = await client.get_object(Bucket=self.bucket, Key=key)
@@ -216,14 +218,16 @@ class S3ObjectStore:
                 raise ObjectMissing(key) from None
             raise StorageUnavailable() from None
         body = response["Body"]
+        size = first_chunk_size or chunk_size
         try:
             while True:
                 try:
-                    chunk = await body.read(chunk_size)
+                    chunk = await body.read(size)
                 except _FAILURES:
                     raise StorageUnavailable() from None
                 if not chunk:
                     return
+                size = chunk_size
                 yield chunk
         finally:
             body.close()

@@ -69,6 +69,20 @@ async def test_large_object_streams_in_parts_and_reads_back_in_chunks(store: Obj
     assert await store.size("backups/big/data.enc") == len(data)
 
 
+async def test_a_stream_can_start_with_a_shorter_first_chunk(store: ObjectStore) -> None:
+    """How the restore service reads ``data.enc``: the header alone, then whole segments."""
+    data = os.urandom(5 * MIB + 45)
+    await store.put_bytes("backups/h/data.enc", data)
+
+    chunks = [
+        chunk async for chunk in store.read_stream("backups/h/data.enc", MIB, first_chunk_size=45)
+    ]
+
+    assert b"".join(chunks) == data
+    assert len(chunks[0]) <= 45
+    assert max(len(chunk) for chunk in chunks) <= MIB
+
+
 async def test_a_failure_inside_the_writer_leaves_no_object_and_no_upload(
     store: ObjectStore,
 ) -> None:

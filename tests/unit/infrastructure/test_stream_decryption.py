@@ -40,6 +40,15 @@ async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
         yield data[offset : offset + size]
 
 
+async def aligned_chunks(data: bytes, segments: int) -> AsyncIterator[bytes]:
+    """The header alone, then chunks that start on segment boundaries (as the restore
+    service reads): the path where segments are opened in place, without a copy."""
+    header_length = ObjectHeader.encoded_length("P-001")
+    yield data[:header_length]
+    async for chunk in chunks_of(data[header_length:], segments * (SEGMENT + 16)):
+        yield chunk
+
+
 def decryptor_for(dek: bytes) -> ObjectDecryptor:
     return ObjectDecryptor(lambda _header: dek, expected_backup_id=None)
 
@@ -59,6 +68,57 @@ async def test_verify_and_download_match_the_object(size: int, chunk: int) -> No
     assert verified.checksum_ciphertext == hashlib.sha512(stored).hexdigest()
     assert (verified.plaintext_bytes, verified.ciphertext_bytes) == (size, len(stored))
     assert b"".join(downloaded) == data
+
+
+@pytest.mark.parametrize("size", [1, SEGMENT, SEGMENT + 1, 3 * SEGMENT, 10 * SEGMENT + 7])
+@pytest.mark.parametrize("segments", [1, 3])
+async def test_chunks_aligned_on_segments_are_opened_in_place(size: int, segments: int) -> None:
+    data = os.urandom(size)
+    dek, stored = sealed_object(data)
+
+    verified = await verify_object(aligned_chunks(stored, segments), decryptor_for(dek))
+    downloaded = [
+        segment
+        async for segment in decrypt_object(aligned_chunks(stored, segments), decryptor_for(dek))
+    ]
+
+    assert verified.checksum_plaintext == hashlib.sha512(data).hexdigest()
+    assert verified.checksum_ciphertext == hashlib.sha512(stored).hexdigest()
+    assert b"".join(downloaded) == data
+
+
+@pytest.mark.parametrize("chunk", [1000, SEGMENT + 16, 2 * (SEGMENT + 16)])
+def test_the_decryptor_never_reads_a_reused_buffer_late(chunk: int) -> None:
+    """A segment is opened in place only from an immutable chunk: a view of a buffer that the
+    caller overwrites for the next chunk is copied, whatever its alignment."""
+    data = os.urandom(6 * SEGMENT + 3)
+    dek, stored = sealed_object(data)
+    header_length = ObjectHeader.encoded_length("P-001")
+    decryptor, buffer, out = decryptor_for(dek), bytearray(chunk), bytearray()
+
+    for piece in [stored[:header_length]] + [
+        stored[offset : offset + chunk] for offset in range(header_length, len(stored), chunk)
+    ]:
+        buffer[: len(piece)] = piece
+        for plaintext in decryptor.feed(memoryview(buffer)[: len(piece)]):
+            out += plaintext
+    out += decryptor.finish()
+
+    assert out == data
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+async def test_aligned_chunks_cut_at_a_segment_boundary_fail(segments: int) -> None:
+    """The held segment is only opened as the last one at ``finish``: without its last-segment
+    flag, an object cut after a whole segment does not authenticate."""
+    dek, stored = sealed_object(os.urandom(4 * SEGMENT))
+    cut = stored[: len(stored) - (SEGMENT + 16)]
+
+    with pytest.raises(IntegrityFailure):
+        await verify_object(aligned_chunks(cut, segments), decryptor_for(dek))
+    with pytest.raises(IntegrityFailure):
+        async for _segment in decrypt_object(aligned_chunks(cut, segments), decryptor_for(dek)):
+            pass
 
 
 @pytest.mark.parametrize("chunk", [1000, SEGMENT + 16])
