@@ -22,6 +22,10 @@ incident level 0 (policy rules P3/P3b/P3c), so no TOTP code is spent per request
      ~0.35-0.45 GB/s the first time and ~4.7 GB/s into recently freed pages: (b2f), (b3)
      and (c) all pay it; restic hides it behind its own decryption, a restore cannot hide it
      behind the verify pass, which must end before any byte is released.
+(b4) end to end as an operator runs it: ``ssbg restore BACKUP_ID --output FILE`` — request,
+     download, the client's own SHA-512 check against the gateway's header, fsync and rename.
+     Not part of the goal (restic neither checks a whole-file hash nor fsyncs); shown so the
+     client's cost is known.
 (c)  ``restic restore`` of the same file from a fresh local restic repository (the backup into
      it is not timed), when restic is installed.
 curl and restic write to the same directory (``--restore-dir``, default: the work directory on
@@ -45,6 +49,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -255,6 +260,20 @@ def curl_download(gateway: Gateway, url: str, token: str, target: Path) -> float
     return time.perf_counter() - started
 
 
+def ssbg_restore(gateway: Gateway, backup_id: UUID, target: Path) -> float:
+    """``ssbg restore`` (the client command) from start to the renamed, verified file."""
+    env = {
+        **os.environ,
+        "SSBG_URL": gateway.url.removesuffix("/api/v1"),
+        "SSBG_API_KEY": gateway.api_key,
+    }
+    command = [str(Path(sys.executable).with_name("ssbg")), "restore", str(backup_id)]
+    command += ["--justification", "restore benchmark run", "--output", str(target), "--json"]
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def warm_up(gateway: Gateway, workdir: Path) -> None:
     """Restore a 1 KiB backup once (not timed): the gateway loads the key version's private key
     (PBKDF2, 600,000 iterations) on its first restore and keeps it, as any gateway that has
@@ -407,6 +426,14 @@ def main() -> None:
                     seconds = time.perf_counter() - started
                 return seconds, sampler.growth_mib
 
+            def run_client() -> tuple[float, float]:
+                warm_page_cache(backup.data_path)
+                os.sync()
+                with RssSampler(server_pid) as sampler:
+                    seconds = ssbg_restore(gateway, backup.backup_id, restored)
+                finish_download()
+                return seconds, sampler.growth_mib
+
             def run_restic() -> tuple[float, None]:
                 for path in files_under(workdir / "restic-repo"):
                     warm_page_cache(path)
@@ -433,6 +460,7 @@ def main() -> None:
                     "b3_end_to_end_devnull",
                     measure("b3_end_to_end_devnull", server_pid, run_end_to_end_devnull),
                 )
+                note_rss("b4_client", measure("b4_client", server_pid, run_client))
                 if has_restic:
                     measure("c", None, run_restic)
         finally:
@@ -455,6 +483,7 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         "b2_download_file": "(b2f) download alone, curl to a file",
         "b3_end_to_end": "(b3) end to end: POST to last byte in a file",
         "b3_end_to_end_devnull": "(b3n) end to end, curl to /dev/null",
+        "b4_client": "(b4) end to end, `ssbg restore` (checked, fsynced)",
         "c": "(c)  restic restore",
     }
     title = f"restore of {size_mib} MiB, median of {len(measurements.samples['a'])}"
@@ -494,6 +523,7 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         "a_gateway_over_a": median["a_gateway"] / a,
         "b3_end_to_end_over_c": end_to_end_ratio,
         "b3n_end_to_end_devnull_over_c": median["b3_end_to_end_devnull"] / c if c else None,
+        "b4_client_over_c": median["b4_client"] / c if c else None,
         "b2_download_over_goal": download / DOWNLOAD_GOAL_MB_S,
     }
     measurements.write_results("restore.json", size_mib, ratios, rss)

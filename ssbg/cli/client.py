@@ -13,10 +13,11 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 import httpx
 import typer
@@ -246,11 +247,55 @@ def download_verified(
     return Downloaded(output, *received)
 
 
+class _HashingWriter:
+    """Writes the body to ``handle`` in ~``CHUNK`` pieces while hashing it.
+
+    The body is taken as it arrives (no re-chunking copy) and gathered into chunks; SHA-512 of
+    one chunk runs on a thread of its own while the next is received and written (both
+    release the GIL), so hashing adds nothing to the download's time.
+    """
+
+    def __init__(self, handle: BinaryIO, hasher: ThreadPoolExecutor) -> None:
+        self._handle = handle
+        self._hasher = hasher
+        self._digest = hashlib.sha512()
+        self._hashed: Future[None] | None = None
+        self._pieces: list[bytes] = []
+        self._gathered = 0
+        self.written = 0
+
+    def write(self, piece: bytes) -> int:
+        """Take ``piece``; return how many bytes went to the file (0 while gathering)."""
+        self._pieces.append(piece)
+        self._gathered += len(piece)
+        return self._store() if self._gathered >= CHUNK else 0
+
+    @property
+    def received(self) -> int:
+        return self.written + self._gathered
+
+    def finish(self) -> tuple[int, str]:
+        """Store what is gathered; (bytes written since the last store, SHA-512 hex)."""
+        stored = self._store() if self._pieces else 0
+        if self._hashed is not None:
+            self._hashed.result()
+        return stored, self._digest.hexdigest()
+
+    def _store(self) -> int:
+        chunk = b"".join(self._pieces)
+        self._pieces.clear()
+        self._gathered = 0
+        self._handle.write(chunk)
+        if self._hashed is not None:
+            self._hashed.result()
+        self._hashed = self._hasher.submit(self._digest.update, chunk)
+        self.written += len(chunk)
+        return len(chunk)
+
+
 def _receive(
     gateway: Gateway, path: str, headers: dict[str, str], target: Path, *, show_progress: bool
 ) -> tuple[int, str]:
-    digest = hashlib.sha512()
-    written = 0
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # an old partial file may have had looser permissions
     with (
@@ -266,23 +311,26 @@ def _receive(
         announced = response.headers.get("X-Content-SHA512", "").lower()
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
-        with transfer_progress(enabled=show_progress, total=expected) as progress:
+        with (
+            transfer_progress(enabled=show_progress, total=expected) as progress,
+            ThreadPoolExecutor(1, thread_name_prefix="ssbg-sha512") as hasher,
+        ):
             task = progress.add_task("download", total=expected)
+            writer = _HashingWriter(handle, hasher)
             try:
-                for chunk in response.iter_bytes(CHUNK):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                    progress.update(task, advance=len(chunk))
+                for piece in response.iter_bytes():
+                    progress.update(task, advance=writer.write(piece))
             except httpx.TransportError:
                 raise ClientFailure(
                     "DOWNLOAD_INCOMPLETE",
-                    f"The gateway broke off the download after {written} bytes (a segment "
-                    "may have failed to authenticate); nothing was saved.",
+                    f"The gateway broke off the download after {writer.received} bytes (a "
+                    "segment may have failed to authenticate); nothing was saved.",
                 ) from None
+            stored, checksum = writer.finish()
+            progress.update(task, advance=stored)
         handle.flush()
         os.fsync(handle.fileno())
-    checksum = digest.hexdigest()
+    written = writer.written
     if expected is not None and written != expected:
         raise ClientFailure(
             "DOWNLOAD_INCOMPLETE",

@@ -60,6 +60,38 @@ def test_a_verified_download_lands_private_and_replaces_a_stale_partial(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
 
 
+class Pieces(httpx.SyncByteStream):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces
+
+
+def test_a_body_arriving_in_uneven_pieces_is_written_and_hashed_in_order(
+    tmp_path: Path,
+) -> None:
+    """Pieces are gathered into chunks of about ``client.CHUNK`` and hashed on a thread:
+    the file and its SHA-512 still come out exactly as sent, whatever the piece sizes."""
+    body = bytes(range(256)) * (3 * client.CHUNK // 256) + b"tail"
+    sizes = [1, client.CHUNK - 1, 7, client.CHUNK + 5, 65_536, 3]
+    pieces, offset, turn = [], 0, 0
+    while offset < len(body):
+        size = sizes[turn % len(sizes)]
+        pieces.append(body[offset : offset + size])
+        offset, turn = offset + size, turn + 1
+    digest = hashlib.sha512(body).hexdigest()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"X-Content-SHA512": digest, "Content-Length": str(len(body))}
+        return httpx.Response(200, headers=headers, stream=Pieces(pieces))
+
+    result = fetch(handler, tmp_path / "out.bin")
+
+    assert (result.bytes, result.sha512) == (len(body), digest)
+    assert (tmp_path / "out.bin").read_bytes() == body
+
+
 @pytest.mark.parametrize(
     ("handler", "code"),
     [
