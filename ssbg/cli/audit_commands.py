@@ -10,10 +10,9 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from ssbg.cli.client import (
     ClientFailure,
@@ -29,11 +28,9 @@ from ssbg.domain.audit_bundle import ENTRY_PREFIX
 from ssbg.domain.audit_verification import SequenceRange, ValidationResult
 from ssbg.domain.errors import SsbgError, ValidationNotRecorded
 from ssbg.domain.identity import RequestContext
-from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
-from ssbg.infrastructure.log_config import configure_logging
-from ssbg.services.audit_validation_service import verify_bundle
-from ssbg.services.container import build_services
-from ssbg.settings import Settings
+
+if TYPE_CHECKING:  # the server side is imported by the commands that use it (settings_loader)
+    from ssbg.settings import Settings
 
 EXIT_INVALID = 1
 CLI_CONTEXT = RequestContext(request_id=None, source_ip=None)
@@ -57,7 +54,9 @@ def _fail(code: str, message: str, *, as_json: bool, exit_code: int = EXIT_USAGE
     fail(ClientFailure(code, message, exit_code=exit_code), as_json=as_json)
 
 
-async def _verify_database(settings: Settings, requested: SequenceRange) -> ValidationResult:
+async def _verify_database(settings: "Settings", requested: SequenceRange) -> ValidationResult:
+    from ssbg.services.container import build_services
+
     services = build_services(settings)
     try:
         return await services.audit_validation.validate_chain(
@@ -117,6 +116,10 @@ def verify(
         return
     if trusted_key is not None:
         _fail("USAGE", "--trusted-key applies to --bundle only.", as_json=as_json)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ssbg.infrastructure.log_config import configure_logging
+
     settings = load_settings()
     configure_logging("WARNING", settings.log_format)
     try:
@@ -141,6 +144,9 @@ def verify(
 
 
 def _verify_bundle(bundle: Path, trusted_key: Path | None, *, as_json: bool) -> None:
+    from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
+    from ssbg.services.audit_validation_service import verify_bundle
+
     trusted: list[str] | None = None
     if trusted_key is not None:
         try:

@@ -1,31 +1,38 @@
-"""Server-side commands: ``ssbg init``, ``ssbg serve``, ``ssbg migrate``."""
+"""Server-side commands: ``ssbg init``, ``ssbg serve``, ``ssbg migrate``.
+
+The server stack (database, migrations, services) is imported when one of these commands runs,
+not when ``ssbg`` starts: see ``settings_loader``.
+"""
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
 from ssbg.domain.errors import SsbgError
-from ssbg.infrastructure.db import migrate as migrations
-from ssbg.infrastructure.log_config import configure_logging
-from ssbg.services.bootstrap_service import InitResult
-from ssbg.services.container import build_services
-from ssbg.settings import Settings
+
+if TYPE_CHECKING:
+    from ssbg.services.bootstrap_service import InitResult
+    from ssbg.settings import Settings
 
 out = Console()
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: "Settings") -> None:
+    from ssbg.infrastructure.db import migrate as migrations
+
     if settings.is_sqlite:
         # The data directory holds the database and (by default) keys and objects: owner only.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     await migrations.upgrade(settings.resolved_database_url)
 
 
-async def _initialize(settings: Settings) -> InitResult:
+async def _initialize(settings: "Settings") -> "InitResult":
+    from ssbg.services.container import build_services
+
     await _migrate(settings)
     services = build_services(settings)
     try:
@@ -41,7 +48,9 @@ async def _initialize(settings: Settings) -> InitResult:
         await services.close()
 
 
-async def _is_initialized(settings: Settings) -> bool:
+async def _is_initialized(settings: "Settings") -> bool:
+    from ssbg.services.container import build_services
+
     services = build_services(settings)
     try:
         return await services.bootstrap.is_initialized()
@@ -49,7 +58,7 @@ async def _is_initialized(settings: Settings) -> bool:
         await services.close()
 
 
-def _print_bootstrap(result: InitResult) -> None:
+def _print_bootstrap(result: "InitResult") -> None:
     """Plain lines, not a box: operators copy these values, so nothing may be wrapped."""
     issued = result.issued
     assert issued is not None
@@ -75,6 +84,8 @@ def init(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create the schema, key version P-001, the audit signing key and a bootstrap super_admin."""
+    from ssbg.infrastructure.log_config import configure_logging
+
     settings = load_settings()
     configure_logging("WARNING", settings.log_format)
     try:
@@ -108,6 +119,9 @@ def init(
 
 def migrate() -> None:
     """Upgrade the database schema to the latest revision."""
+    from ssbg.infrastructure.db import migrate as migrations
+    from ssbg.infrastructure.log_config import configure_logging
+
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
@@ -125,6 +139,8 @@ def serve(
 ) -> None:
     """Migrate, initialise on first start (development), then serve the API."""
     import uvicorn
+
+    from ssbg.infrastructure.log_config import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)

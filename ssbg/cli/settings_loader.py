@@ -1,16 +1,27 @@
-"""Load settings for a CLI command, or exit 2 with a message a person can act on."""
+"""Load settings for a CLI command, or exit 2 with a message a person can act on.
+
+Server-side modules (settings, database, services) are imported inside the functions that use
+them: the client commands (``ssbg backup``, ``ssbg restore`` …) never need them, and importing
+the whole server stack would add about a second to every client command's start.
+"""
+
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from ssbg.settings import Settings
+if TYPE_CHECKING:
+    from ssbg.settings import Settings
 
 EXIT_USAGE = 2
 err = Console(stderr=True)
 
 
-def load_settings() -> Settings:
+def load_settings() -> "Settings":
+    from pydantic import ValidationError
+
+    from ssbg.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
