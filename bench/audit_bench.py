@@ -13,8 +13,10 @@ chain is validated afterwards to show it never forked.
 Validation: a chain of N genuine entries with a signed checkpoint every 1,000 is written in
 bulk (then the database settles: ``VACUUM ANALYZE``, or a WAL checkpoint for SQLite), and a
 **fresh process** runs ``AuditValidationService.check_chain`` (the service behind
-``POST /audit/validate`` and ``ssbg audit verify``) over all of it; the table shows entries/s
-and the peak resident memory of that process, for two chain lengths, so flat memory shows.
+``POST /audit/validate`` and ``ssbg audit verify``) over all of it, configured as the gateway
+is by default (one worker process per CPU, at most four, for ranges of 200,000 entries or
+more; their start-up is timed); the table shows entries/s and the peak resident memory of that
+process (and of one worker), for two chain lengths, so flat memory shows.
 
 PostgreSQL: ``SSBG_BENCH_POSTGRES_URL`` or ``SSBG_TEST_POSTGRES_URL`` (default
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``); a scratch database is created and
@@ -52,6 +54,7 @@ from ssbg.infrastructure.db.migrate import upgrade  # noqa: E402
 from ssbg.services.audit_service import AuditTrail  # noqa: E402
 from ssbg.services.audit_validation_service import AuditValidationService  # noqa: E402
 from ssbg.services.unit_of_work import Database  # noqa: E402
+from ssbg.settings import default_validation_workers  # noqa: E402
 from tests.support.audit_chain import rich_event, seed_chain  # noqa: E402
 
 KEY_PASSWORD = "bench-key-password-not-secret"  # noqa: S105 (a throwaway key store)
@@ -163,7 +166,7 @@ def _validate_in_process(url: str, keys: Path) -> tuple[bool, int]:
             db, AuditTrail(SystemClock(), signer, INTERVAL), signer, INTERVAL
         )
         try:
-            result, _ = await service.check_chain(SequenceRange())
+            result = (await service.check_chain(SequenceRange())).result
         finally:
             await db.dispose()
         return result.valid, result.entries_checked
@@ -180,22 +183,30 @@ def _validator(url: str, keys: str, results: Any) -> None:
         signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
         await signer.key_info()
         service = AuditValidationService(
-            db, AuditTrail(SystemClock(), signer, INTERVAL), signer, INTERVAL
+            db,
+            AuditTrail(SystemClock(), signer, INTERVAL),
+            signer,
+            INTERVAL,
+            workers=default_validation_workers(),  # as the gateway and the CLI configure it
         )
         async with db.transaction(write=False) as tx:
             await tx.audit.get_head()
         before = _rss_mib()
         started = time.perf_counter()
-        result, _ = await service.check_chain(SequenceRange())
+        checked = await service.check_chain(SequenceRange())  # worker start-up included
         elapsed = time.perf_counter() - started
         await db.dispose()
+        for worker in multiprocessing.active_children():
+            worker.join()  # reaped, so that RUSAGE_CHILDREN counts them
         return {
-            "valid": result.valid,
-            "entries": result.entries_checked,
-            "checkpoints": result.checkpoints_verified,
+            "valid": checked.result.valid,
+            "entries": checked.result.entries_checked,
+            "checkpoints": checked.result.checkpoints_verified,
+            "segments": checked.segments,
             "seconds": elapsed,
             "rss_before_mib": before,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         }
 
     results.put(asyncio.run(run()))
@@ -220,7 +231,12 @@ def bench_validate(backend: str, url: str, keys: Path, entries: int) -> Row:
     process.join()
     note = (
         f"valid, {outcome['checkpoints']} checkpoints; RSS before {outcome['rss_before_mib']:.0f}"
-        " MiB"
+        f" MiB; {outcome['segments']} worker(s)"
+        + (
+            f", peak RSS of one {outcome['worker_peak_rss_mib']:.0f} MiB"
+            if outcome["segments"] > 1
+            else ""
+        )
         if outcome["valid"] and outcome["entries"] == entries
         else "INVALID"
     )

@@ -5,6 +5,7 @@ Paths left unset derive from ``SSBG_DATA_DIR`` so the embedded default needs no 
 """
 
 import ipaddress
+import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +24,11 @@ MIN_PRODUCTION_PASSWORD_LENGTH = 16
 
 class ProductionRefused(ValueError):
     """The configuration is not acceptable with ``SSBG_ENV=production``."""
+
+
+def default_validation_workers() -> int:
+    """One audit-validation worker process per CPU, at most four."""
+    return min(4, os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -58,6 +64,10 @@ class Settings(BaseSettings):
     max_restores_per_key_per_hour: int = Field(default=10, ge=1)
     max_restores_per_hour: int = Field(default=50, ge=1)
     audit_checkpoint_interval: int = Field(default=1000, ge=1)
+    # Validating a long range of the audit chain: worker processes, and the shortest segment
+    # worth one (ranges shorter than twice that are validated in one pass).
+    audit_validation_workers: int = Field(default_factory=default_validation_workers, ge=1, le=64)
+    audit_validation_segment_entries: int = Field(default=100_000, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -29,6 +29,15 @@ after the last entry
      checkpoint's signed interval and the configured one (so changing the interval never
      raises a false alarm); reported at that sequence. This is what makes deleting the
      checkpoints along with a rewritten tail evident.
+
+A long range can be checked in contiguous segments, each by its own verifier (in its own
+process): segment *k* starts from the stored hash of the entry before it and from the last
+stored checkpoint before it — the state one verifier would have reached there, since the
+previous segment verified both —, a segment other than the final one must reach its end, and
+only the final segment applies rules 7-9. The segments all pass exactly when one pass over the
+range passes. Where the first problem is reported, and why, is one pass's to say (a cut tail,
+for instance, looks like a gap to the segment it ends in): a range that fails in segments is
+validated again in one pass for its report.
 """
 
 import json
@@ -184,18 +193,24 @@ class ChainVerifier:
         anchor_hash: str | None,
         signature_valid: SignatureCheck,
         checkpoint_interval: int | None,
+        range_start: int | None = None,
+        previous_checkpoint: Checkpoint | None = None,
     ) -> None:
         """``anchor_hash``: the ``prev_hash`` the first entry must carry (``GENESIS_HASH`` for a
         range from 1), ``None`` when the entry before the range is missing.
         ``checkpoint_interval``: the configured interval, for rule 9 (``None`` to skip it).
+        For one segment of a longer range: ``range_start``, where that range starts, and
+        ``previous_checkpoint``, the last checkpoint before this segment (``None``: none since
+        ``range_start``) — the state one verifier would have reached at this segment's start.
         """
         self._first_sequence = first_sequence
+        self._range_start = first_sequence if range_start is None else range_start
         self._next_sequence = first_sequence
         self._last_hash = anchor_hash
         self._signature_valid = signature_valid
         self._configured_interval = checkpoint_interval
         self._pending: deque[Checkpoint] = deque()
-        self._last_checkpoint: Checkpoint | None = None
+        self._last_checkpoint = previous_checkpoint
         self._last_queued = 0
         self.entries_checked = 0
         self.checkpoints_verified = 0
@@ -255,7 +270,7 @@ class ChainVerifier:
         previous = checkpoint.previous_checkpoint_sequence
         if self._last_checkpoint is None:
             # The first checkpoint of the range: its predecessor must lie before the range.
-            if previous >= self._first_sequence:
+            if previous >= self._range_start:
                 self._fail(previous, ValidationReason.CHECKPOINT_MISMATCH)
                 return False
         elif previous != self._last_checkpoint.sequence_number:
@@ -277,15 +292,20 @@ class ChainVerifier:
         head: HeadRef,
         expected_last_sequence: int | None,
         expected_last_hash: str | None = None,
+        final: bool = True,
     ) -> ValidationResult:
         """Apply rules 7-9 and return the result.
 
         ``expected_last_sequence``: where the range must end (the head when the range runs to
         it, else the requested end), ``None`` when unknown. ``expected_last_hash``: the head's
-        hash, when the range runs to the head.
+        hash, when the range runs to the head. ``final=False`` for a segment that another
+        follows: it must reach its end, and rules 7-9 are the final segment's to apply.
         """
         if self.failure is None:
-            self._check_end(expected_last_sequence, expected_last_hash)
+            if final:
+                self._check_end(expected_last_sequence, expected_last_hash)
+            elif expected_last_sequence is not None and self.last_sequence < expected_last_sequence:
+                self._fail(self.last_sequence + 1, ValidationReason.SEQUENCE_GAP)
         sequence, reason = self.failure if self.failure else (None, None)
         return ValidationResult(
             valid=self.failure is None,
@@ -318,7 +338,7 @@ class ChainVerifier:
     def _check_checkpoint_due(self, last: int) -> None:
         """Rule 9: the chain must not run past the next checkpoint it was due to write."""
         checkpoint = self._last_checkpoint
-        if checkpoint is None and self._first_sequence != 1:
+        if checkpoint is None and self._range_start != 1:
             return  # the range's start is not a known checkpoint position
         after = checkpoint.sequence_number if checkpoint else 0
         intervals = [
@@ -337,3 +357,48 @@ class ChainVerifier:
 
     def _fail(self, sequence_number: int, reason: ValidationReason) -> None:
         self.failure = (sequence_number, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentOutcome:
+    """What the verifier of one segment found, to be combined in sequence order."""
+
+    entries_checked: int
+    checkpoints_verified: int
+    failure: tuple[int, ValidationReason] | None
+    head: HeadRef
+
+    @classmethod
+    def of(cls, result: ValidationResult) -> "SegmentOutcome":
+        failure = (
+            (result.first_invalid_sequence, result.reason)
+            if result.first_invalid_sequence is not None and result.reason is not None
+            else None
+        )
+        return cls(result.entries_checked, result.checkpoints_verified, failure, result.head)
+
+
+def split_range(first: int, last: int, parts: int, min_entries: int) -> list[tuple[int, int]]:
+    """``first..last`` as at most ``parts`` contiguous segments of about equal length, none
+    shorter than ``min_entries`` (one segment when the range is too short to split)."""
+    count = last - first + 1
+    parts = max(1, min(parts, count // max(min_entries, 1)))
+    bounds = [first + count * index // parts for index in range(parts + 1)]
+    return [(bounds[index], bounds[index + 1] - 1) for index in range(parts)]
+
+
+def combine_segments(outcomes: Iterable[SegmentOutcome]) -> ValidationResult:
+    """The segments' results (in order) as one: valid with the totals and the head the final
+    segment validated against, or the first failure in sequence order (see the module's
+    docstring for why a failure is then validated again in one pass)."""
+    entries = checkpoints = 0
+    outcome: SegmentOutcome | None = None
+    for outcome in outcomes:
+        entries += outcome.entries_checked
+        checkpoints += outcome.checkpoints_verified
+        if outcome.failure is not None:
+            sequence, reason = outcome.failure
+            return ValidationResult(False, entries, sequence, reason, outcome.head, checkpoints)
+    if outcome is None:
+        raise ValueError("no segments to combine")
+    return ValidationResult(True, entries, None, None, outcome.head, checkpoints)

@@ -162,6 +162,19 @@ class AuditRepository:
 
     # -- bulk reads for validation and export (Core rows, keyset batches, flat memory) ----
 
+    async def last_checkpoint_between(self, first: int, last: int) -> Checkpoint | None:
+        """The newest checkpoint with ``first <= sequence <= last``, if any."""
+        connection = await self._session.connection()
+        key = _CHECKPOINTS.sequence_number
+        statement = (
+            select(*_checkpoint_columns(connection.dialect.name))
+            .where(key >= first, key <= last)
+            .order_by(key.desc())
+            .limit(1)
+        )
+        row = (await connection.execute(statement)).first()
+        return Checkpoint(*row) if row else None
+
     async def get_entry_hash_or_none(self, sequence_number: int) -> str | None:
         result = await self._session.execute(
             select(AuditLogEntry.entry_hash).where(AuditLogEntry.sequence_number == sequence_number)

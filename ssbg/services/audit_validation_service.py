@@ -10,10 +10,15 @@ against the key its header names unless the auditor pins a key they obtained ind
 
 import asyncio
 import gc
+import multiprocessing
 from collections.abc import AsyncGenerator, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import structlog
 
 from ssbg.domain.audit_bundle import (
     ENTRY_PREFIX,
@@ -33,30 +38,52 @@ from ssbg.domain.audit_verification import (
     EntryColumns,
     EntryTuple,
     HeadRef,
+    SegmentOutcome,
     SequenceRange,
     ValidationResult,
+    combine_segments,
     entries_from_columns,
+    split_range,
 )
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.errors import BundleMalformed, SsbgError, ValidationNotRecorded
+from ssbg.domain.errors import (
+    BundleMalformed,
+    DatabaseUnavailable,
+    SsbgError,
+    ValidationNotRecorded,
+)
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
-from ssbg.repositories.audit_repository import AuditRepository
+from ssbg.repositories.audit_repository import AuditRepository, ChainHead
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import Database, UnitOfWork
 
 BATCH_SIZE = 5000
+# Ranges at least twice this long are checked in segments, one worker process each.
+SEGMENT_ENTRIES = 100_000
 T = TypeVar("T")
+log = structlog.get_logger("ssbg.audit")
 
 
 class AuditValidationService:
     def __init__(
-        self, db: Database, trail: AuditTrail, signer: CheckpointSigner, checkpoint_interval: int
+        self,
+        db: Database,
+        trail: AuditTrail,
+        signer: CheckpointSigner,
+        checkpoint_interval: int,
+        *,
+        workers: int = 1,
+        segment_entries: int = SEGMENT_ENTRIES,
     ) -> None:
+        """``workers``: processes a long range is split over (1: never split);
+        ``segment_entries``: the shortest segment worth a process of its own."""
         self._db = db
         self._trail = trail
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
+        self._workers = workers
+        self._segment_entries = segment_entries
 
     async def validate_chain(
         self,
@@ -71,7 +98,8 @@ class AuditValidationService:
 
         Raises ``ValidationNotRecorded`` (carrying the result) when the record cannot be made.
         """
-        result, full_chain = await self.check_chain(requested)
+        checked = await self.check_chain(requested)
+        result = checked.result
         event = AuditEvent.by(
             principal,
             context,
@@ -81,7 +109,8 @@ class AuditValidationService:
             via=via,
             from_sequence=requested.from_sequence,
             to_sequence=requested.to_sequence,
-            full_chain=full_chain,
+            full_chain=checked.whole_chain,
+            segments=checked.segments,
             validation=result.as_dict(),
         )
         try:
@@ -91,33 +120,170 @@ class AuditValidationService:
             raise ValidationNotRecorded(result) from None
         return result
 
-    async def check_chain(self, requested: SequenceRange) -> tuple[ValidationResult, bool]:
-        """The result, and whether the range was the whole chain. Records nothing."""
-        signature_valid = CheckpointSignatureCheck.of_pems(
-            [(await self._signer.key_info()).public_key_pem]
-        )
+    async def check_chain(self, requested: SequenceRange) -> "ChainCheck":
+        """The result, whether the range was the whole chain, and in how many segments it was
+        checked. Records nothing.
+
+        A long range is checked in segments by worker processes (``audit_verification``
+        explains why that is sound); if they find a problem, the range is checked again in
+        one pass, which alone says exactly where the first problem is and why.
+        """
+        trusted = [(await self._signer.key_info()).public_key_pem]
         async with self._db.snapshot() as tx:
             head = await tx.audit.get_head()
             requested.check_start(head.sequence_number)
             first = requested.first
             reaches_head = requested.reaches(head.sequence_number)
-            upper = None if reaches_head else requested.to_sequence
-            anchor = (
-                GENESIS_HASH if first == 1 else await tx.audit.get_entry_hash_or_none(first - 1)
-            )
-            verifier = ChainVerifier(
-                first_sequence=first,
-                anchor_hash=anchor,
-                signature_valid=signature_valid,
-                checkpoint_interval=self._checkpoint_interval,
-            )
-            await _feed(verifier, tx.audit, first, upper)
-        result = verifier.finish(
+            whole_chain = first == 1 and reaches_head
+            last = head.sequence_number if reaches_head else requested.to_sequence or first
+            segments = split_range(first, last, self._workers, self._segment_entries)
+            if len(segments) == 1:
+                result = await self._check_in_one_pass(tx, requested, trusted)
+                return ChainCheck(result, whole_chain, segments=1)
+            jobs = await self._segment_jobs(tx, segments, first, reaches_head, trusted, head)
+        result = await _check_segments(jobs)
+        if not result.valid:
+            async with self._db.snapshot() as tx:
+                result = await self._check_in_one_pass(tx, requested, trusted)
+        return ChainCheck(result, whole_chain, segments=len(jobs))
+
+    async def _check_in_one_pass(
+        self, tx: UnitOfWork, requested: SequenceRange, trusted: list[str]
+    ) -> ValidationResult:
+        head = await tx.audit.get_head()
+        requested.check_start(head.sequence_number)
+        first = requested.first
+        reaches_head = requested.reaches(head.sequence_number)
+        upper = None if reaches_head else requested.to_sequence
+        anchor = GENESIS_HASH if first == 1 else await tx.audit.get_entry_hash_or_none(first - 1)
+        verifier = ChainVerifier(
+            first_sequence=first,
+            anchor_hash=anchor,
+            signature_valid=CheckpointSignatureCheck.of_pems(trusted),
+            checkpoint_interval=self._checkpoint_interval,
+        )
+        await _feed(verifier, tx.audit, first, upper)
+        return verifier.finish(
             head=HeadRef(sequence=head.sequence_number, hash=head.entry_hash),
             expected_last_sequence=head.sequence_number if reaches_head else upper,
             expected_last_hash=head.entry_hash if reaches_head else None,
         )
-        return result, first == 1 and reaches_head
+
+    async def _segment_jobs(
+        self,
+        tx: UnitOfWork,
+        segments: list[tuple[int, int]],
+        range_start: int,
+        reaches_head: bool,
+        trusted: list[str],
+        head: ChainHead,
+    ) -> list["SegmentJob"]:
+        """Each segment's starting state, read in this one snapshot: the stored hash of the
+        entry before it and the last checkpoint before it (within the range)."""
+        jobs = []
+        for index, (segment_first, segment_last) in enumerate(segments):
+            final = index == len(segments) - 1
+            anchor = (
+                GENESIS_HASH
+                if segment_first == 1
+                else await tx.audit.get_entry_hash_or_none(segment_first - 1)
+            )
+            before = await tx.audit.last_checkpoint_between(range_start, segment_first - 1)
+            jobs.append(
+                SegmentJob(
+                    database_url=self._db.url,
+                    trusted_public_keys=trusted,
+                    checkpoint_interval=self._checkpoint_interval,
+                    range_start=range_start,
+                    first=segment_first,
+                    last=segment_last,
+                    anchor_hash=anchor,
+                    previous_checkpoint=before,
+                    final=final,
+                    to_head=final and reaches_head,
+                    head=HeadRef(sequence=head.sequence_number, hash=head.entry_hash),
+                )
+            )
+        return jobs
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    result: ValidationResult
+    whole_chain: bool  # the range ran from 1 to the head
+    segments: int  # worker processes the range was split over (1: one pass only)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentJob:
+    """One segment for a worker process: where it starts from, and how it must end."""
+
+    database_url: str
+    trusted_public_keys: list[str]
+    checkpoint_interval: int
+    range_start: int
+    first: int
+    last: int
+    anchor_hash: str | None
+    previous_checkpoint: Checkpoint | None
+    final: bool
+    to_head: bool  # the final segment of a range to the head: it reads the head itself
+    head: HeadRef  # as read when the range was planned
+
+
+async def _check_segments(jobs: list[SegmentJob]) -> ValidationResult:
+    """Run every segment in a process of its own (spawned: nothing of this process's state,
+    connections or keys is inherited) and combine their outcomes in order."""
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=len(jobs), mp_context=context)
+    try:
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(pool, check_segment, job) for job in jobs)
+        )
+    except SsbgError:
+        raise
+    except Exception as exc:  # a worker that could not start, read or answer: fail closed
+        log.error("audit_validation_worker_failed", error=type(exc).__name__)
+        raise DatabaseUnavailable("The audit chain could not be read for validation.") from exc
+    finally:
+        # Never block the event loop: finished workers exit by themselves, and those of a
+        # cancelled validation finish their segment and exit.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return combine_segments(outcomes)
+
+
+def check_segment(job: SegmentJob) -> SegmentOutcome:
+    """A worker process's whole task: validate one segment over its own connection."""
+    return asyncio.run(_check_segment(job))
+
+
+async def _check_segment(job: SegmentJob) -> SegmentOutcome:
+    db = Database(job.database_url, pool_size=1)
+    try:
+        async with db.snapshot() as tx:
+            # The final segment of a range to the head validates up to the head as it reads
+            # it now (appends may have moved it since the range was planned).
+            stored = await tx.audit.get_head() if job.to_head else None
+            verifier = ChainVerifier(
+                first_sequence=job.first,
+                anchor_hash=job.anchor_hash,
+                signature_valid=CheckpointSignatureCheck.of_pems(job.trusted_public_keys),
+                checkpoint_interval=job.checkpoint_interval,
+                range_start=job.range_start,
+                previous_checkpoint=job.previous_checkpoint,
+            )
+            await _feed(verifier, tx.audit, job.first, None if stored else job.last)
+    finally:
+        await db.dispose()
+    head = HeadRef(stored.sequence_number, stored.entry_hash) if stored else job.head
+    result = verifier.finish(
+        head=head,
+        expected_last_sequence=head.sequence if stored else job.last,
+        expected_last_hash=head.hash if stored else None,
+        final=job.final,
+    )
+    return SegmentOutcome.of(result)
 
 
 async def _feed(

@@ -319,6 +319,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "SSBG_KEY_PASSWORD": settings.key_password.get_secret_value(),
         "SSBG_STORAGE_PATH": str(settings.resolved_storage_path),
         "SSBG_AUDIT_CHECKPOINT_INTERVAL": str(settings.audit_checkpoint_interval),
+        "SSBG_AUDIT_VALIDATION_WORKERS": str(settings.audit_validation_workers),
+        "SSBG_AUDIT_VALIDATION_SEGMENT_ENTRIES": str(settings.audit_validation_segment_entries),
     }
 
 

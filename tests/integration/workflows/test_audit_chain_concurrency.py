@@ -67,14 +67,15 @@ async def test_concurrent_processes_append_a_gap_free_unforked_chain(
     assert codes == [0] * workers
 
     entries = await audit_entries(services.db)
-    result, full_chain = await services.audit_validation.check_chain(SequenceRange())
+    checked = await services.audit_validation.check_chain(SequenceRange())
+    result = checked.result
 
     total = workers * APPENDS_PER_WORKER
     assert [e.sequence_number for e in entries] == list(range(1, total + 1))
     assert chain_problems(entries) == []
     per_worker = Counter(e.details["worker"] for e in entries)
     assert per_worker == {f"w{n}": APPENDS_PER_WORKER for n in range(workers)}
-    assert full_chain
+    assert checked.whole_chain
     assert result.valid
     assert (result.head.sequence, result.head.hash) == (total, entries[-1].entry_hash)
     assert result.checkpoints_verified == total // CHECKPOINT_INTERVAL

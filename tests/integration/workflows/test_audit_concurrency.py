@@ -31,9 +31,10 @@ async def test_concurrent_writers_never_fork_the_chain(
 
     await asyncio.gather(*(writer() for _ in range(writers)))
 
-    result, full_chain = await services.audit_validation.check_chain(SequenceRange())
+    checked = await services.audit_validation.check_chain(SequenceRange())
+    result = checked.result
     head = before + writers * appends
-    assert full_chain
+    assert checked.whole_chain
     assert result.valid
     assert (result.entries_checked, result.head.sequence) == (head, head)
     assert result.checkpoints_verified == head // INTERVAL

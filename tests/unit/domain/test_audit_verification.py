@@ -19,8 +19,12 @@ from ssbg.domain.audit_verification import (
     ChainVerifier,
     EntryTuple,
     HeadRef,
+    SegmentOutcome,
+    ValidationReason,
     ValidationResult,
+    combine_segments,
     entries_from_columns,
+    split_range,
 )
 
 MOMENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -273,3 +277,158 @@ def test_stored_columns_with_a_float_or_a_non_object_have_no_canonical_form() ->
     assert parsed[0] is not None
     assert '"details":{}' in parsed[0]
     assert parsed[1:] == [None, None]
+
+
+# -- validating in segments --------------------------------------------------------------------
+
+SEGMENTED_LENGTH = 30
+SEGMENTED_INTERVAL = 5
+
+
+def verify_in_segments(
+    stored: list[EntryTuple],
+    checkpoints: list[Checkpoint],
+    bounds: list[tuple[int, int]],
+    head: tuple[int, str],
+) -> ValidationResult:
+    """What the service does with a database holding ``stored`` (in sequence order, as queries
+    return it): one verifier per segment, seeded from the stored rows before it."""
+    by_sequence = {entry[0]: entry for entry in stored}
+    outcomes = []
+    for index, (first, last) in enumerate(bounds):
+        final = index == len(bounds) - 1
+        before = [c for c in checkpoints if c.sequence_number < first]
+        anchor_row = by_sequence.get(first - 1)
+        verifier = ChainVerifier(
+            first_sequence=first,
+            anchor_hash=GENESIS_HASH if first == 1 else anchor_row and anchor_row[3],
+            signature_valid=lambda c: c.signature == "ok",
+            checkpoint_interval=SEGMENTED_INTERVAL,
+            range_start=1,
+            previous_checkpoint=before[-1] if before else None,
+        )
+        verifier.add_checkpoints(
+            c
+            for c in checkpoints
+            if c.sequence_number >= first and (final or c.sequence_number <= last)
+        )
+        verifier.add_entries(e for e in stored if e[0] >= first and (final or e[0] <= last))
+        result = verifier.finish(
+            head=HeadRef(*head),
+            expected_last_sequence=head[0] if final else last,
+            expected_last_hash=head[1] if final else None,
+            final=final,
+        )
+        outcomes.append(SegmentOutcome.of(result))
+    return combine_segments(outcomes)
+
+
+def _rewritten_after(entries: list[EntryTuple], kept: int) -> list[EntryTuple]:
+    entries = list(entries)
+    prev = entries[kept - 1][3]
+    for index in range(kept, len(entries)):
+        sequence, text, _, _ = entries[index]
+        assert text is not None
+        text = text.replace(str(UUID(int=sequence)), str(UUID(int=1000 + sequence)))
+        entries[index] = (sequence, text, prev, entry_hash_of(prev, text))
+        prev = entries[index][3]
+    return entries
+
+
+def _tampered(name: str) -> tuple[list[EntryTuple], list[Checkpoint], tuple[int, str]]:
+    """(stored entries in sequence order, stored checkpoints, the head row)."""
+    entries = chain(SEGMENTED_LENGTH)
+    checkpoints = every(entries, SEGMENTED_INTERVAL)
+    head = (SEGMENTED_LENGTH, entries[-1][3])
+    kind, _, where = name.partition("@")
+    at = int(where) if where else 0
+    if kind == "content":
+        text = entries[at - 1][1]
+        assert text is not None
+        entries[at - 1] = (at, text.replace("SUCCESS", "DENIED"), *entries[at - 1][2:])
+    elif kind == "link":
+        entries[at - 1] = (at, entries[at - 1][1], "0" * 128, entries[at - 1][3])
+    elif kind == "deleted":
+        del entries[at - 1]
+    elif kind == "rewritten":
+        entries = _rewritten_after(entries, at)
+        head = (SEGMENTED_LENGTH, entries[-1][3])
+    elif kind == "checkpoint-deleted":
+        checkpoints = [c for c in checkpoints if c.sequence_number != at]
+    elif kind == "checkpoint-forged":
+        checkpoints = [
+            checkpoint(entries, at, at - SEGMENTED_INTERVAL, SEGMENTED_INTERVAL, "forged")
+            if c.sequence_number == at
+            else c
+            for c in checkpoints
+        ]
+    elif kind == "cut-with-head":  # entries after ``at`` deleted and the head moved back
+        entries = entries[:at]
+        head = (at, entries[-1][3])
+    elif kind == "cut":  # entries after ``at`` deleted, the head row left alone
+        entries = entries[:at]
+    elif kind == "cut-and-checkpoints":  # ... together with their checkpoints
+        entries = entries[:at]
+        checkpoints = [c for c in checkpoints if c.sequence_number <= at]
+        head = (at, entries[-1][3])
+    return entries, checkpoints, head
+
+
+SEGMENTED_CASES = [
+    "intact",
+    *(f"content@{n}" for n in (1, 4, 5, 6, 15, 16, 30)),
+    *(f"link@{n}" for n in (2, 10, 11, 21)),
+    *(f"deleted@{n}" for n in (1, 9, 10, 11, 30)),
+    *(f"rewritten@{n}" for n in (7, 14, 15, 27)),
+    *(f"checkpoint-deleted@{n}" for n in (5, 15, 25, 30)),
+    *(f"checkpoint-forged@{n}" for n in (10, 20, 30)),
+    *(f"cut-with-head@{n}" for n in (12, 15, 16)),
+    *(f"cut@{n}" for n in (12, 15)),
+    *(f"cut-and-checkpoints@{n}" for n in (12, 15, 16, 24)),
+]
+
+
+@pytest.mark.parametrize("case", SEGMENTED_CASES)
+def test_segments_pass_exactly_when_one_pass_does(case: str) -> None:
+    """Every split of the chain into two or three segments, on every kind of tampering: valid
+    in segments exactly when valid in one pass — then with the same counts and head."""
+    entries, checkpoints, head = _tampered(case)
+    one_pass = verify(entries, checkpoints, interval=SEGMENTED_INTERVAL, head=head)
+    end = head[0]  # the service splits the range up to the head it read
+    splits = [[(1, cut - 1), (cut, end)] for cut in range(2, end + 1)]
+    splits += [[(1, 4), (5, 5), (6, end)], [(1, end // 3), (end // 3 + 1, 2 * end // 3)]]
+    splits[-1].append((2 * end // 3 + 1, end))
+
+    for bounds in splits:
+        segmented = verify_in_segments(entries, checkpoints, bounds, head)
+        assert segmented.valid == one_pass.valid, bounds
+        if one_pass.valid:
+            assert segmented == one_pass, bounds
+    # A tail cut together with its checkpoints and the head row, before the next checkpoint
+    # was due, is the one change a chain with checkpoints cannot show (docs/audit-evidence.md
+    # §4, "What validation cannot show").
+    assert one_pass.valid == (case == "intact" or case.startswith("cut-and-checkpoints"))
+
+
+def test_split_range_makes_contiguous_segments_no_shorter_than_asked() -> None:
+    assert split_range(1, 1_000_000, 4, 100_000) == [
+        (1, 250_000),
+        (250_001, 500_000),
+        (500_001, 750_000),
+        (750_001, 1_000_000),
+    ]
+    assert split_range(1, 250_000, 4, 100_000) == [(1, 125_000), (125_001, 250_000)]
+    assert split_range(5, 150_000, 4, 100_000) == [(5, 150_000)]
+    assert split_range(1, 10, 3, 1) == [(1, 3), (4, 6), (7, 10)]
+
+
+def test_combining_segments_counts_up_to_the_first_failure() -> None:
+    head = HeadRef(30, "h")
+    passed = SegmentOutcome(10, 2, None, head)
+    failed = SegmentOutcome(4, 0, (15, ValidationReason.HASH_MISMATCH), head)
+
+    result = combine_segments([passed, failed, SegmentOutcome(0, 0, None, head)])
+
+    assert outcome(result) == (15, "HASH_MISMATCH")
+    assert (result.entries_checked, result.checkpoints_verified) == (14, 2)
+    assert combine_segments([passed, passed]).valid
