@@ -141,7 +141,7 @@ class AuditValidationService:
                 result = await self._check_in_one_pass(tx, requested, trusted)
                 return ChainCheck(result, whole_chain, segments=1)
             jobs = await self._segment_jobs(tx, segments, first, reaches_head, trusted, head)
-        result = await _check_segments(jobs)
+        result = await check_segments(jobs)
         if not result.valid:
             async with self._db.snapshot() as tx:
                 result = await self._check_in_one_pass(tx, requested, trusted)
@@ -231,7 +231,7 @@ class SegmentJob:
     head: HeadRef  # as read when the range was planned
 
 
-async def _check_segments(jobs: list[SegmentJob]) -> ValidationResult:
+async def check_segments(jobs: list[SegmentJob]) -> ValidationResult:
     """Run every segment in a process of its own (spawned: nothing of this process's state,
     connections or keys is inherited) and combine their outcomes in order."""
     loop = asyncio.get_running_loop()
