@@ -247,9 +247,9 @@ async def check_segments(jobs: list[SegmentJob]) -> ValidationResult:
         log.error("audit_validation_worker_failed", error=type(exc).__name__)
         raise DatabaseUnavailable("The audit chain could not be read for validation.") from exc
     finally:
-        # Never block the event loop: finished workers exit by themselves, and those of a
-        # cancelled validation finish their segment and exit.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Workers are reaped (and the pool's queues released) on a thread, so the event loop
+        # never waits; those of a cancelled validation finish their segment first.
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
     return combine_segments(outcomes)
 
 

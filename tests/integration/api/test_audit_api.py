@@ -74,6 +74,7 @@ async def test_validate_returns_the_contract_shape_and_records_audit_validate(
         "from_sequence": None,
         "to_sequence": None,
         "full_chain": True,
+        "segments": 1,  # a short chain: one pass, no worker processes
         "validation": data,
     }
 
