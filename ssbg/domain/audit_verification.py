@@ -43,7 +43,7 @@ validated again in one pass for its report.
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -359,25 +359,6 @@ class ChainVerifier:
         self.failure = (sequence_number, reason)
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentOutcome:
-    """What the verifier of one segment found, to be combined in sequence order."""
-
-    entries_checked: int
-    checkpoints_verified: int
-    failure: tuple[int, ValidationReason] | None
-    head: HeadRef
-
-    @classmethod
-    def of(cls, result: ValidationResult) -> "SegmentOutcome":
-        failure = (
-            (result.first_invalid_sequence, result.reason)
-            if result.first_invalid_sequence is not None and result.reason is not None
-            else None
-        )
-        return cls(result.entries_checked, result.checkpoints_verified, failure, result.head)
-
-
 def split_range(first: int, last: int, parts: int, min_entries: int) -> list[tuple[int, int]]:
     """``first..last`` as at most ``parts`` contiguous segments of about equal length, none
     shorter than ``min_entries`` (one segment when the range is too short to split)."""
@@ -387,18 +368,17 @@ def split_range(first: int, last: int, parts: int, min_entries: int) -> list[tup
     return [(bounds[index], bounds[index + 1] - 1) for index in range(parts)]
 
 
-def combine_segments(outcomes: Iterable[SegmentOutcome]) -> ValidationResult:
+def combine_segments(results: Iterable[ValidationResult]) -> ValidationResult:
     """The segments' results (in order) as one: valid with the totals and the head the final
     segment validated against, or the first failure in sequence order (see the module's
     docstring for why a failure is then validated again in one pass)."""
     entries = checkpoints = 0
-    outcome: SegmentOutcome | None = None
-    for outcome in outcomes:
-        entries += outcome.entries_checked
-        checkpoints += outcome.checkpoints_verified
-        if outcome.failure is not None:
-            sequence, reason = outcome.failure
-            return ValidationResult(False, entries, sequence, reason, outcome.head, checkpoints)
-    if outcome is None:
+    result: ValidationResult | None = None
+    for result in results:
+        entries += result.entries_checked
+        checkpoints += result.checkpoints_verified
+        if not result.valid:
+            break
+    if result is None:
         raise ValueError("no segments to combine")
-    return ValidationResult(True, entries, None, None, outcome.head, checkpoints)
+    return replace(result, entries_checked=entries, checkpoints_verified=checkpoints)

@@ -38,7 +38,6 @@ from ssbg.domain.audit_verification import (
     EntryColumns,
     EntryTuple,
     HeadRef,
-    SegmentOutcome,
     SequenceRange,
     ValidationResult,
     combine_segments,
@@ -253,12 +252,12 @@ async def check_segments(jobs: list[SegmentJob]) -> ValidationResult:
     return combine_segments(outcomes)
 
 
-def check_segment(job: SegmentJob) -> SegmentOutcome:
+def check_segment(job: SegmentJob) -> ValidationResult:
     """A worker process's whole task: validate one segment over its own connection."""
     return asyncio.run(_check_segment(job))
 
 
-async def _check_segment(job: SegmentJob) -> SegmentOutcome:
+async def _check_segment(job: SegmentJob) -> ValidationResult:
     db = Database(job.database_url, pool_size=1)
     try:
         async with db.snapshot() as tx:
@@ -277,13 +276,12 @@ async def _check_segment(job: SegmentJob) -> SegmentOutcome:
     finally:
         await db.dispose()
     head = HeadRef(stored.sequence_number, stored.entry_hash) if stored else job.head
-    result = verifier.finish(
+    return verifier.finish(
         head=head,
         expected_last_sequence=head.sequence if stored else job.last,
         expected_last_hash=head.hash if stored else None,
         final=job.final,
     )
-    return SegmentOutcome.of(result)
 
 
 async def _feed(

@@ -19,7 +19,6 @@ from ssbg.domain.audit_verification import (
     ChainVerifier,
     EntryTuple,
     HeadRef,
-    SegmentOutcome,
     ValidationReason,
     ValidationResult,
     combine_segments,
@@ -319,7 +318,7 @@ def verify_in_segments(
             expected_last_hash=head[1] if final else None,
             final=final,
         )
-        outcomes.append(SegmentOutcome.of(result))
+        outcomes.append(result)
     return combine_segments(outcomes)
 
 
@@ -424,11 +423,11 @@ def test_split_range_makes_contiguous_segments_no_shorter_than_asked() -> None:
 
 def test_combining_segments_counts_up_to_the_first_failure() -> None:
     head = HeadRef(30, "h")
-    passed = SegmentOutcome(10, 2, None, head)
-    failed = SegmentOutcome(4, 0, (15, ValidationReason.HASH_MISMATCH), head)
+    passed = ValidationResult(True, 10, None, None, head, 2)
+    failed = ValidationResult(False, 4, 15, ValidationReason.HASH_MISMATCH, head, 0)
 
-    result = combine_segments([passed, failed, SegmentOutcome(0, 0, None, head)])
+    result = combine_segments([passed, failed, passed])
 
     assert outcome(result) == (15, "HASH_MISMATCH")
-    assert (result.entries_checked, result.checkpoints_verified) == (14, 2)
-    assert combine_segments([passed, passed]).valid
+    assert (result.valid, result.entries_checked, result.checkpoints_verified) == (False, 14, 2)
+    assert combine_segments([passed, passed]) == ValidationResult(True, 20, None, None, head, 4)
