@@ -33,6 +33,7 @@ from rich.progress import (
 
 from ssbg.api.paths import API_PREFIX
 from ssbg.cli.settings_loader import EXIT_USAGE, err
+from ssbg.infrastructure.durable_files import fsync_directory
 
 EXIT_REFUSED = 1
 EXIT_PENDING = 3
@@ -240,7 +241,7 @@ def download_verified(
         if output.exists() and not force:
             raise usage_error(f"{output} appeared meanwhile; pass --force to replace it.")
         os.replace(partial, output)
-        _fsync_directory(output.parent)
+        fsync_directory(output.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -347,14 +348,6 @@ def _receive(
             "announced; nothing was saved.",
         )
     return written, checksum
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def read_file_chunks(path: Path, on_chunk: Callable[[int], None]) -> Iterator[bytes]:

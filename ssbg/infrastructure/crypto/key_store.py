@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ssbg.domain.errors import KeyUnavailable
 from ssbg.infrastructure.crypto.secret_box import KEY_BYTES, SecretBox
+from ssbg.infrastructure.durable_files import fsync_directory
 
 PBKDF2_ITERATIONS = 600_000
 AUDIT_SIGNING_NAME = "audit-signing"
@@ -71,14 +72,6 @@ def _ensure_private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_new_file(path: Path, content: bytes) -> bool:
     """Create ``path`` (mode 0600) unless it exists; True if this call created it."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
@@ -95,7 +88,7 @@ def _write_new_file(path: Path, content: bytes) -> bool:
             created = False
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return created
 
 

@@ -17,18 +17,11 @@ from typing import BinaryIO
 
 from ssbg.domain.errors import StorageUnavailable
 from ssbg.infrastructure.crypto.lanes import Lane
+from ssbg.infrastructure.durable_files import fsync_directory
 from ssbg.infrastructure.storage.errors import ObjectMissing
 
 _TEMP_SUFFIX = ".partial"
 _READ_AHEAD = 2
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _LocalWriter:
@@ -90,7 +83,7 @@ class LocalObjectStore:
         os.fsync(handle.fileno())
         handle.close()
         os.replace(temporary, final)
-        _fsync_dir(final.parent)
+        fsync_directory(final.parent)
 
     @staticmethod
     def _discard(handle: BinaryIO, temporary: Path) -> None:
@@ -170,7 +163,7 @@ class LocalObjectStore:
     def _delete(path: Path) -> None:
         path.unlink(missing_ok=True)
         if path.parent.exists():
-            _fsync_dir(path.parent)
+            fsync_directory(path.parent)
 
     async def discard_prefix(self, prefix: str) -> None:
         directory = self._path(prefix.rstrip("/"))
@@ -190,7 +183,7 @@ class LocalObjectStore:
             else:
                 child.unlink(missing_ok=True)
         directory.rmdir()
-        _fsync_dir(directory.parent)
+        fsync_directory(directory.parent)
 
     async def check_writable(self) -> None:
         key = f"health/probe-{secrets.token_hex(8)}"
