@@ -137,20 +137,20 @@ class AuditValidationService:
             last = head.sequence_number if reaches_head else requested.to_sequence or first
             segments = split_range(first, last, self._workers, self._segment_entries)
             if len(segments) == 1:
-                result = await self._check_in_one_pass(tx, requested, trusted)
+                result = await self._check_in_one_pass(tx, requested, trusted, head)
                 return ChainCheck(result, whole_chain, segments=1)
             jobs = await self._segment_jobs(tx, segments, first, reaches_head, trusted, head)
         result = await check_segments(jobs)
         if not result.valid:
             async with self._db.snapshot() as tx:
-                result = await self._check_in_one_pass(tx, requested, trusted)
+                head = await tx.audit.get_head()
+                result = await self._check_in_one_pass(tx, requested, trusted, head)
         return ChainCheck(result, whole_chain, segments=len(jobs))
 
     async def _check_in_one_pass(
-        self, tx: UnitOfWork, requested: SequenceRange, trusted: list[str]
+        self, tx: UnitOfWork, requested: SequenceRange, trusted: list[str], head: ChainHead
     ) -> ValidationResult:
-        head = await tx.audit.get_head()
-        requested.check_start(head.sequence_number)
+        """One verifier over ``requested``, against ``head`` as read in ``tx``'s snapshot."""
         first = requested.first
         reaches_head = requested.reaches(head.sequence_number)
         upper = None if reaches_head else requested.to_sequence
