@@ -195,6 +195,15 @@ class ChainedFields:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ChainedEntry:
+    """One audit entry as appended: its fields and the two hashes that link it."""
+
+    fields: ChainedFields
+    prev_hash: str
+    entry_hash: str
+
+
 def compute_entry_hash(prev_hash: str, fields: ChainedFields) -> str:
     check_canonical(fields.details)
     return entry_hash_of(

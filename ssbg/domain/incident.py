@@ -4,10 +4,20 @@ Level 1 reverts to 0 by itself 30 minutes after the last alert; the effective le
 computed from stored timestamps whenever it is read, so no timer process is needed.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
 
 from ssbg.domain.errors import InvalidStateTransition
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentState:
+    """The stored incident columns, from which the effective level is computed."""
+
+    level: int
+    changed_at: datetime | None
+    last_alert_at: datetime | None
 
 
 class IncidentLevel(IntEnum):

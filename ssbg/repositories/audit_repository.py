@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    exists,
     func,
     insert,
     select,
@@ -21,13 +22,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from ssbg.domain.audit_chain import ChainedEntry
 from ssbg.domain.audit_checkpoint import Checkpoint
 from ssbg.domain.audit_verification import EntryColumns
+from ssbg.domain.incident import IncidentState
 from ssbg.infrastructure.db.models import (
     AuditChainHead,
     AuditCheckpoint,
     AuditLogEntry,
     AuditSigningKey,
+    SystemState,
 )
 
 _ENTRY_TABLE: Table = AuditLogEntry.__table__  # type: ignore[assignment]
@@ -41,7 +45,25 @@ _LOCK_HEAD = (
     .where(AuditChainHead.id == 1)
     .with_for_update()
 )
-_APPEND = insert(_ENTRY_TABLE).values({c.key: bindparam(c.key) for c in _ENTRY_TABLE.columns})
+# PostgreSQL, in the same round trip: ``SET LOCAL synchronous_commit TO OFF``.
+_LOCK_HEAD_COMMIT_BEFORE_FLUSH = _LOCK_HEAD.add_columns(
+    func.set_config("synchronous_commit", "off", True)
+)
+# The entry is inserted only while the stored incident state is still the one its incident
+# level was computed from (read before the lock, to keep that round trip out of it).
+_STATE = SystemState.__table__.c
+_INCIDENT_UNCHANGED = exists().where(
+    _STATE.id == 1,
+    _STATE.incident_level == bindparam("expected_incident_level"),
+    _STATE.incident_changed_at.is_not_distinct_from(bindparam("expected_incident_changed_at")),
+    _STATE.last_alert_at.is_not_distinct_from(bindparam("expected_last_alert_at")),
+)
+_APPEND = insert(_ENTRY_TABLE).from_select(
+    [c.key for c in _ENTRY_TABLE.columns],
+    select(*(bindparam(c.key, type_=c.type) for c in _ENTRY_TABLE.columns)).where(
+        _INCIDENT_UNCHANGED
+    ),
+)
 _MOVE_HEAD = (
     update(AuditChainHead)
     .where(AuditChainHead.id == 1)
@@ -51,7 +73,10 @@ _MOVE_HEAD = (
         updated_at=bindparam("head_updated_at"),
     )
 )
-_APPEND_AND_MOVE_HEAD = _MOVE_HEAD.add_cte(_APPEND.cte("appended"))
+_APPENDED = _APPEND.returning(_ENTRIES.sequence_number).cte("appended")
+_APPEND_AND_MOVE_HEAD = _MOVE_HEAD.where(exists(select(_APPENDED.c.sequence_number))).add_cte(
+    _APPENDED
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +99,18 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def lock_head(self) -> ChainHead:
+    async def lock_head(self, *, commit_before_flush: bool = False) -> ChainHead:
         """Read the chain head, holding its row lock until the transaction ends.
 
-        PostgreSQL: ``SELECT … FOR UPDATE`` serialises appenders across every replica.
-        SQLite: ``FOR UPDATE`` is not emitted; the write transaction already holds the
-        database's RESERVED lock from ``BEGIN IMMEDIATE``, which serialises appenders.
+        PostgreSQL: ``SELECT … FOR UPDATE`` serialises appenders across every replica;
+        ``commit_before_flush`` also turns ``synchronous_commit`` off for this transaction
+        (see ``UnitOfWork.lock_audit_head``). SQLite: ``FOR UPDATE`` is not emitted; the write
+        transaction already holds the database's RESERVED lock from ``BEGIN IMMEDIATE``,
+        which serialises appenders.
         """
         connection = await self._session.connection()
-        row = (await connection.execute(_LOCK_HEAD)).one()
+        statement = _LOCK_HEAD_COMMIT_BEFORE_FLUSH if commit_before_flush else _LOCK_HEAD
+        row = (await connection.execute(statement)).one()
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
     async def get_head(self) -> ChainHead:
@@ -94,21 +122,46 @@ class AuditRepository:
         row = result.one()
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
-    async def insert_entry(self, entry: AuditLogEntry, at: datetime) -> None:
-        """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL).
+    async def insert_entry(
+        self, entry: ChainedEntry, at: datetime, *, incident: IncidentState
+    ) -> bool:
+        """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL) if the
+        stored incident state still equals ``incident``; ``False`` (nothing written) if not.
 
-        The statements are built once (module level) and only bound here: every request
-        appends, under the chain-head lock, so their construction cost is worth saving."""
-        values = {column.key: getattr(entry, column.key) for column in _ENTRY_TABLE.columns}
-        values["head_sequence_number"] = entry.sequence_number
-        values["head_entry_hash"] = entry.entry_hash
-        values["head_updated_at"] = at
+        The statements are built once (module level) and only bound here, from the entry's
+        fields rather than an ORM object: every request appends, under the chain-head lock,
+        so their construction cost is worth saving."""
+        fields = entry.fields
+        values = {
+            "event_id": fields.event_id,
+            "sequence_number": fields.sequence_number,
+            "occurred_at": fields.occurred_at,
+            "actor_id": fields.actor_id,
+            "actor_role": fields.actor_role,
+            "action": fields.action,
+            "resource": fields.resource,
+            "result": fields.result,
+            "details": dict(fields.details),
+            "source_ip": fields.source_ip,
+            "request_id": fields.request_id,
+            "incident_level": fields.incident_level,
+            "prev_hash": entry.prev_hash,
+            "entry_hash": entry.entry_hash,
+            "head_sequence_number": fields.sequence_number,
+            "head_entry_hash": entry.entry_hash,
+            "head_updated_at": at,
+            "expected_incident_level": incident.level,
+            "expected_incident_changed_at": incident.changed_at,
+            "expected_last_alert_at": incident.last_alert_at,
+        }
         connection = await self._session.connection()
         if connection.dialect.name == "postgresql":
-            await connection.execute(_APPEND_AND_MOVE_HEAD, values)
-            return
-        await connection.execute(_APPEND, values)
+            moved = await connection.execute(_APPEND_AND_MOVE_HEAD, values)
+            return moved.rowcount == 1
+        if (await connection.execute(_APPEND, values)).rowcount != 1:
+            return False
         await connection.execute(_MOVE_HEAD, values)
+        return True
 
     async def list_entries(
         self, filters: AuditEntryFilters, after_sequence: int, limit: int

@@ -2,8 +2,10 @@
 
 ``AuditTrail.append`` runs inside the caller's write transaction, so an entry commits together
 with the state change it records or not at all. Appends serialise on the chain-head row (see
-``AuditRepository.lock_head``); the lock is held until the caller commits, so callers append
-as late in their transaction as they can.
+``UnitOfWork.lock_audit_head``); the lock is held until the caller commits, so callers append
+as late in their transaction as they can. Under the lock an append takes two round trips (the
+insert-and-move-head statement, then COMMIT): the incident level it records is computed from
+state read before the lock, and the insert only happens while that state is still stored.
 
 The entry that reaches a multiple of the checkpoint interval also gets its signed checkpoint,
 in the same transaction: if the signing key cannot be used, neither is written (fail closed).
@@ -16,6 +18,7 @@ from uuid import uuid4
 from sqlalchemy.exc import IntegrityError
 
 from ssbg.domain.audit_chain import (
+    ChainedEntry,
     ChainedFields,
     NotCanonical,
     check_canonical,
@@ -27,7 +30,7 @@ from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.errors import AuditUnavailable
 from ssbg.domain.identity import Principal, RequestContext
-from ssbg.domain.incident import effective_incident_level
+from ssbg.domain.incident import IncidentState, effective_incident_level
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.db.models import AuditCheckpoint, AuditLogEntry
@@ -35,6 +38,9 @@ from ssbg.repositories.audit_repository import AuditEntryFilters, ChainHead
 from ssbg.services.unit_of_work import Database, UnitOfWork
 
 MAX_PAGE = 100
+# The incident state is read before the chain-head lock; if it changed before the lock was
+# taken, it is read again under the lock (an incident change appends, so it needs that lock).
+APPEND_ATTEMPTS = 3
 
 
 class AuditTrail:
@@ -45,16 +51,30 @@ class AuditTrail:
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
 
-    async def append(self, tx: UnitOfWork, event: AuditEvent) -> AuditLogEntry:
+    async def append(self, tx: UnitOfWork, event: AuditEvent) -> ChainedEntry:
         if not tx.writable:
             raise AuditUnavailable("Audit entries are only appended in write transactions.")
         try:
             check_canonical(event.details)
         except NotCanonical as exc:
             raise AuditUnavailable(f"Audit details are not canonical: {exc}") from None
-        await tx.release_locks_before_flush()
-        head = await tx.audit.lock_head()
-        state = await tx.system_state.get()
+        incident = await tx.system_state.incident_state()  # read before the lock: not under it
+        head = await tx.lock_audit_head()
+        for _ in range(APPEND_ATTEMPTS):
+            entry = self._chain(head, incident, event)
+            try:
+                if await tx.audit.insert_entry(entry, entry.fields.occurred_at, incident=incident):
+                    if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
+                        await self._write_checkpoint(tx, entry)
+                    return entry
+            except IntegrityError:
+                # The sequence after the head is taken: rows were written behind the gateway.
+                raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
+            # The incident state changed before the lock was ours: read it again, under it.
+            incident = await tx.system_state.incident_state()
+        raise AuditUnavailable("The incident state kept changing during an audit append.")
+
+    def _chain(self, head: ChainHead, incident: IncidentState, event: AuditEvent) -> ChainedEntry:
         now = self._clock.now()
         fields = ChainedFields(
             event_id=uuid4(),
@@ -65,7 +85,7 @@ class AuditTrail:
             result=event.result.value,
             incident_level=int(
                 effective_incident_level(
-                    state.incident_level, state.incident_changed_at, state.last_alert_at, now
+                    incident.level, incident.changed_at, incident.last_alert_at, now
                 )
             ),
             actor_id=event.actor_id,
@@ -74,37 +94,15 @@ class AuditTrail:
             source_ip=event.source_ip,
             request_id=event.request_id,
         )
-        entry = AuditLogEntry(
-            event_id=fields.event_id,
-            sequence_number=fields.sequence_number,
-            occurred_at=fields.occurred_at,
-            actor_id=fields.actor_id,
-            actor_role=fields.actor_role,
-            action=fields.action,
-            resource=fields.resource,
-            result=fields.result,
-            details=dict(fields.details),
-            source_ip=fields.source_ip,
-            request_id=fields.request_id,
-            incident_level=fields.incident_level,
-            prev_hash=head.entry_hash,
-            entry_hash=compute_entry_hash(head.entry_hash, fields),
-        )
-        try:
-            if is_checkpoint_due(entry.sequence_number, self._checkpoint_interval):
-                await self._write_checkpoint(tx, entry)
-            await tx.audit.insert_entry(entry, now)
-        except IntegrityError:
-            # The sequence after the head is taken: rows were written behind the gateway.
-            raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
-        return entry
+        entry_hash = compute_entry_hash(head.entry_hash, fields)
+        return ChainedEntry(fields, prev_hash=head.entry_hash, entry_hash=entry_hash)
 
-    async def _write_checkpoint(self, tx: UnitOfWork, entry: AuditLogEntry) -> None:
+    async def _write_checkpoint(self, tx: UnitOfWork, entry: ChainedEntry) -> None:
         previous = await tx.audit.last_checkpoint_sequence()
-        created_at = format_timestamp(entry.occurred_at)
+        created_at = format_timestamp(entry.fields.occurred_at)
         signature, key_id = await self._signer.sign(
             checkpoint_signing_input(
-                sequence_number=entry.sequence_number,
+                sequence_number=entry.fields.sequence_number,
                 entry_hash=entry.entry_hash,
                 created_at=created_at,
                 checkpoint_interval=self._checkpoint_interval,
@@ -113,9 +111,9 @@ class AuditTrail:
         )
         await tx.audit.insert_checkpoint(
             AuditCheckpoint(
-                sequence_number=entry.sequence_number,
+                sequence_number=entry.fields.sequence_number,
                 entry_hash=entry.entry_hash,
-                created_at=entry.occurred_at,
+                created_at=entry.fields.occurred_at,
                 checkpoint_interval=self._checkpoint_interval,
                 previous_checkpoint_sequence=previous,
                 signature=signature,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
-from ssbg.repositories.audit_repository import AuditRepository
+from ssbg.repositories.audit_repository import AuditRepository, ChainHead
 from ssbg.repositories.backups_repository import BackupsRepository
 from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
@@ -66,22 +66,22 @@ class UnitOfWork:
         self.system_state = SystemStateRepository(session)
         self.flush_after_commit = False
 
-    async def release_locks_before_flush(self) -> None:
-        """PostgreSQL: let this transaction's COMMIT release its row locks before its WAL
-        reaches disk; ``Database.transaction`` then waits for that flush before returning.
+    async def lock_audit_head(self) -> ChainHead:
+        """Lock the audit chain head for an append (held until this transaction ends).
 
-        Audit appends serialise on the chain-head row lock, so a lock held through each
-        commit's fsync would cap the whole gateway at one append per disk flush. Released at
-        commit instead, the next appender proceeds while the flushes of many transactions
-        share one fsync (group commit). Nothing is reported done before it is durable, and
-        WAL is replayed in order, so a crash can only lose a suffix of the chain whose callers
+        PostgreSQL: the same statement lets this transaction's COMMIT release its row locks
+        before its WAL reaches disk; ``Database.transaction`` then waits for that flush before
+        returning. Audit appends serialise on the chain-head row lock, so a lock held through
+        each commit's fsync would cap the whole gateway at one append per disk flush. Released
+        at commit instead, the next appender proceeds while the flushes of many transactions
+        share one fsync (group commit). Nothing is reported done before it is durable, and WAL
+        is replayed in order, so a crash can only lose a suffix of the chain whose callers
         were never told it succeeded — never a link in the middle.
         """
-        if self.flush_after_commit or self.session.get_bind().dialect.name != "postgresql":
-            return
-        connection = await self.session.connection()
-        await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        self.flush_after_commit = True
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        head = await self.audit.lock_head(commit_before_flush=postgresql)
+        self.flush_after_commit = self.flush_after_commit or postgresql
+        return head
 
 
 class Database:

@@ -4,30 +4,59 @@ SQLite: WAL journal, ``synchronous=FULL`` (a committed backup record survives po
 foreign keys on, and explicit ``BEGIN``: write transactions open with ``BEGIN IMMEDIATE`` so
 writers queue on the database lock from their first statement instead of failing to upgrade
 a read lock later — this is what serialises audit appends across processes on SQLite.
-PostgreSQL: appends serialise on a row lock of the chain-head row instead.
+PostgreSQL: appends serialise on a row lock of the chain-head row instead. A pooled connection
+is pinged before use only when it has sat idle for ``PING_AFTER_IDLE_SECONDS`` (SQLAlchemy's
+``pool_pre_ping`` would ping on every checkout: three round trips, and every request checks a
+connection out at least once). A connection that dies while in steady use fails its statement
+instead: that request gets 503 ``DATABASE_UNAVAILABLE`` and the pool drops every connection
+older than the failure, so the next request reconnects.
 """
 
+import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 WRITE_OPTION = "ssbg_write"
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
+PING_AFTER_IDLE_SECONDS = 10.0
+_CHECKED_IN_AT = "ssbg_checked_in_at"
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         return _create_sqlite_engine(url)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=30,
         connect_args={"timeout": 10, "command_timeout": 60},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool replaces this connection (and every one older) and tries again.
+            raise exc.InvalidatePoolError() from error
 
 
 def _create_sqlite_engine(url: str) -> AsyncEngine:

@@ -2,6 +2,8 @@
 gateway waits for that flush before it returns — so nothing is reported done before it is
 durable. These tests read the server's WAL positions to show the wait really happens."""
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,3 +44,53 @@ async def test_append_returns_only_after_its_commit_is_flushed(services: Service
         flushed = (await session.execute(FLUSHED_SINCE, {"lsn": before_commit})).scalar_one()
 
     assert flushed is True
+
+
+async def test_an_entry_records_the_incident_level_committed_before_its_lock(
+    services: Services,
+) -> None:
+    """The transaction read the state early; another replica changed the level before this
+    one appended. The entry records the level in force when it joined the chain."""
+    async with services.db.transaction(write=True) as tx:
+        state = await tx.system_state.get()  # held: the session keeps it in its identity map
+        assert state.incident_level == 0
+        async with AsyncSession(services.db.engine) as other, other.begin():
+            await other.execute(text("UPDATE system_state SET incident_level = 2"))
+        entry = await services.trail.append(tx, rich_event(1))
+
+    assert entry.fields.incident_level == 2
+
+
+WAITING_ON_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def test_an_incident_change_committed_while_an_append_waits_for_the_lock_is_recorded(
+    services: Services,
+) -> None:
+    """The append reads the incident state before it queues for the chain-head lock; the
+    replica ahead of it changes the level and commits. The entry still records the new level
+    (its guarded insert finds the state changed, reads it again under the lock)."""
+    async with AsyncSession(services.db.engine) as ahead:
+        await ahead.begin()
+        await ahead.execute(text("UPDATE system_state SET incident_level = 2"))
+        await ahead.execute(text("SELECT 1 FROM audit_chain_head WHERE id = 1 FOR UPDATE"))
+
+        async def append() -> int:
+            async with services.db.transaction(write=True) as tx:
+                entry = await services.trail.append(tx, rich_event(1))
+            return entry.fields.incident_level
+
+        queued = asyncio.create_task(append())
+        async with AsyncSession(services.db.engine) as observer:
+            for _ in range(500):
+                if (await observer.execute(WAITING_ON_A_LOCK)).scalar_one() > 0:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the append never queued for the chain-head lock")
+        await ahead.commit()
+
+        assert await queued == 2

@@ -7,11 +7,11 @@ from typing import NamedTuple
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ssbg.domain.audit_chain import ChainedEntry
 from ssbg.domain.enums import PolicyEffect, Role
 from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
-from ssbg.infrastructure.db.models import AuditLogEntry
 from ssbg.repositories.audit_repository import AuditRepository
 from ssbg.services.api_key_service import NewApiKey
 from ssbg.services.container import Services, build_services
@@ -28,7 +28,7 @@ CONTEXT = RequestContext(request_id="r", source_ip="192.0.2.1")
 class BrokenAuditRepository(AuditRepository):
     """Stands in for an audit table that refuses writes (disk full, permissions, ...)."""
 
-    async def insert_entry(self, entry: AuditLogEntry, at: object) -> None:
+    async def insert_entry(self, entry: ChainedEntry, at: object, *, incident: object) -> bool:
         raise DatabaseUnavailable("audit insert failed")
 
 
