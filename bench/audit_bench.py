@@ -10,6 +10,12 @@ its own ``AuditTrail`` (as W gateway replicas would be). Each append is one writ
 flush), exactly what a request does. Writers start together and run for a fixed time; the
 chain is validated afterwards to show it never forked.
 
+Append floor (PostgreSQL; ``--no-floor`` skips it): the same writers sending the same SQL
+(compiled from the gateway's statements) in the same round trips — BEGIN, incident state,
+lock the head, guarded insert-and-move-head, COMMIT, durability barrier — straight on asyncpg,
+without SQLAlchemy's session and execution layers: what this machine allows any append of
+this shape from Python.
+
 Validation: a chain of N genuine entries with a signed checkpoint every 1,000 is written in
 bulk (then the database settles: ``VACUUM ANALYZE``, or a WAL checkpoint for SQLite), and a
 **fresh process** runs ``AuditValidationService.check_chain`` (the service behind
@@ -36,6 +42,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -135,30 +142,176 @@ def _writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any)
 
 
 def bench_append(backend: str, url: str, keys: Path, writers: int, seconds: float) -> Row:
+    total, elapsed, note = _run_writers(
+        url, keys, writers, seconds, _writer, (url, str(keys), seconds)
+    )
+    return Row(backend, "append", writers, total, elapsed, total / elapsed, None, note)
+
+
+def _run_writers(
+    url: str, keys: Path, writers: int, seconds: float, target: Any, args: tuple[Any, ...]
+) -> tuple[int, float, str]:
+    """Start ``writers`` processes running ``target(*args, barrier, results)`` together for
+    ``seconds``; the appended total, the seconds from the start signal to the last count, and
+    the chain's state. A writer that dies makes the run fail instead of waiting for ever."""
     asyncio.run(upgrade(url))
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(writers + 1)
     results = context.Queue()
     processes = [
-        context.Process(target=_writer, args=(url, str(keys), seconds, barrier, results))
-        for _ in range(writers)
+        context.Process(target=target, args=(*args, barrier, results)) for _ in range(writers)
     ]
     for process in processes:
         process.start()
     barrier.wait()
     started = time.perf_counter()
-    counts = [results.get() for _ in processes]
+    counts = [results.get(timeout=seconds + 300) for _ in processes]
     elapsed = time.perf_counter() - started
     for process in processes:
         process.join()
     total = sum(counts)
-    valid, checked = _validate_in_process(url, keys)
-    note = "chain valid" if valid and checked == total else f"INVALID ({checked}/{total})"
-    return Row(backend, "append", writers, total, elapsed, total / elapsed, None, note)
+    valid, checked, reason = _validate_in_process(url, keys)
+    note = "chain valid" if valid and checked == total else f"INVALID ({checked}/{total}: {reason})"
+    return total, elapsed, note
 
 
-def _validate_in_process(url: str, keys: Path) -> tuple[bool, int]:
-    async def run() -> tuple[bool, int]:
+# -- the driver's floor (PostgreSQL) -------------------------------------------------------
+#
+# The same statements, in the same round trips, straight on asyncpg: what one append costs
+# without SQLAlchemy's session, connection and execution machinery. The SQL is compiled from
+# the gateway's own statements, so the two cannot drift apart. No checkpoints (1 append in
+# 1,000, written as the trail writes them), and the chain is validated afterwards.
+
+_FLOOR_CHECKPOINT = (
+    "INSERT INTO audit_checkpoints (sequence_number, entry_hash, created_at,"
+    " checkpoint_interval, previous_checkpoint_sequence, signature, signing_key_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+
+
+def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+    from ssbg.repositories import audit_repository, system_state_repository
+
+    compiled = {
+        "incident": system_state_repository._INCIDENT_STATE,
+        "lock": audit_repository._LOCK_HEAD_COMMIT_BEFORE_FLUSH,
+        "append": audit_repository._APPEND_AND_MOVE_HEAD,
+    }
+    sql = {}
+    for name, statement in compiled.items():
+        statement_sql = statement.compile(dialect=asyncpg_dialect())
+        sql[name] = (
+            str(statement_sql),
+            tuple(statement_sql.positiontup or ()),
+            dict(statement_sql.params),  # the literals' values (``id = 1``)
+        )
+    return sql
+
+
+def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
+    from ssbg.domain.audit_chain import ChainedFields, compute_entry_hash, format_timestamp
+    from ssbg.domain.audit_checkpoint import checkpoint_signing_input, is_checkpoint_due
+    from ssbg.domain.incident import effective_incident_level
+    from ssbg.services.unit_of_work import DURABILITY_BARRIER
+
+    sql = _floor_sql()
+    signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
+
+    async def checkpoint(connection: asyncpg.Connection, fields: Any, entry_hash: str) -> None:
+        previous = await connection.fetchval(
+            "SELECT coalesce(max(sequence_number), 0) FROM audit_checkpoints"
+        )
+        signature, key_id = await signer.sign(
+            checkpoint_signing_input(
+                sequence_number=fields.sequence_number,
+                entry_hash=entry_hash,
+                created_at=format_timestamp(fields.occurred_at),
+                checkpoint_interval=INTERVAL,
+                previous_checkpoint_sequence=previous,
+            )
+        )
+        await connection.execute(
+            _FLOOR_CHECKPOINT,
+            fields.sequence_number,
+            entry_hash,
+            fields.occurred_at,
+            INTERVAL,
+            previous,
+            signature,
+            key_id,
+        )
+
+    def bound(name: str, values: dict[str, Any]) -> list[Any]:
+        statement, names, literals = sql[name]
+        return [statement, *({**literals, **values}[key] for key in names)]
+
+    async def append(connection: asyncpg.Connection, number: int) -> None:
+        event = rich_event(number)
+        await connection.execute("BEGIN")
+        level, changed_at, last_alert_at = await connection.fetchrow(*bound("incident", {}))
+        head_sequence, head_hash, _ = await connection.fetchrow(*bound("lock", {}))
+        now = datetime.now(UTC)
+        fields = ChainedFields(
+            event_id=uuid.uuid4(),
+            sequence_number=head_sequence + 1,
+            occurred_at=now,
+            action=event.action.value,
+            resource=event.resource,
+            result=event.result.value,
+            incident_level=int(effective_incident_level(level, changed_at, last_alert_at, now)),
+            actor_id=event.actor_id,
+            actor_role=event.actor_role,
+            details=event.details,
+            source_ip=event.source_ip,
+            request_id=event.request_id,
+        )
+        entry_hash = compute_entry_hash(head_hash, fields)
+        values = {
+            **{column.name: getattr(fields, column.name) for column in dataclass_fields(fields)},
+            "details": json.dumps(fields.details),
+            "prev_hash": head_hash,
+            "entry_hash": entry_hash,
+            "head_sequence_number": fields.sequence_number,
+            "head_entry_hash": entry_hash,
+            "head_updated_at": now,
+            "expected_incident_level": level,
+            "expected_incident_changed_at": changed_at,
+            "expected_last_alert_at": last_alert_at,
+        }
+        status = await connection.execute(*bound("append", values))
+        if status != "UPDATE 1":
+            raise RuntimeError(f"the guarded append wrote nothing ({status})")
+        if is_checkpoint_due(fields.sequence_number, INTERVAL):
+            await checkpoint(connection, fields, entry_hash)
+        await connection.execute("COMMIT")
+        await connection.fetchval(DURABILITY_BARRIER)
+
+    async def run() -> int:
+        await signer.key_info()  # the slow key derivation, before the clock starts
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        await asyncio.to_thread(barrier.wait)
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline:
+            await append(connection, count)
+            count += 1
+        await connection.close()
+        return count
+
+    results.put(asyncio.run(run()))
+
+
+def bench_append_floor(url: str, keys: Path, writers: int, seconds: float) -> Row:
+    total, elapsed, note = _run_writers(
+        url, keys, writers, seconds, _floor_writer, (url, str(keys), seconds)
+    )
+    return Row("postgres", "append floor", writers, total, elapsed, total / elapsed, None, note)
+
+
+def _validate_in_process(url: str, keys: Path) -> tuple[bool, int, str | None]:
+    async def run() -> tuple[bool, int, str | None]:
         db = Database(url)
         store = FileKeyStore(keys, KEY_PASSWORD)
         signer = CheckpointSigner(store)
@@ -169,7 +322,7 @@ def _validate_in_process(url: str, keys: Path) -> tuple[bool, int]:
             result = (await service.check_chain(SequenceRange())).result
         finally:
             await db.dispose()
-        return result.valid, result.entries_checked
+        return result.valid, result.entries_checked, result.reason
 
     return asyncio.run(run())
 
@@ -300,6 +453,9 @@ def main() -> None:
         help="comma-separated chain lengths to validate",
     )
     parser.add_argument("--quick", action="store_true", help="3 s appends, 20k/100k chains")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the asyncpg-only append floor (PostgreSQL)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.validate_entries = 3.0, "20000,100000"
@@ -311,7 +467,7 @@ def main() -> None:
         print(f"PostgreSQL at {pg_url} does not answer: skipping it.")
         backends.remove("postgres")
     writer_counts = [int(n) for n in args.writers.split(",")]
-    lengths = [int(n) for n in args.validate_entries.split(",")]
+    lengths = [int(n) for n in args.validate_entries.split(",") if n]
 
     rows: list[Row] = []
     started_at = datetime.now(UTC)
@@ -325,6 +481,12 @@ def main() -> None:
                 with scratch_database(backend, pg_url, workdir) as url:
                     rows.append(bench_append(backend, url, keys, writers, args.seconds))
                 print(render(rows[-1:]).splitlines()[-1], flush=True)
+            if backend == "postgres" and not args.no_floor:
+                for writers in writer_counts:
+                    print(f"{backend}: append floor (asyncpg alone), {writers} writer processes")
+                    with scratch_database(backend, pg_url, workdir) as url:
+                        rows.append(bench_append_floor(url, keys, writers, args.seconds))
+                    print(render(rows[-1:]).splitlines()[-1], flush=True)
             for length in lengths:
                 print(f"{backend}: validate {length:,} entries")
                 with scratch_database(backend, pg_url, workdir) as url:
