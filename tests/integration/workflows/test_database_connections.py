@@ -42,8 +42,9 @@ async def terminate(database_url: str, pid: int) -> None:
 
 
 async def test_a_connection_lost_in_steady_use_fails_closed_once_then_the_pool_reconnects(
-    db: Database, database_url: str
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)  # however slow we are
     pid = await backend_pid(db)
     await terminate(database_url, pid)
 
