@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ssbg.domain.audit_verification import DEFAULT_SEGMENT_ENTRIES
 from ssbg.domain.enums import Classification
 from ssbg.domain.hours import parse_hours
 
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     # Validating a long range of the audit chain: worker processes, and the shortest segment
     # worth one (ranges shorter than twice that are validated in one pass).
     audit_validation_workers: int = Field(default_factory=default_validation_workers, ge=1, le=64)
-    audit_validation_segment_entries: int = Field(default=100_000, ge=1)
+    audit_validation_segment_entries: int = Field(default=DEFAULT_SEGMENT_ENTRIES, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -359,6 +359,11 @@ class ChainVerifier:
         self.failure = (sequence_number, reason)
 
 
+# The shortest segment worth a worker process of its own: ranges shorter than twice this are
+# checked in one pass.
+DEFAULT_SEGMENT_ENTRIES = 100_000
+
+
 def split_range(first: int, last: int, parts: int, min_entries: int) -> list[tuple[int, int]]:
     """``first..last`` as at most ``parts`` contiguous segments of about equal length, none
     shorter than ``min_entries`` (one segment when the range is too short to split)."""

@@ -22,9 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ssbg.domain.audit_chain import ChainedEntry
+from ssbg.domain.audit_chain import GENESIS_HASH, ChainedEntry
 from ssbg.domain.audit_checkpoint import Checkpoint
-from ssbg.domain.audit_verification import EntryColumns
+from ssbg.domain.audit_verification import EntryColumns, HeadRef
 from ssbg.domain.incident import IncidentState
 from ssbg.infrastructure.db.models import (
     AuditChainHead,
@@ -83,6 +83,10 @@ _APPEND_AND_MOVE_HEAD = _MOVE_HEAD.where(exists(select(_APPENDED.c.sequence_numb
 class ChainHead:
     sequence_number: int
     entry_hash: str
+
+    @property
+    def ref(self) -> HeadRef:
+        return HeadRef(sequence=self.sequence_number, hash=self.entry_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +232,15 @@ class AuditRepository:
         row = (await connection.execute(statement)).first()
         return Checkpoint(*row) if row else None
 
-    async def get_entry_hash_or_none(self, sequence_number: int) -> str | None:
+    async def hash_before(self, sequence_number: int) -> str | None:
+        """The ``prev_hash`` the entry at ``sequence_number`` must carry: the genesis hash for
+        the first entry, else the stored hash of the entry before it (``None``: missing)."""
+        if sequence_number == 1:
+            return GENESIS_HASH
         result = await self._session.execute(
-            select(AuditLogEntry.entry_hash).where(AuditLogEntry.sequence_number == sequence_number)
+            select(AuditLogEntry.entry_hash).where(
+                AuditLogEntry.sequence_number == sequence_number - 1
+            )
         )
         return result.scalar_one_or_none()
 

@@ -16,9 +16,9 @@ from ssbg.domain.audit_bundle import (
     end_record,
     entry_records,
 )
-from ssbg.domain.audit_chain import GENESIS_HASH, format_timestamp
+from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
-from ssbg.domain.audit_verification import HeadRef, SequenceRange
+from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.clock import Clock
@@ -77,10 +77,8 @@ class AuditExportService:
                 exported_at=format_timestamp(self._clock.now()),
                 from_sequence=first,
                 to_sequence=head.sequence_number if upper is None else upper,
-                anchor_hash=(
-                    GENESIS_HASH if first == 1 else await tx.audit.get_entry_hash_or_none(first - 1)
-                ),
-                chain_head=HeadRef(sequence=head.sequence_number, hash=head.entry_hash),
+                anchor_hash=await tx.audit.hash_before(first),
+                chain_head=head.ref,
                 checkpoint_interval=self._checkpoint_interval,
                 signing_key_id=key.key_id,
                 public_key_pem=key.public_key_pem,

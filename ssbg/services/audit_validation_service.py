@@ -30,10 +30,10 @@ from ssbg.domain.audit_bundle import (
     parse_header,
     record_type,
 )
-from ssbg.domain.audit_chain import GENESIS_HASH
 from ssbg.domain.audit_checkpoint import Checkpoint
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
 from ssbg.domain.audit_verification import (
+    DEFAULT_SEGMENT_ENTRIES,
     ChainVerifier,
     EntryColumns,
     EntryTuple,
@@ -58,8 +58,6 @@ from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import Database, UnitOfWork
 
 BATCH_SIZE = 5000
-# Ranges at least twice this long are checked in segments, one worker process each.
-SEGMENT_ENTRIES = 100_000
 T = TypeVar("T")
 log = structlog.get_logger("ssbg.audit")
 
@@ -73,7 +71,7 @@ class AuditValidationService:
         checkpoint_interval: int,
         *,
         workers: int = 1,
-        segment_entries: int = SEGMENT_ENTRIES,
+        segment_entries: int = DEFAULT_SEGMENT_ENTRIES,
     ) -> None:
         """``workers``: processes a long range is split over (1: never split);
         ``segment_entries``: the shortest segment worth a process of its own."""
@@ -154,16 +152,15 @@ class AuditValidationService:
         first = requested.first
         reaches_head = requested.reaches(head.sequence_number)
         upper = None if reaches_head else requested.to_sequence
-        anchor = GENESIS_HASH if first == 1 else await tx.audit.get_entry_hash_or_none(first - 1)
         verifier = ChainVerifier(
             first_sequence=first,
-            anchor_hash=anchor,
+            anchor_hash=await tx.audit.hash_before(first),
             signature_valid=CheckpointSignatureCheck.of_pems(trusted),
             checkpoint_interval=self._checkpoint_interval,
         )
         await _feed(verifier, tx.audit, first, upper)
         return verifier.finish(
-            head=HeadRef(sequence=head.sequence_number, hash=head.entry_hash),
+            head=head.ref,
             expected_last_sequence=head.sequence_number if reaches_head else upper,
             expected_last_hash=head.entry_hash if reaches_head else None,
         )
@@ -182,11 +179,6 @@ class AuditValidationService:
         jobs = []
         for index, (segment_first, segment_last) in enumerate(segments):
             final = index == len(segments) - 1
-            anchor = (
-                GENESIS_HASH
-                if segment_first == 1
-                else await tx.audit.get_entry_hash_or_none(segment_first - 1)
-            )
             before = await tx.audit.last_checkpoint_between(range_start, segment_first - 1)
             jobs.append(
                 SegmentJob(
@@ -196,11 +188,11 @@ class AuditValidationService:
                     range_start=range_start,
                     first=segment_first,
                     last=segment_last,
-                    anchor_hash=anchor,
+                    anchor_hash=await tx.audit.hash_before(segment_first),
                     previous_checkpoint=before,
                     final=final,
                     to_head=final and reaches_head,
-                    head=HeadRef(sequence=head.sequence_number, hash=head.entry_hash),
+                    head=head.ref,
                 )
             )
         return jobs
@@ -275,7 +267,7 @@ async def _check_segment(job: SegmentJob) -> ValidationResult:
             await _feed(verifier, tx.audit, job.first, None if stored else job.last)
     finally:
         await db.dispose()
-    head = HeadRef(stored.sequence_number, stored.entry_hash) if stored else job.head
+    head = stored.ref if stored else job.head
     return verifier.finish(
         head=head,
         expected_last_sequence=head.sequence if stored else job.last,
