@@ -42,7 +42,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -179,25 +178,24 @@ def _run_writers(
 #
 # The same statements, in the same round trips, straight on asyncpg: what one append costs
 # without SQLAlchemy's session, connection and execution machinery. The SQL is compiled from
-# the gateway's own statements, so the two cannot drift apart. No checkpoints (1 append in
-# 1,000, written as the trail writes them), and the chain is validated afterwards.
-
-_FLOOR_CHECKPOINT = (
-    "INSERT INTO audit_checkpoints (sequence_number, entry_hash, created_at,"
-    " checkpoint_interval, previous_checkpoint_sequence, signature, signing_key_id)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
+# the gateway's own statements and bound with the gateway's own values, and the entries and
+# checkpoints are built by ``AuditTrail`` itself, so the two cannot drift apart; the chain is
+# validated afterwards.
 
 
 def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
+    from sqlalchemy import func, insert, select
     from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
+    from ssbg.infrastructure.db.models import AuditCheckpoint
     from ssbg.repositories import audit_repository, system_state_repository
 
     compiled = {
         "incident": system_state_repository._INCIDENT_STATE,
         "lock": audit_repository._LOCK_HEAD_COMMIT_BEFORE_FLUSH,
         "append": audit_repository._APPEND_AND_MOVE_HEAD,
+        "last checkpoint": select(func.coalesce(func.max(AuditCheckpoint.sequence_number), 0)),
+        "checkpoint": insert(AuditCheckpoint),
     }
     sql = {}
     for name, statement in compiled.items():
@@ -211,80 +209,34 @@ def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
 
 
 def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
-    from ssbg.domain.audit_chain import ChainedFields, compute_entry_hash, format_timestamp
-    from ssbg.domain.audit_checkpoint import checkpoint_signing_input, is_checkpoint_due
-    from ssbg.domain.incident import effective_incident_level
+    from ssbg.domain.audit_checkpoint import is_checkpoint_due
+    from ssbg.domain.incident import IncidentState
+    from ssbg.repositories.audit_repository import ChainHead, append_parameters
     from ssbg.services.unit_of_work import DURABILITY_BARRIER
 
     sql = _floor_sql()
     signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
-
-    async def checkpoint(connection: asyncpg.Connection, fields: Any, entry_hash: str) -> None:
-        previous = await connection.fetchval(
-            "SELECT coalesce(max(sequence_number), 0) FROM audit_checkpoints"
-        )
-        signature, key_id = await signer.sign(
-            checkpoint_signing_input(
-                sequence_number=fields.sequence_number,
-                entry_hash=entry_hash,
-                created_at=format_timestamp(fields.occurred_at),
-                checkpoint_interval=INTERVAL,
-                previous_checkpoint_sequence=previous,
-            )
-        )
-        await connection.execute(
-            _FLOOR_CHECKPOINT,
-            fields.sequence_number,
-            entry_hash,
-            fields.occurred_at,
-            INTERVAL,
-            previous,
-            signature,
-            key_id,
-        )
+    trail = AuditTrail(SystemClock(), signer, INTERVAL)
 
     def bound(name: str, values: dict[str, Any]) -> list[Any]:
         statement, names, literals = sql[name]
         return [statement, *({**literals, **values}[key] for key in names)]
 
     async def append(connection: asyncpg.Connection, number: int) -> None:
-        event = rich_event(number)
         await connection.execute("BEGIN")
-        level, changed_at, last_alert_at = await connection.fetchrow(*bound("incident", {}))
-        head_sequence, head_hash, _ = await connection.fetchrow(*bound("lock", {}))
-        now = datetime.now(UTC)
-        fields = ChainedFields(
-            event_id=uuid.uuid4(),
-            sequence_number=head_sequence + 1,
-            occurred_at=now,
-            action=event.action.value,
-            resource=event.resource,
-            result=event.result.value,
-            incident_level=int(effective_incident_level(level, changed_at, last_alert_at, now)),
-            actor_id=event.actor_id,
-            actor_role=event.actor_role,
-            details=event.details,
-            source_ip=event.source_ip,
-            request_id=event.request_id,
-        )
-        entry_hash = compute_entry_hash(head_hash, fields)
-        values = {
-            **{column.name: getattr(fields, column.name) for column in dataclass_fields(fields)},
-            "details": json.dumps(fields.details),
-            "prev_hash": head_hash,
-            "entry_hash": entry_hash,
-            "head_sequence_number": fields.sequence_number,
-            "head_entry_hash": entry_hash,
-            "head_updated_at": now,
-            "expected_incident_level": level,
-            "expected_incident_changed_at": changed_at,
-            "expected_last_alert_at": last_alert_at,
-        }
+        incident = IncidentState(*await connection.fetchrow(*bound("incident", {})))
+        head = ChainHead(*(await connection.fetchrow(*bound("lock", {})))[:2])
+        entry = trail.next_entry(head, incident, rich_event(number))
+        values = append_parameters(entry, incident)
+        values["details"] = json.dumps(values["details"])  # asyncpg takes JSON as text
         status = await connection.execute(*bound("append", values))
         if status != "UPDATE 1":
             raise RuntimeError(f"the guarded append wrote nothing ({status})")
-        if is_checkpoint_due(fields.sequence_number, INTERVAL):
-            await checkpoint(connection, fields, entry_hash)
+        if is_checkpoint_due(entry.fields.sequence_number, INTERVAL):
+            previous = await connection.fetchval(*bound("last checkpoint", {}))
+            checkpoint = await trail.signed_checkpoint(entry, previous)
+            columns = {key: getattr(checkpoint, key) for key in sql["checkpoint"][1]}
+            await connection.execute(*bound("checkpoint", columns))
         await connection.execute("COMMIT")
         await connection.fetchval(DURABILITY_BARRIER)
 

@@ -79,6 +79,33 @@ _APPEND_AND_MOVE_HEAD = _MOVE_HEAD.where(exists(select(_APPENDED.c.sequence_numb
 )
 
 
+def append_parameters(entry: ChainedEntry, incident: IncidentState) -> dict[str, Any]:
+    """The values the append statements are bound to."""
+    fields = entry.fields
+    return {
+        "event_id": fields.event_id,
+        "sequence_number": fields.sequence_number,
+        "occurred_at": fields.occurred_at,
+        "actor_id": fields.actor_id,
+        "actor_role": fields.actor_role,
+        "action": fields.action,
+        "resource": fields.resource,
+        "result": fields.result,
+        "details": dict(fields.details),
+        "source_ip": fields.source_ip,
+        "request_id": fields.request_id,
+        "incident_level": fields.incident_level,
+        "prev_hash": entry.prev_hash,
+        "entry_hash": entry.entry_hash,
+        "head_sequence_number": fields.sequence_number,
+        "head_entry_hash": entry.entry_hash,
+        "head_updated_at": fields.occurred_at,
+        "expected_incident_level": incident.level,
+        "expected_incident_changed_at": incident.changed_at,
+        "expected_last_alert_at": incident.last_alert_at,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ChainHead:
     sequence_number: int
@@ -126,38 +153,14 @@ class AuditRepository:
         row = result.one()
         return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
 
-    async def insert_entry(
-        self, entry: ChainedEntry, at: datetime, *, incident: IncidentState
-    ) -> bool:
+    async def insert_entry(self, entry: ChainedEntry, *, incident: IncidentState) -> bool:
         """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL) if the
         stored incident state still equals ``incident``; ``False`` (nothing written) if not.
 
         The statements are built once (module level) and only bound here, from the entry's
         fields rather than an ORM object: every request appends, under the chain-head lock,
         so their construction cost is worth saving."""
-        fields = entry.fields
-        values = {
-            "event_id": fields.event_id,
-            "sequence_number": fields.sequence_number,
-            "occurred_at": fields.occurred_at,
-            "actor_id": fields.actor_id,
-            "actor_role": fields.actor_role,
-            "action": fields.action,
-            "resource": fields.resource,
-            "result": fields.result,
-            "details": dict(fields.details),
-            "source_ip": fields.source_ip,
-            "request_id": fields.request_id,
-            "incident_level": fields.incident_level,
-            "prev_hash": entry.prev_hash,
-            "entry_hash": entry.entry_hash,
-            "head_sequence_number": fields.sequence_number,
-            "head_entry_hash": entry.entry_hash,
-            "head_updated_at": at,
-            "expected_incident_level": incident.level,
-            "expected_incident_changed_at": incident.changed_at,
-            "expected_last_alert_at": incident.last_alert_at,
-        }
+        values = append_parameters(entry, incident)
         connection = await self._session.connection()
         if connection.dialect.name == "postgresql":
             moved = await connection.execute(_APPEND_AND_MOVE_HEAD, values)

@@ -61,9 +61,9 @@ class AuditTrail:
         incident = await tx.system_state.incident_state()  # read before the lock: not under it
         head = await tx.lock_audit_head()
         for _ in range(APPEND_ATTEMPTS):
-            entry = self._chain(head, incident, event)
+            entry = self.next_entry(head, incident, event)
             try:
-                if await tx.audit.insert_entry(entry, entry.fields.occurred_at, incident=incident):
+                if await tx.audit.insert_entry(entry, incident=incident):
                     if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
                         await self._write_checkpoint(tx, entry)
                     return entry
@@ -74,7 +74,10 @@ class AuditTrail:
             incident = await tx.system_state.incident_state()
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 
-    def _chain(self, head: ChainHead, incident: IncidentState, event: AuditEvent) -> ChainedEntry:
+    def next_entry(
+        self, head: ChainHead, incident: IncidentState, event: AuditEvent
+    ) -> ChainedEntry:
+        """``event`` as the entry after ``head``, now, at the level ``incident`` gives now."""
         now = self._clock.now()
         fields = ChainedFields(
             event_id=uuid4(),
@@ -99,6 +102,10 @@ class AuditTrail:
 
     async def _write_checkpoint(self, tx: UnitOfWork, entry: ChainedEntry) -> None:
         previous = await tx.audit.last_checkpoint_sequence()
+        await tx.audit.insert_checkpoint(await self.signed_checkpoint(entry, previous))
+
+    async def signed_checkpoint(self, entry: ChainedEntry, previous: int) -> AuditCheckpoint:
+        """The checkpoint of ``entry``, signed; ``previous``: the checkpoint before it (0: none)."""
         created_at = format_timestamp(entry.fields.occurred_at)
         signature, key_id = await self._signer.sign(
             checkpoint_signing_input(
@@ -109,16 +116,14 @@ class AuditTrail:
                 previous_checkpoint_sequence=previous,
             )
         )
-        await tx.audit.insert_checkpoint(
-            AuditCheckpoint(
-                sequence_number=entry.fields.sequence_number,
-                entry_hash=entry.entry_hash,
-                created_at=entry.fields.occurred_at,
-                checkpoint_interval=self._checkpoint_interval,
-                previous_checkpoint_sequence=previous,
-                signature=signature,
-                signing_key_id=key_id,
-            )
+        return AuditCheckpoint(
+            sequence_number=entry.fields.sequence_number,
+            entry_hash=entry.entry_hash,
+            created_at=entry.fields.occurred_at,
+            checkpoint_interval=self._checkpoint_interval,
+            previous_checkpoint_sequence=previous,
+            signature=signature,
+            signing_key_id=key_id,
         )
 
 

@@ -28,7 +28,7 @@ CONTEXT = RequestContext(request_id="r", source_ip="192.0.2.1")
 class BrokenAuditRepository(AuditRepository):
     """Stands in for an audit table that refuses writes (disk full, permissions, ...)."""
 
-    async def insert_entry(self, entry: ChainedEntry, at: object, *, incident: object) -> bool:
+    async def insert_entry(self, entry: ChainedEntry, *, incident: object) -> bool:
         raise DatabaseUnavailable("audit insert failed")
 
 
