@@ -9,15 +9,13 @@ Exit codes of every client command: 0 done, 1 the gateway refused or the transfe
 (nothing is left at the destination), 2 usage or connection error, 3 waiting for approval.
 """
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -34,6 +32,7 @@ from rich.progress import (
 from ssbg.api.paths import API_PREFIX
 from ssbg.cli.settings_loader import EXIT_USAGE, err
 from ssbg.infrastructure.durable_files import fsync_directory
+from ssbg.infrastructure.hashing_file_writer import HashingFileWriter
 
 EXIT_REFUSED = 1
 EXIT_PENDING = 3
@@ -248,59 +247,11 @@ def download_verified(
     return Downloaded(output, *received)
 
 
-class _HashingWriter:
-    """Writes the body to ``handle`` in ~``CHUNK`` pieces while hashing it.
-
-    The body is taken as it arrives (no re-chunking copy) and gathered into chunks; SHA-512 of
-    one chunk runs on a thread of its own while the next is received and written (both
-    release the GIL), so hashing adds nothing to the download's time.
-    """
-
-    def __init__(self, handle: BinaryIO, hasher: ThreadPoolExecutor) -> None:
-        self._handle = handle
-        self._hasher = hasher
-        self._digest = hashlib.sha512()
-        self._hashed: Future[None] | None = None
-        self._pieces: list[bytes] = []
-        self._gathered = 0
-        self.written = 0
-
-    def write(self, piece: bytes) -> int:
-        """Take ``piece``; return how many bytes went to the file (0 while gathering)."""
-        self._pieces.append(piece)
-        self._gathered += len(piece)
-        return self._store() if self._gathered >= CHUNK else 0
-
-    @property
-    def received(self) -> int:
-        return self.written + self._gathered
-
-    def finish(self) -> tuple[int, str]:
-        """Store what is gathered; (bytes written since the last store, SHA-512 hex)."""
-        stored = self._store() if self._pieces else 0
-        if self._hashed is not None:
-            self._hashed.result()
-        return stored, self._digest.hexdigest()
-
-    def _store(self) -> int:
-        chunk = b"".join(self._pieces)
-        self._pieces.clear()
-        self._gathered = 0
-        self._handle.write(chunk)
-        if self._hashed is not None:
-            self._hashed.result()
-        self._hashed = self._hasher.submit(self._digest.update, chunk)
-        self.written += len(chunk)
-        return len(chunk)
-
-
 def _receive(
     gateway: Gateway, path: str, headers: dict[str, str], target: Path, *, show_progress: bool
 ) -> tuple[int, str]:
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # an old partial file may have had looser permissions
     with (
-        os.fdopen(descriptor, "wb") as handle,
+        HashingFileWriter(target) as writer,
         gateway.connection_errors(),
         gateway.http.stream(
             "GET", gateway.url(path), headers={**gateway.headers(), **headers}
@@ -312,26 +263,26 @@ def _receive(
         announced = response.headers.get("X-Content-SHA512", "").lower()
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
-        with (
-            transfer_progress(enabled=show_progress, total=expected) as progress,
-            ThreadPoolExecutor(1, thread_name_prefix="ssbg-sha512") as hasher,
-        ):
+        with transfer_progress(enabled=show_progress, total=expected) as progress:
             task = progress.add_task("download", total=expected)
-            writer = _HashingWriter(handle, hasher)
             try:
                 for piece in response.iter_bytes():
                     progress.update(task, advance=writer.write(piece))
+                stored, checksum = writer.finish()
             except httpx.TransportError:
                 raise ClientFailure(
                     "DOWNLOAD_INCOMPLETE",
                     f"The gateway broke off the download after {writer.received} bytes (a "
                     "segment may have failed to authenticate); nothing was saved.",
                 ) from None
-            stored, checksum = writer.finish()
+            except OSError as error:
+                raise ClientFailure(
+                    "WRITE_FAILED",
+                    f"Writing {target.name} failed after {writer.received} bytes "
+                    f"({error.strerror or error}); nothing was saved.",
+                ) from None
             progress.update(task, advance=stored)
-        handle.flush()
-        os.fsync(handle.fileno())
-    written = writer.written
+    written = writer.received
     if expected is not None and written != expected:
         raise ClientFailure(
             "DOWNLOAD_INCOMPLETE",

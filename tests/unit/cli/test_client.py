@@ -1,7 +1,9 @@
 """The client's own logic against scripted HTTP answers (httpx.MockTransport): a download
 lands only complete and verified; refusals and MFA prompts are handled as documented."""
 
+import errno
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from ssbg.cli import client
 from ssbg.cli.client import ClientFailure, Gateway, download_verified
+from ssbg.infrastructure.hashing_file_writer import BLOCK_SIZE
 
 BODY = b"restored plaintext " * 1000
 GOOD_SHA = hashlib.sha512(BODY).hexdigest()
@@ -71,10 +74,10 @@ class Pieces(httpx.SyncByteStream):
 def test_a_body_arriving_in_uneven_pieces_is_written_and_hashed_in_order(
     tmp_path: Path,
 ) -> None:
-    """Pieces are gathered into chunks of about ``client.CHUNK`` and hashed on a thread:
+    """Pieces are gathered into the writer's blocks, each hashed and written on a thread:
     the file and its SHA-512 still come out exactly as sent, whatever the piece sizes."""
-    body = bytes(range(256)) * (3 * client.CHUNK // 256) + b"tail"
-    sizes = [1, client.CHUNK - 1, 7, client.CHUNK + 5, 65_536, 3]
+    body = bytes(range(256)) * (3 * BLOCK_SIZE // 256) + b"tail"
+    sizes = [1, BLOCK_SIZE - 1, 7, BLOCK_SIZE + 5, 65_536, 3]
     pieces, offset, turn = [], 0, 0
     while offset < len(body):
         size = sizes[turn % len(sizes)]
@@ -118,6 +121,22 @@ def test_a_bad_download_leaves_nothing(
 
     assert failure.value.code == code
     assert failure.value.exit_code == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_fails_the_download_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int, data: memoryview, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", disk_full)
+
+    with pytest.raises(ClientFailure) as failure:
+        fetch(answer(), tmp_path / "out.bin")
+
+    assert (failure.value.code, failure.value.exit_code) == ("WRITE_FAILED", 1)
+    assert "No space left on device" in failure.value.message
     assert list(tmp_path.iterdir()) == []
 
 
