@@ -11,8 +11,9 @@ flush), exactly what a request does. Writers start together and run for a fixed 
 chain is validated afterwards to show it never forked.
 
 Append floor (PostgreSQL; ``--no-floor`` skips it): the same writers sending the same SQL
-(compiled from the gateway's statements) in the same round trips — BEGIN, incident state,
-lock the head, guarded insert-and-move-head, COMMIT, durability barrier — straight on asyncpg,
+(compiled from the gateway's statements) in the same round trips — BEGIN, lock the head (and
+read the incident state), guarded insert-and-move-head, COMMIT, durability barrier — straight
+on asyncpg,
 without SQLAlchemy's session and execution layers: what this machine allows any append of
 this shape from Python.
 
@@ -188,10 +189,9 @@ def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
     from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
     from ssbg.infrastructure.db.models import AuditCheckpoint
-    from ssbg.repositories import audit_repository, system_state_repository
+    from ssbg.repositories import audit_repository
 
     compiled = {
-        "incident": system_state_repository._INCIDENT_STATE,
         "lock": audit_repository._LOCK_HEAD_COMMIT_BEFORE_FLUSH,
         "append": audit_repository._APPEND_AND_MOVE_HEAD,
         "last checkpoint": select(func.coalesce(func.max(AuditCheckpoint.sequence_number), 0)),
@@ -224,8 +224,8 @@ def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results
 
     async def append(connection: asyncpg.Connection, number: int) -> None:
         await connection.execute("BEGIN")
-        incident = IncidentState(*await connection.fetchrow(*bound("incident", {})))
-        head = ChainHead(*(await connection.fetchrow(*bound("lock", {})))[:2])
+        locked = await connection.fetchrow(*bound("lock", {}))
+        head, incident = ChainHead(*locked[:2]), IncidentState(*locked[2:5])
         entry = trail.next_entry(head, incident, rich_event(number))
         values = append_parameters(entry, incident)
         values["details"] = json.dumps(values["details"])  # asyncpg takes JSON as text

@@ -40,18 +40,28 @@ _CHECKPOINTS = AuditCheckpoint.__table__.c
 
 # The append path, built once. PostgreSQL: SQLite ignores FOR UPDATE (its write transaction
 # already holds the database lock); the entry and the head move in one statement (a CTE).
+_STATE = SystemState.__table__.c
+# The head, locked, and the incident state the entry's level is computed from, in one round
+# trip. The lock covers the head row only; the incident state is read as the statement's
+# snapshot saw it when it started, so a change committed while it waited for the lock is
+# older than what it returns — which the guard below catches.
 _LOCK_HEAD = (
-    select(AuditChainHead.sequence_number, AuditChainHead.entry_hash)
-    .where(AuditChainHead.id == 1)
-    .with_for_update()
+    select(
+        AuditChainHead.sequence_number,
+        AuditChainHead.entry_hash,
+        _STATE.incident_level,
+        _STATE.incident_changed_at,
+        _STATE.last_alert_at,
+    )
+    .where(AuditChainHead.id == 1, _STATE.id == 1)
+    .with_for_update(of=AuditChainHead)
 )
 # PostgreSQL, in the same round trip: ``SET LOCAL synchronous_commit TO OFF``.
 _LOCK_HEAD_COMMIT_BEFORE_FLUSH = _LOCK_HEAD.add_columns(
     func.set_config("synchronous_commit", "off", True)
 )
 # The entry is inserted only while the stored incident state is still the one its incident
-# level was computed from (read before the lock, to keep that round trip out of it).
-_STATE = SystemState.__table__.c
+# level was computed from.
 _INCIDENT_UNCHANGED = exists().where(
     _STATE.id == 1,
     _STATE.incident_level == bindparam("expected_incident_level"),
@@ -117,6 +127,12 @@ class ChainHead:
 
 
 @dataclass(frozen=True, slots=True)
+class LockedHead:
+    head: ChainHead
+    incident: IncidentState
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntryFilters:
     action: str | None = None
     result: str | None = None
@@ -130,19 +146,29 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def lock_head(self, *, commit_before_flush: bool = False) -> ChainHead:
-        """Read the chain head, holding its row lock until the transaction ends.
+    async def lock_head(self, *, commit_before_flush: bool = False) -> "LockedHead":
+        """Read the chain head, holding its row lock until the transaction ends, and the
+        incident state in the same statement.
 
-        PostgreSQL: ``SELECT … FOR UPDATE`` serialises appenders across every replica;
-        ``commit_before_flush`` also turns ``synchronous_commit`` off for this transaction
-        (see ``UnitOfWork.lock_audit_head``). SQLite: ``FOR UPDATE`` is not emitted; the write
-        transaction already holds the database's RESERVED lock from ``BEGIN IMMEDIATE``,
-        which serialises appenders.
+        PostgreSQL: ``SELECT … FOR UPDATE OF audit_chain_head`` serialises appenders across
+        every replica; ``commit_before_flush`` also turns ``synchronous_commit`` off for this
+        transaction (see ``UnitOfWork.lock_audit_head``). SQLite: ``FOR UPDATE`` is not
+        emitted; the write transaction already holds the database's RESERVED lock from
+        ``BEGIN IMMEDIATE``, which serialises appenders.
+
+        The incident state is a fresh column read, never an object the session loaded earlier
+        (which could be stale); a change this transaction has not flushed yet is flushed
+        first, so it counts. It may still predate a change committed while this statement
+        waited for the lock: :meth:`insert_entry` refuses such an entry.
         """
+        await self._session.flush()
         connection = await self._session.connection()
         statement = _LOCK_HEAD_COMMIT_BEFORE_FLUSH if commit_before_flush else _LOCK_HEAD
         row = (await connection.execute(statement)).one()
-        return ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash)
+        return LockedHead(
+            ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash),
+            IncidentState(row.incident_level, row.incident_changed_at, row.last_alert_at),
+        )
 
     async def get_head(self) -> ChainHead:
         result = await self._session.execute(

@@ -4,8 +4,9 @@
 with the state change it records or not at all. Appends serialise on the chain-head row (see
 ``UnitOfWork.lock_audit_head``); the lock is held until the caller commits, so callers append
 as late in their transaction as they can. Under the lock an append takes two round trips (the
-insert-and-move-head statement, then COMMIT): the incident level it records is computed from
-state read before the lock, and the insert only happens while that state is still stored.
+insert-and-move-head statement, then COMMIT). The statement that takes the lock also reads the
+incident state the entry's level is computed from; the insert only happens while that state is
+still the stored one (a change committed while the lock statement waited is caught there).
 
 The entry that reaches a multiple of the checkpoint interval also gets its signed checkpoint,
 in the same transaction: if the signing key cannot be used, neither is written (fail closed).
@@ -58,8 +59,8 @@ class AuditTrail:
             check_canonical(event.details)
         except NotCanonical as exc:
             raise AuditUnavailable(f"Audit details are not canonical: {exc}") from None
-        incident = await tx.system_state.incident_state()  # read before the lock: not under it
-        head = await tx.lock_audit_head()
+        locked = await tx.lock_audit_head()
+        head, incident = locked.head, locked.incident
         for _ in range(APPEND_ATTEMPTS):
             entry = self.next_entry(head, incident, event)
             try:
@@ -70,7 +71,7 @@ class AuditTrail:
             except IntegrityError:
                 # The sequence after the head is taken: rows were written behind the gateway.
                 raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
-            # The incident state changed before the lock was ours: read it again, under it.
+            # The incident state changed while the lock statement waited: read it again.
             incident = await tx.system_state.incident_state()
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 

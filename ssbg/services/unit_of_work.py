@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
-from ssbg.repositories.audit_repository import AuditRepository, ChainHead
+from ssbg.repositories.audit_repository import AuditRepository, LockedHead
 from ssbg.repositories.backups_repository import BackupsRepository
 from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
@@ -66,8 +66,9 @@ class UnitOfWork:
         self.system_state = SystemStateRepository(session)
         self.flush_after_commit = False
 
-    async def lock_audit_head(self) -> ChainHead:
-        """Lock the audit chain head for an append (held until this transaction ends).
+    async def lock_audit_head(self) -> LockedHead:
+        """Lock the audit chain head for an append (held until this transaction ends); also
+        the incident state, read in the same statement (see ``AuditRepository.lock_head``).
 
         PostgreSQL: the same statement lets this transaction's COMMIT release its row locks
         before its WAL reaches disk; ``Database.transaction`` then waits for that flush before
@@ -79,9 +80,9 @@ class UnitOfWork:
         were never told it succeeded — never a link in the middle.
         """
         postgresql = self.session.get_bind().dialect.name == "postgresql"
-        head = await self.audit.lock_head(commit_before_flush=postgresql)
+        locked = await self.audit.lock_head(commit_before_flush=postgresql)
         self.flush_after_commit = self.flush_after_commit or postgresql
-        return head
+        return locked
 
 
 class Database:
