@@ -16,7 +16,9 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    join,
     select,
+    true,
     type_coerce,
     update,
 )
@@ -53,6 +55,7 @@ _LOCK_HEAD = (
         _STATE.incident_changed_at,
         _STATE.last_alert_at,
     )
+    .select_from(join(AuditChainHead, SystemState, true()))  # one row each: no join key
     .where(AuditChainHead.id == 1, _STATE.id == 1)
     .with_for_update(of=AuditChainHead)
 )
