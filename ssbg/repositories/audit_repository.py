@@ -149,7 +149,7 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def lock_head(self, *, commit_before_flush: bool = False) -> "LockedHead":
+    async def lock_head(self, *, commit_before_flush: bool = False) -> LockedHead:
         """Read the chain head, holding its row lock until the transaction ends, and the
         incident state in the same statement.
 
