@@ -33,7 +33,8 @@ O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
 
 class HashingFileWriter:
-    """Create (or truncate) ``path`` with mode 0600 and write what :meth:`write` is given."""
+    """Create (or truncate; with ``exclusive``, only create) ``path`` with mode 0600 and
+    write what :meth:`write` is given."""
 
     def __init__(
         self,
@@ -42,10 +43,12 @@ class HashingFileWriter:
         block_size: int = BLOCK_SIZE,
         blocks: int = BLOCKS,
         direct: bool = True,
+        exclusive: bool = False,
     ) -> None:
         if block_size % ALIGNMENT or blocks < 1:
             raise ValueError("block_size must be a multiple of 4096 and blocks at least 1")
-        self._fd, self.direct = _open(path, direct=direct and O_DIRECT != 0)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        self._fd, self.direct = _open(path, flags, direct=direct and O_DIRECT != 0)
         self._block_size = block_size
         self._maps = [mmap.mmap(-1, block_size) for _ in range(blocks)]
         self._views = [memoryview(block) for block in self._maps]
@@ -149,8 +152,7 @@ class HashingFileWriter:
         self.direct = False
 
 
-def _open(path: Path, *, direct: bool) -> tuple[int, bool]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+def _open(path: Path, flags: int, *, direct: bool) -> tuple[int, bool]:
     if direct:
         try:
             fd = os.open(path, flags | O_DIRECT, 0o600)

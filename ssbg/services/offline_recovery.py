@@ -2,13 +2,13 @@
 
 No database, no server, no configuration: backups outlive the gateway. Every segment is
 authenticated as it is decrypted, and the output appears only after the *whole* object
-verified: plaintext goes to a temporary file beside the output (mode 0600), which is fsynced
-and renamed over the output at the end, or removed on any failure — including a truncated
-object, which is only detectable at its end.
+verified: plaintext goes to a temporary file beside the output (mode 0600, written with
+``O_DIRECT`` where the filesystem allows it), which is fsynced and renamed over the output at
+the end, or removed on any failure — including a truncated object, which is only detectable at
+its end.
 """
 
 import contextlib
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ssbg.domain.errors import KeyUnavailable
 from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
+from ssbg.infrastructure.durable_files import fsync_directory
+from ssbg.infrastructure.hashing_file_writer import HashingFileWriter
 
 READ_CHUNK = 1024 * 1024
 
@@ -56,35 +58,26 @@ def recover_to_file(
     decryptor = ObjectDecryptor(
         dek_resolver_for(wrapped, private_key, expected_key_version=None), expected_backup_id=None
     )
-    digest = hashlib.sha512()
     temporary = output.with_name(f".{output.name}.{secrets.token_hex(8)}.partial")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    sink = HashingFileWriter(temporary, exclusive=True)  # never a file that is not ours
     try:
-        with os.fdopen(fd, "wb") as sink, data_path.open("rb") as source:
+        with sink, data_path.open("rb") as source:
             while chunk := source.read(READ_CHUNK):
                 for plaintext in decryptor.feed(chunk):
-                    digest.update(plaintext)
                     sink.write(plaintext)
-            plaintext = decryptor.finish()
-            digest.update(plaintext)
-            sink.write(plaintext)
-            sink.flush()
-            os.fsync(sink.fileno())
+            sink.write(decryptor.finish())
+            _written, checksum = sink.finish()
         os.replace(temporary, output)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
-    directory = os.open(output.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(output.parent)
     header = decryptor.header
     assert header is not None
     return RecoveredBackup(
         backup_id=header.backup_id,
         key_version=header.key_version,
         size=decryptor.plaintext_bytes,
-        checksum_plaintext=digest.hexdigest(),
+        checksum_plaintext=checksum,
     )

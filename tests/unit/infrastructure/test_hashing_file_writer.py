@@ -131,3 +131,14 @@ def test_a_full_disk_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.Monk
         write_all(tmp_path / "restored.bin", [os.urandom(5 * BLOCK)])
 
     assert raised.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+def test_an_exclusive_writer_never_opens_an_existing_file(tmp_path: Path, direct: bool) -> None:
+    existing = tmp_path / "someone-elses.partial"
+    existing.write_bytes(b"not ours")
+
+    with pytest.raises(FileExistsError):
+        HashingFileWriter(existing, exclusive=True, direct=direct)
+
+    assert existing.read_bytes() == b"not ours"
