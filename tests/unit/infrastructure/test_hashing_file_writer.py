@@ -79,6 +79,14 @@ def test_an_existing_file_is_replaced_and_made_private(tmp_path: Path) -> None:
     assert target.stat().st_mode & 0o777 == 0o600
 
 
+def assert_written_without_direct_io(target: Path, data: bytes) -> None:
+    _, digest, direct = write_all(target, [data])
+
+    assert direct is False
+    assert target.read_bytes() == data
+    assert digest == hashlib.sha512(data).hexdigest()
+
+
 def test_a_filesystem_refusing_o_direct_at_open_gets_ordinary_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,11 +101,7 @@ def test_a_filesystem_refusing_o_direct_at_open_gets_ordinary_writes(
     monkeypatch.setattr(os, "open", refuse_direct)
     data = os.urandom(3 * BLOCK + 10)
 
-    _, digest, direct = write_all(tmp_path / "restored.bin", [data])
-
-    assert direct is False
-    assert (tmp_path / "restored.bin").read_bytes() == data
-    assert digest == hashlib.sha512(data).hexdigest()
+    assert_written_without_direct_io(tmp_path / "restored.bin", data)
 
 
 def test_a_filesystem_refusing_the_first_direct_write_gets_ordinary_writes(
@@ -114,11 +118,7 @@ def test_a_filesystem_refusing_the_first_direct_write_gets_ordinary_writes(
     monkeypatch.setattr(os, "pwrite", refuse_while_direct)
     data = os.urandom(2 * BLOCK + 3)
 
-    _, digest, direct = write_all(tmp_path / "restored.bin", [data])
-
-    assert direct is False
-    assert (tmp_path / "restored.bin").read_bytes() == data
-    assert digest == hashlib.sha512(data).hexdigest()
+    assert_written_without_direct_io(tmp_path / "restored.bin", data)
 
 
 def test_a_full_disk_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
