@@ -13,9 +13,8 @@ chain is validated afterwards to show it never forked.
 Append floor (PostgreSQL; ``--no-floor`` skips it): the same writers sending the same SQL
 (compiled from the gateway's statements) in the same round trips — BEGIN, lock the head (and
 read the incident state), guarded insert-and-move-head, COMMIT, durability barrier — straight
-on asyncpg,
-without SQLAlchemy's session and execution layers: what this machine allows any append of
-this shape from Python.
+on asyncpg, without SQLAlchemy's session and execution layers: what this machine allows any
+append of this shape from Python.
 
 Validation: a chain of N genuine entries with a signed checkpoint every 1,000 is written in
 bulk (then the database settles: ``VACUUM ANALYZE``, or a WAL checkpoint for SQLite), and a
@@ -185,7 +184,7 @@ def _run_writers(
 
 
 def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import insert
     from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
     from ssbg.infrastructure.db.models import AuditCheckpoint
@@ -194,7 +193,7 @@ def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
     compiled = {
         "lock": audit_repository._LOCK_HEAD_COMMIT_BEFORE_FLUSH,
         "append": audit_repository._APPEND_AND_MOVE_HEAD,
-        "last checkpoint": select(func.coalesce(func.max(AuditCheckpoint.sequence_number), 0)),
+        "last checkpoint": audit_repository._LAST_CHECKPOINT,
         "checkpoint": insert(AuditCheckpoint),
     }
     sql = {}
@@ -233,7 +232,7 @@ def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results
         if status != "UPDATE 1":
             raise RuntimeError(f"the guarded append wrote nothing ({status})")
         if is_checkpoint_due(entry.fields.sequence_number, INTERVAL):
-            previous = await connection.fetchval(*bound("last checkpoint", {}))
+            previous = await connection.fetchval(*bound("last checkpoint", {})) or 0
             checkpoint = await trail.signed_checkpoint(entry, previous)
             columns = {key: getattr(checkpoint, key) for key in sql["checkpoint"][1]}
             await connection.execute(*bound("checkpoint", columns))

@@ -91,6 +91,8 @@ _APPEND_AND_MOVE_HEAD = _MOVE_HEAD.where(exists(select(_APPENDED.c.sequence_numb
     _APPENDED
 )
 
+_LAST_CHECKPOINT = select(func.max(_CHECKPOINTS.sequence_number))
+
 
 def append_parameters(entry: ChainedEntry, incident: IncidentState) -> dict[str, Any]:
     """The values the append statements are bound to."""
@@ -162,7 +164,8 @@ class AuditRepository:
         The incident state is a fresh column read, never an object the session loaded earlier
         (which could be stale); a change this transaction has not flushed yet is flushed
         first, so it counts. It may still predate a change committed while this statement
-        waited for the lock: :meth:`insert_entry` refuses such an entry.
+        waited for the lock: :meth:`insert_entry` refuses such an entry, and the statement run
+        again (the lock is held by then) reads the change.
         """
         await self._session.flush()
         connection = await self._session.connection()
@@ -233,7 +236,7 @@ class AuditRepository:
 
     async def last_checkpoint_sequence(self) -> int:
         """The newest checkpoint's sequence number, 0 when there is none."""
-        result = await self._session.execute(select(func.max(AuditCheckpoint.sequence_number)))
+        result = await self._session.execute(_LAST_CHECKPOINT)
         return int(result.scalar_one() or 0)
 
     async def insert_checkpoint(self, checkpoint: AuditCheckpoint) -> None:

@@ -39,8 +39,9 @@ from ssbg.repositories.audit_repository import AuditEntryFilters, ChainHead
 from ssbg.services.unit_of_work import Database, UnitOfWork
 
 MAX_PAGE = 100
-# The incident state is read before the chain-head lock; if it changed before the lock was
-# taken, it is read again under the lock (an incident change appends, so it needs that lock).
+# The lock statement reads the incident state as it was when the statement started; if a
+# change committed while it waited (an incident change appends, so it held that lock), the
+# guarded insert writes nothing and the statement runs again, holding the lock by then.
 APPEND_ATTEMPTS = 3
 
 
@@ -59,20 +60,17 @@ class AuditTrail:
             check_canonical(event.details)
         except NotCanonical as exc:
             raise AuditUnavailable(f"Audit details are not canonical: {exc}") from None
-        locked = await tx.lock_audit_head()
-        head, incident = locked.head, locked.incident
         for _ in range(APPEND_ATTEMPTS):
-            entry = self.next_entry(head, incident, event)
+            locked = await tx.lock_audit_head()
+            entry = self.next_entry(locked.head, locked.incident, event)
             try:
-                if await tx.audit.insert_entry(entry, incident=incident):
+                if await tx.audit.insert_entry(entry, incident=locked.incident):
                     if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
                         await self._write_checkpoint(tx, entry)
                     return entry
             except IntegrityError:
                 # The sequence after the head is taken: rows were written behind the gateway.
                 raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
-            # The incident state changed while the lock statement waited: read it again.
-            incident = await tx.system_state.incident_state()
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 
     def next_entry(

@@ -70,9 +70,10 @@ WAITING_ON_A_LOCK = text(
 async def test_an_incident_change_committed_while_an_append_waits_for_the_lock_is_recorded(
     services: Services,
 ) -> None:
-    """The append reads the incident state before it queues for the chain-head lock; the
-    replica ahead of it changes the level and commits. The entry still records the new level
-    (its guarded insert finds the state changed, reads it again under the lock)."""
+    """The append's lock statement reads the incident state as it was when it started, then
+    queues for the chain-head lock; the replica ahead of it changes the level and commits. The
+    entry still records the new level (its guarded insert finds the state changed, and the
+    lock statement, run again under the lock, reads the new level)."""
     async with AsyncSession(services.db.engine) as ahead:
         await ahead.begin()
         await ahead.execute(text("UPDATE system_state SET incident_level = 2"))
