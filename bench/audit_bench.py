@@ -16,6 +16,13 @@ read the incident state), guarded insert-and-move-head, COMMIT, durability barri
 on asyncpg, without SQLAlchemy's session and execution layers: what this machine allows any
 append of this shape from Python.
 
+Append ceiling (PostgreSQL, when ``pgbench`` is installed; ``--no-floor`` skips it too):
+``pgbench``, PostgreSQL's own C client, with W connections sending the same round trips to the
+same tables — BEGIN, lock the head joined with the incident state (and ``synchronous_commit``
+off), guarded insert-and-move-head, COMMIT, durability barrier — with the entry hash computed
+in SQL (a stand-in, so the chain is not validated) and no checkpoints (one per 1,000 entries):
+what this database and machine allow when the client costs almost nothing.
+
 Validation: a chain of N genuine entries with a signed checkpoint every 1,000 is written in
 bulk (then the database settles: ``VACUUM ANALYZE``, or a WAL checkpoint for SQLite), and a
 **fresh process** runs ``AuditValidationService.check_chain`` (the service behind
@@ -34,7 +41,10 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,18 +104,19 @@ def scratch_database(backend: str, pg_url: str, workdir: Path) -> Iterator[str]:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
     name = f"ssbg_bench_{uuid.uuid4().hex[:10]}"
-    admin = pg_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    asyncio.run(_pg_admin(admin, f'CREATE DATABASE "{name}"'))
+    admin = libpq_url(pg_url)
+    asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
     try:
         yield pg_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(_pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _pg_admin(dsn: str, statement: str) -> None:
+async def _pg(dsn: str, statement: str) -> Any:
+    """Run one statement on its own connection; its first value, if it returns rows."""
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute(statement)
+        return await connection.fetchval(statement)
     finally:
         await connection.close()
 
@@ -241,7 +252,7 @@ def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results
 
     async def run() -> int:
         await signer.key_info()  # the slow key derivation, before the clock starts
-        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        connection = await asyncpg.connect(libpq_url(url))
         await asyncio.to_thread(barrier.wait)
         deadline = time.monotonic() + seconds
         count = 0
@@ -259,6 +270,87 @@ def bench_append_floor(url: str, keys: Path, writers: int, seconds: float) -> Ro
         url, keys, writers, seconds, _floor_writer, (url, str(keys), seconds)
     )
     return Row("postgres", "append floor", writers, total, elapsed, total / elapsed, None, note)
+
+
+# -- the database's ceiling (PostgreSQL, pgbench) -----------------------------------------
+
+PGBENCH_APPEND = """\
+BEGIN;
+SELECT h.sequence_number AS seq, h.entry_hash AS hash, s.incident_level AS level,
+  set_config('synchronous_commit', 'off', true) AS sc
+  FROM audit_chain_head h JOIN system_state s ON true WHERE h.id = 1 FOR UPDATE OF h \\gset
+WITH appended AS (INSERT INTO audit_log_entries SELECT gen_random_uuid(), :seq::bigint + 1, now(),
+  gen_random_uuid(), 'admin', 'BACKUP_CREATE', 'backup:' || gen_random_uuid(), 'SUCCESS',
+  '{"classification": "CONFIDENTIAL", "filename": "ledger.db", "size_bytes": 1048576}'::jsonb,
+  '203.0.113.7', 'bench-request', :level::int, :hash,
+  encode(sha512(convert_to(:hash || (:seq::bigint + 1)::text, 'UTF8')), 'hex')
+  WHERE EXISTS (SELECT FROM system_state WHERE id = 1 AND incident_level = :level::int)
+  RETURNING sequence_number, entry_hash)
+UPDATE audit_chain_head SET sequence_number = appended.sequence_number,
+  entry_hash = appended.entry_hash, updated_at = now() FROM appended WHERE id = 1;
+COMMIT;
+SELECT pg_logical_emit_message(true, 'ssbg.durability-barrier', '');
+"""
+
+
+def pgbench() -> str | None:
+    """``pgbench`` on PATH, else the newest one of Debian's PostgreSQL packages."""
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))
+    return str(candidates[-1]) if candidates else None
+
+
+def bench_append_ceiling(
+    program: str, url: str, workdir: Path, writers: int, seconds: float
+) -> Row:
+    asyncio.run(upgrade(url))
+    script = workdir / "append.pgbench"
+    script.write_text(PGBENCH_APPEND)
+    threads = min(writers, os.cpu_count() or 1)
+    command = [program, "-n", "-M", "prepared", "-c", str(writers), "-j", str(threads)]
+    command += ["-T", str(round(seconds)), "-f", str(script), libpq_url(url)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    processed = re.search(r"number of transactions actually processed: (\d+)", output)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", output)
+    if processed is None or tps is None:
+        raise SystemExit(f"pgbench printed no result:\n{output}")
+    total, per_second = int(processed.group(1)), float(tps.group(1))
+    head = asyncio.run(_pg(libpq_url(url), "SELECT sequence_number FROM audit_chain_head"))
+    if head != total:
+        raise SystemExit(f"pgbench committed {total} transactions but the head moved {head}")
+    note = "C client; hash in SQL, chain not validated"
+    return Row(
+        "postgres",
+        "append ceiling (pgbench)",
+        writers,
+        total,
+        total / per_second,
+        per_second,
+        None,
+        note,
+    )
+
+
+def bench_append_ceilings(
+    pg_url: str, workdir: Path, writer_counts: list[int], seconds: float
+) -> list[Row]:
+    program = pgbench()
+    if program is None:
+        print("pgbench is not installed: no append ceiling.")
+        return []
+    rows = []
+    for writers in writer_counts:
+        print(f"postgres: append ceiling (pgbench), {writers} connections")
+        with scratch_database("postgres", pg_url, workdir) as url:
+            rows.append(bench_append_ceiling(program, url, workdir, writers, seconds))
+        print(render(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
+def libpq_url(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def _validate_in_process(url: str, keys: Path) -> tuple[bool, int, str | None]:
@@ -438,6 +530,7 @@ def main() -> None:
                     with scratch_database(backend, pg_url, workdir) as url:
                         rows.append(bench_append_floor(url, keys, writers, args.seconds))
                     print(render(rows[-1:]).splitlines()[-1], flush=True)
+                rows += bench_append_ceilings(pg_url, workdir, writer_counts, args.seconds)
             for length in lengths:
                 print(f"{backend}: validate {length:,} entries")
                 with scratch_database(backend, pg_url, workdir) as url:
@@ -464,9 +557,9 @@ def main() -> None:
 
 
 def _postgres_answers(url: str) -> bool:
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = libpq_url(url)
     try:
-        asyncio.run(_pg_admin(dsn, "SELECT 1"))
+        asyncio.run(_pg(dsn, "SELECT 1"))
     except (OSError, asyncpg.PostgresError):
         return False
     return True
