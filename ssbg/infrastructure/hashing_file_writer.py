@@ -47,8 +47,6 @@ class HashingFileWriter:
     ) -> None:
         if block_size % ALIGNMENT or blocks < 1:
             raise ValueError("block_size must be a multiple of 4096 and blocks at least 1")
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-        self._fd, self.direct = _open(path, flags, direct=direct and O_DIRECT != 0)
         self._block_size = block_size
         self._maps = [mmap.mmap(-1, block_size) for _ in range(blocks)]
         self._views = [memoryview(block) for block in self._maps]
@@ -61,6 +59,9 @@ class HashingFileWriter:
         self._filled = 0
         self._offset = 0  # where the block being filled starts in the file
         self.received = 0
+        # Last: nothing above can fail once the file exists (the threads start on first use).
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        self._fd, self.direct = _open(path, flags, direct=direct and O_DIRECT != 0)
 
     def write(self, piece: bytes) -> int:
         """Take ``piece``; return how many bytes were handed on to the disk by this call."""
@@ -153,15 +154,15 @@ class HashingFileWriter:
 
 
 def _open(path: Path, flags: int, *, direct: bool) -> tuple[int, bool]:
+    """The file descriptor, mode 0600, and whether it is open with ``O_DIRECT``."""
+    fd = None
     if direct:
         try:
             fd = os.open(path, flags | O_DIRECT, 0o600)
         except OSError as error:
-            if error.errno != errno.EINVAL:
+            if error.errno != errno.EINVAL:  # EINVAL: this filesystem has no direct I/O
                 raise
-        else:
-            os.fchmod(fd, 0o600)  # an earlier file at ``path`` may have had looser permissions
-            return fd, True
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)
-    return fd, False
+    if fd is None:
+        fd, direct = os.open(path, flags, 0o600), False
+    os.fchmod(fd, 0o600)  # an earlier file at ``path`` may have had looser permissions
+    return fd, direct
