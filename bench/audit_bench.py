@@ -69,7 +69,7 @@ from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStor
 from ssbg.infrastructure.db.migrate import upgrade  # noqa: E402
 from ssbg.services.audit_service import AuditTrail  # noqa: E402
 from ssbg.services.audit_validation_service import AuditValidationService  # noqa: E402
-from ssbg.services.unit_of_work import Database  # noqa: E402
+from ssbg.services.unit_of_work import open_database  # noqa: E402
 from ssbg.settings import default_validation_workers  # noqa: E402
 from tests.support.audit_chain import rich_event, seed_chain  # noqa: E402
 
@@ -132,7 +132,7 @@ def key_store(directory: Path) -> FileKeyStore:
 
 def _writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
     async def run() -> int:
-        db = Database(url, pool_size=1)
+        db = open_database(url, pool_size=1)
         signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
         await signer.key_info()  # the slow key derivation, before the clock starts
         trail = AuditTrail(SystemClock(), signer, INTERVAL)
@@ -221,8 +221,8 @@ def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
 def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
     from ssbg.domain.audit_checkpoint import is_checkpoint_due
     from ssbg.domain.incident import IncidentState
+    from ssbg.infrastructure.db.database import DURABILITY_BARRIER
     from ssbg.repositories.audit_repository import ChainHead, append_parameters
-    from ssbg.services.unit_of_work import DURABILITY_BARRIER
 
     sql = _floor_sql()
     signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
@@ -355,7 +355,7 @@ def libpq_url(url: str) -> str:
 
 def _validate_in_process(url: str, keys: Path) -> tuple[bool, int, str | None]:
     async def run() -> tuple[bool, int, str | None]:
-        db = Database(url)
+        db = open_database(url)
         store = FileKeyStore(keys, KEY_PASSWORD)
         signer = CheckpointSigner(store)
         service = AuditValidationService(
@@ -375,7 +375,7 @@ def _validate_in_process(url: str, keys: Path) -> tuple[bool, int, str | None]:
 
 def _validator(url: str, keys: str, results: Any) -> None:
     async def run() -> dict[str, Any]:
-        db = Database(url)
+        db = open_database(url)
         signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
         await signer.key_info()
         service = AuditValidationService(
@@ -452,7 +452,7 @@ async def _seed(url: str, entries: int, signing_key: Any) -> None:
     """Write the chain in bulk, then let the database settle as it would have by the time a
     table that size is validated in production: statistics gathered, visibility information
     set (PostgreSQL ``VACUUM ANALYZE``), the write-ahead log checkpointed (SQLite)."""
-    db = Database(url)
+    db = open_database(url)
     try:
         await seed_chain(db.engine, entries, INTERVAL, signing_key)
         autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.errors import ValidationFailed
-from ssbg.repositories.backups_repository import BackupCursor
+from ssbg.domain.queries import BackupCursor
 
 
 def encode_backup_cursor(cursor: BackupCursor) -> str:

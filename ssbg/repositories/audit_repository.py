@@ -2,9 +2,7 @@
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,6 +26,7 @@ from ssbg.domain.audit_chain import GENESIS_HASH, ChainedEntry
 from ssbg.domain.audit_checkpoint import Checkpoint
 from ssbg.domain.audit_verification import EntryColumns, HeadRef
 from ssbg.domain.incident import IncidentState
+from ssbg.domain.queries import AuditEntryFilters
 from ssbg.infrastructure.db.models import (
     AuditChainHead,
     AuditCheckpoint,
@@ -135,16 +134,6 @@ class ChainHead:
 class LockedHead:
     head: ChainHead
     incident: IncidentState
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntryFilters:
-    action: str | None = None
-    result: str | None = None
-    actor_id: UUID | None = None
-    resource: str | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
 
 
 class AuditRepository:

@@ -7,7 +7,6 @@ racing to move the same backup never both succeed.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,34 +15,10 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ssbg.domain.enums import BackupStatus, Classification
+from ssbg.domain.enums import BackupStatus
 from ssbg.domain.errors import Conflict
+from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
-
-
-@dataclass(frozen=True, slots=True)
-class BackupViewer:
-    """Who is reading: ``sees_all`` for reviewers and admins, else only ``key_id``'s own."""
-
-    key_id: UUID
-    sees_all: bool
-
-
-@dataclass(frozen=True, slots=True)
-class BackupFilters:
-    classification: Classification | None = None
-    source_system: str | None = None
-    status: BackupStatus | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BackupCursor:
-    """A position in the listing order (newest first): the last row of the previous page."""
-
-    created_at: datetime
-    backup_id: UUID
 
 
 class BackupsRepository:

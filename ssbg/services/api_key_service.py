@@ -20,7 +20,7 @@ from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import hash_api_key
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def generate_raw_api_key() -> str:
 
 class ApiKeyService:
     def __init__(
-        self, db: Database, trail: AuditTrail, clock: Clock, mfa_box: Callable[[], SecretBox]
+        self, db: AppDatabase, trail: AuditTrail, clock: Clock, mfa_box: Callable[[], SecretBox]
     ) -> None:
         self._db = db
         self._trail = trail

@@ -25,13 +25,13 @@ from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner, SigningKeyInfo
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.audit_validation_service import BATCH_SIZE
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 
 class AuditExportService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         signer: CheckpointSigner,
         clock: Clock,

@@ -32,11 +32,12 @@ from ssbg.domain.enums import AuditAction
 from ssbg.domain.errors import AuditUnavailable
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.domain.incident import IncidentState, effective_incident_level
+from ssbg.domain.queries import AuditEntryFilters
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.db.models import AuditCheckpoint, AuditLogEntry
-from ssbg.repositories.audit_repository import AuditEntryFilters, ChainHead
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.repositories.audit_repository import ChainHead
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 MAX_PAGE = 100
 # The lock statement reads the incident state as it was when the statement started; if a
@@ -141,7 +142,7 @@ class CheckpointPage:
 class AuditReader:
     """Review access to the log. Reading is itself recorded (``AUDIT_READ``)."""
 
-    def __init__(self, db: Database, trail: AuditTrail) -> None:
+    def __init__(self, db: AppDatabase, trail: AuditTrail) -> None:
         self._db = db
         self._trail = trail
 

@@ -55,7 +55,7 @@ from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
 from ssbg.repositories.audit_repository import AuditRepository, ChainHead
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork, open_database
 
 BATCH_SIZE = 5000
 T = TypeVar("T")
@@ -65,7 +65,7 @@ log = structlog.get_logger("ssbg.audit")
 class AuditValidationService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         signer: CheckpointSigner,
         checkpoint_interval: int,
@@ -250,7 +250,7 @@ def check_segment(job: SegmentJob) -> ValidationResult:
 
 
 async def _check_segment(job: SegmentJob) -> ValidationResult:
-    db = Database(job.database_url, pool_size=1)
+    db = open_database(job.database_url, pool_size=1)
     try:
         async with db.snapshot() as tx:
             # The final segment of a range to the head validates up to the head as it reads

@@ -23,7 +23,7 @@ from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 API_KEY_PATTERN = re.compile(r"ssbg_[0-9a-f]{32}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -47,7 +47,7 @@ def principal_of(api_key: ApiKey) -> Principal:
 class AuthService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         clock: Clock,
         mfa_box: Callable[[], SecretBox],

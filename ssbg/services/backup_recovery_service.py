@@ -24,7 +24,7 @@ from ssbg.infrastructure.clock import Clock
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backup_service import BackupService
 from ssbg.services.restore_service import RestoreService
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 BATCH = 100
 
@@ -39,7 +39,7 @@ class RecoveryReport:
 class BackupRecoveryService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         clock: Clock,
         backups: BackupService,

@@ -56,6 +56,7 @@ from ssbg.domain.errors import (
 )
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.domain.permissions import Permission, is_allowed
+from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.object_format import (
     FORMAT_VERSION,
@@ -74,15 +75,10 @@ from ssbg.infrastructure.crypto.stream_encryption import (
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition, KeyVersion
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.layout import backup_prefix, data_key, wrapped_dek_key
-from ssbg.repositories.backups_repository import (
-    BackupCursor,
-    BackupFilters,
-    BackupViewer,
-)
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
 from ssbg.services.policy_enforcement import PolicyCheck, PolicyEnforcer, policy_error
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 from ssbg.settings import Settings
 
 log = structlog.get_logger("ssbg.backups")
@@ -133,7 +129,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 class BackupService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         clock: Clock,
         settings: Settings,

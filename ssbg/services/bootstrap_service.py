@@ -18,7 +18,7 @@ from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.models import AuditSigningKey, KeyVersion
 from ssbg.services.api_key_service import ApiKeyService, IssuedApiKey, NewApiKey
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class InitResult:
 class BootstrapService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         clock: Clock,
         key_store: FileKeyStore,

@@ -20,7 +20,7 @@ from ssbg.services.incident_service import IncidentService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.restore_service import RestoreService
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase, open_database
 from ssbg.settings import Settings
 
 
@@ -28,7 +28,7 @@ from ssbg.settings import Settings
 class Services:
     settings: Settings
     clock: Clock
-    db: Database
+    db: AppDatabase
     key_store: FileKeyStore
     object_store: ObjectStore
     trail: AuditTrail
@@ -69,12 +69,12 @@ def build_services(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    db: Database | None = None,
+    db: AppDatabase | None = None,
     key_store: FileKeyStore | None = None,
     object_store: ObjectStore | None = None,
 ) -> Services:
     clock = clock or SystemClock()
-    db = db or Database(settings.resolved_database_url)
+    db = db or open_database(settings.resolved_database_url)
     key_store = key_store or build_key_store(settings)
     object_store = object_store or build_object_store(settings)
     signer = CheckpointSigner(key_store)

@@ -20,7 +20,7 @@ from ssbg.domain.incident import effective_incident_level
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore
 from ssbg.infrastructure.storage.base import ObjectStore
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 CHECK_TIMEOUT_SECONDS = 5.0
 
@@ -58,7 +58,7 @@ class Readiness:
 
 class HealthService:
     def __init__(
-        self, db: Database, object_store: ObjectStore, key_store: FileKeyStore, clock: Clock
+        self, db: AppDatabase, object_store: ObjectStore, key_store: FileKeyStore, clock: Clock
     ) -> None:
         self._db = db
         self._store = object_store

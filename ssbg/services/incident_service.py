@@ -23,7 +23,7 @@ from ssbg.domain.incident import (
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import IncidentLevelChange
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 HISTORY_LENGTH = 20
 
@@ -41,7 +41,7 @@ class IncidentStatus:
 
 
 class IncidentService:
-    def __init__(self, db: Database, trail: AuditTrail, clock: Clock) -> None:
+    def __init__(self, db: AppDatabase, trail: AuditTrail, clock: Clock) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock

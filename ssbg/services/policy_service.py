@@ -13,7 +13,7 @@ from ssbg.domain.policy_rules import PolicyRule
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import Policy
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _check_rule(rule: dict[str, Any]) -> None:
 
 
 class PolicyService:
-    def __init__(self, db: Database, trail: AuditTrail, clock: Clock) -> None:
+    def __init__(self, db: AppDatabase, trail: AuditTrail, clock: Clock) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock

@@ -75,7 +75,7 @@ from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
 from ssbg.services.backup_service import BackupService
 from ssbg.services.policy_enforcement import PolicyCheck, PolicyEnforcer, policy_error
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 from ssbg.settings import Settings
 
 log = structlog.get_logger("ssbg.restores")
@@ -152,7 +152,7 @@ def _failed_event(
 class RestoreService:
     def __init__(
         self,
-        db: Database,
+        db: AppDatabase,
         trail: AuditTrail,
         clock: Clock,
         settings: Settings,

@@ -1,20 +1,13 @@
-"""Transactions, owned by the service layer.
+"""The unit of work: one open transaction and the repositories that work inside it.
 
-``async with db.transaction(write=True) as tx:`` opens one transaction, exposes the
-repositories on ``tx`` and commits when the block exits (rolls back on an exception).
-Failures of the database itself surface as ``DatabaseUnavailable`` (503): fail closed.
+The services open one with ``async with db.transaction(write=True) as tx:`` (see
+:class:`ssbg.infrastructure.db.database.Database`); :func:`open_database` is the database
+whose transactions hand out this unit of work.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from ssbg.domain.errors import DatabaseUnavailable
-from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine
+from ssbg.infrastructure.db.database import Database
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
 from ssbg.repositories.backups_repository import BackupsRepository
@@ -24,36 +17,9 @@ from ssbg.repositories.policies_repository import PoliciesRepository
 from ssbg.repositories.restores_repository import RestoresRepository
 from ssbg.repositories.system_state_repository import SystemStateRepository
 
-_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError)
-
-
-def _is_connection_failure(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barrier', '')"
-
-
-async def wait_for_wal_flush(session: AsyncSession) -> None:
-    """Return once every transaction committed before this call is on disk (PostgreSQL).
-
-    A transaction that wrote WAL waits at COMMIT (default ``synchronous_commit``) until WAL up
-    to its commit record is flushed — which covers every commit record before it. The smallest
-    such transaction is one statement in autocommit mode that writes one WAL record: a
-    transactional logical-decoding message (executable by any role, any ``wal_level``; a
-    transaction that only took a transaction id writes no WAL and would not wait).
-    Concurrent callers share one flush.
-    """
-    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    await connection.exec_driver_sql(DURABILITY_BARRIER)
-
 
 class UnitOfWork:
-    """One open transaction and the repositories that work inside it."""
-
-    def __init__(self, session: AsyncSession, *, writable: bool) -> None:
+    def __init__(self, session: AsyncSession, writable: bool) -> None:
         self.session = session
         self.writable = writable
         self.api_keys = ApiKeysRepository(session)
@@ -85,66 +51,8 @@ class UnitOfWork:
         return locked
 
 
-class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = url
-        self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
-        self._readers = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writers = async_sessionmaker(
-            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
-        # A SQLite read transaction in WAL mode is a snapshot already.
-        self._snapshots = (
-            self._readers
-            if self.engine.dialect.name == "sqlite"
-            else async_sessionmaker(
-                self.engine.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                ),
-                expire_on_commit=False,
-            )
-        )
+AppDatabase = Database[UnitOfWork]
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
 
-    def make_unit_of_work(self, session: AsyncSession, *, writable: bool) -> UnitOfWork:
-        return UnitOfWork(session, writable=writable)
-
-    @asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[UnitOfWork]:
-        sessions = self._writers if write else self._readers
-        try:
-            async with sessions() as session:
-                async with session.begin():
-                    tx = self.make_unit_of_work(session, writable=write)
-                    yield tx
-                if tx.flush_after_commit:
-                    await wait_for_wal_flush(session)
-        except Exception as exc:
-            if _is_connection_failure(exc):
-                raise DatabaseUnavailable() from exc
-            raise
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[UnitOfWork]:
-        """A read-only transaction whose statements all see the same committed state.
-
-        For long reads in many statements that must agree with each other (validating or
-        exporting the audit chain while appends continue).
-        """
-        try:
-            async with self._snapshots() as session, session.begin():
-                yield self.make_unit_of_work(session, writable=False)
-        except Exception as exc:
-            if _is_connection_failure(exc):
-                raise DatabaseUnavailable() from exc
-            raise
-
-    async def ping(self) -> None:
-        async with self.transaction(write=False) as tx:
-            await tx.session.execute(text("SELECT 1"))
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+def open_database(url: str, *, pool_size: int = 10) -> AppDatabase:
+    return Database(url, UnitOfWork, pool_size=pool_size)

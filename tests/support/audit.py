@@ -6,10 +6,10 @@ from sqlalchemy import select
 
 from ssbg.domain.audit_chain import GENESIS_HASH, ChainedFields, compute_entry_hash
 from ssbg.infrastructure.db.models import AuditLogEntry
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase
 
 
-async def audit_entries(db: Database, action: str | None = None) -> Sequence[AuditLogEntry]:
+async def audit_entries(db: AppDatabase, action: str | None = None) -> Sequence[AuditLogEntry]:
     async with db.transaction(write=False) as tx:
         statement = select(AuditLogEntry).order_by(AuditLogEntry.sequence_number)
         if action is not None:
@@ -17,7 +17,7 @@ async def audit_entries(db: Database, action: str | None = None) -> Sequence[Aud
         return (await tx.session.execute(statement)).scalars().all()
 
 
-async def head_sequence(db: Database) -> int:
+async def head_sequence(db: AppDatabase) -> int:
     async with db.transaction(write=False) as tx:
         return (await tx.audit.get_head()).sequence_number
 
@@ -51,12 +51,12 @@ def chain_problems(entries: Sequence[AuditLogEntry]) -> list[str]:
     return problems
 
 
-async def assert_chain_valid(db: Database) -> Sequence[AuditLogEntry]:
+async def assert_chain_valid(db: AppDatabase) -> Sequence[AuditLogEntry]:
     """Every hash recomputes, every link holds, sequence numbers run 1..n without a gap."""
     entries = await audit_entries(db)
     assert chain_problems(entries) == []
     return entries
 
 
-async def entries_for(db: Database, resource: str) -> list[AuditLogEntry]:
+async def entries_for(db: AppDatabase, resource: str) -> list[AuditLogEntry]:
     return [entry for entry in await audit_entries(db) if entry.resource == resource]

@@ -21,7 +21,7 @@ from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import AuthInvalidKey, DatabaseUnavailable, ForbiddenRole, KeyUnavailable
 from ssbg.domain.identity import Principal
 from ssbg.domain.permissions import Permission
-from ssbg.repositories.audit_repository import AuditEntryFilters
+from ssbg.domain.queries import AuditEntryFilters
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Reviewer = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]

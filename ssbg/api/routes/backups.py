@@ -31,7 +31,7 @@ from ssbg.domain.errors import (
 )
 from ssbg.domain.identity import Principal
 from ssbg.domain.permissions import Permission
-from ssbg.repositories.backups_repository import BackupFilters
+from ssbg.domain.queries import BackupFilters
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 Creator = Annotated[Principal, Depends(require(Permission.BACKUP_CREATE))]

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ssbg.infrastructure.db.database import wait_for_wal_flush
 from ssbg.services.container import Services
-from ssbg.services.unit_of_work import wait_for_wal_flush
 from tests.support.audit_chain import rich_event
 
 FLUSHED_SINCE = text("SELECT pg_current_wal_flush_lsn() >= CAST(CAST(:lsn AS text) AS pg_lsn)")

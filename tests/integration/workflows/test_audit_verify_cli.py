@@ -2,7 +2,7 @@
 
 import socket
 
-from ssbg.repositories.audit_repository import AuditEntryFilters
+from ssbg.domain.queries import AuditEntryFilters
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings

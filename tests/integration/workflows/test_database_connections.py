@@ -9,23 +9,23 @@ from sqlalchemy import text
 
 from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.infrastructure.db import engine as engine_module
-from ssbg.services.unit_of_work import Database
+from ssbg.services.unit_of_work import AppDatabase, open_database
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def db(backend: str, database_url: str) -> AsyncIterator[Database]:
+async def db(backend: str, database_url: str) -> AsyncIterator[AppDatabase]:
     if backend != "postgres":
         pytest.skip("connection pooling and server-side termination are PostgreSQL's")
-    database = Database(database_url, pool_size=1)
+    database = open_database(database_url, pool_size=1)
     try:
         yield database
     finally:
         await database.dispose()
 
 
-async def backend_pid(db: Database) -> int:
+async def backend_pid(db: AppDatabase) -> int:
     async with db.transaction(write=False) as tx:
         pid: int = (await tx.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     return pid
@@ -42,7 +42,7 @@ async def terminate(database_url: str, pid: int) -> None:
 
 
 async def test_a_connection_lost_in_steady_use_fails_closed_once_then_the_pool_reconnects(
-    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+    db: AppDatabase, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)  # however slow we are
     pid = await backend_pid(db)
@@ -55,7 +55,7 @@ async def test_a_connection_lost_in_steady_use_fails_closed_once_then_the_pool_r
 
 
 async def test_a_connection_idle_past_the_limit_is_pinged_and_replaced_before_use(
-    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+    db: AppDatabase, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pid = await backend_pid(db)
     await terminate(database_url, pid)

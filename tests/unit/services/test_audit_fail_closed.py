@@ -12,11 +12,12 @@ from ssbg.domain.enums import PolicyEffect, Role
 from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.domain.identity import Principal, RequestContext
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.infrastructure.db.database import Database
 from ssbg.repositories.audit_repository import AuditRepository
 from ssbg.services.api_key_service import NewApiKey
 from ssbg.services.container import Services, build_services
 from ssbg.services.policy_service import NewPolicy
-from ssbg.services.unit_of_work import Database, UnitOfWork
+from ssbg.services.unit_of_work import UnitOfWork
 from ssbg.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.databases import SqliteTemplate
@@ -32,7 +33,7 @@ class BrokenAuditRepository(AuditRepository):
         raise DatabaseUnavailable("audit insert failed")
 
 
-class DatabaseWithBrokenAudit(Database):
+class DatabaseWithBrokenAudit(Database[UnitOfWork]):
     broken = False
 
     def make_unit_of_work(self, session: AsyncSession, *, writable: bool) -> UnitOfWork:
@@ -53,7 +54,7 @@ async def setup(
     tmp_path: Path, sqlite_template: SqliteTemplate, shared_key_store: FileKeyStore
 ) -> AsyncIterator[Setup]:
     url = sqlite_template.fresh(tmp_path)
-    db = DatabaseWithBrokenAudit(url)
+    db = DatabaseWithBrokenAudit(url, UnitOfWork)
     settings = Settings(_env_file=None, database_url=url, data_dir=tmp_path)  # type: ignore[call-arg]
     services = build_services(settings, clock=FixedClock(), db=db, key_store=shared_key_store)
     await services.bootstrap.initialize()

@@ -1,0 +1,127 @@
+"""The database as the services see it: transactions that fail closed.
+
+``async with db.transaction(write=True) as tx:`` opens one transaction, hands the caller a unit
+of work built on its session (the composition root says which: the infrastructure does not know
+the repositories), commits when the block exits and rolls back on an exception. Failures of the
+database itself surface as ``DatabaseUnavailable`` (503).
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Generic, Protocol, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ssbg.domain.errors import DatabaseUnavailable
+from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine
+
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError)
+
+DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barrier', '')"
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+async def wait_for_wal_flush(session: AsyncSession) -> None:
+    """Return once every transaction committed before this call is on disk (PostgreSQL).
+
+    A transaction that wrote WAL waits at COMMIT (default ``synchronous_commit``) until WAL up
+    to its commit record is flushed — which covers every commit record before it. The smallest
+    such transaction is one statement in autocommit mode that writes one WAL record: a
+    transactional logical-decoding message (executable by any role, any ``wal_level``; a
+    transaction that only took a transaction id writes no WAL and would not wait).
+    Concurrent callers share one flush.
+    """
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await connection.exec_driver_sql(DURABILITY_BARRIER)
+
+
+class TransactionScope(Protocol):
+    """What the database needs of a unit of work: whether its commit must be followed by a
+    durability barrier (set when it committed before its WAL was flushed)."""
+
+    flush_after_commit: bool
+
+
+UnitOfWorkT = TypeVar("UnitOfWorkT", bound=TransactionScope)
+
+
+class Database(Generic[UnitOfWorkT]):
+    def __init__(
+        self,
+        url: str,
+        unit_of_work: Callable[[AsyncSession, bool], UnitOfWorkT],
+        *,
+        pool_size: int = 10,
+    ) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
+        self._unit_of_work = unit_of_work
+        self._readers = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = async_sessionmaker(
+            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+        # A SQLite read transaction in WAL mode is a snapshot already.
+        self._snapshots = (
+            self._readers
+            if self.engine.dialect.name == "sqlite"
+            else async_sessionmaker(
+                self.engine.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                ),
+                expire_on_commit=False,
+            )
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def make_unit_of_work(self, session: AsyncSession, *, writable: bool) -> UnitOfWorkT:
+        return self._unit_of_work(session, writable)
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool) -> AsyncIterator[UnitOfWorkT]:
+        async with self._session(self._writers if write else self._readers) as session:
+            async with session.begin():
+                tx = self.make_unit_of_work(session, writable=write)
+                yield tx
+            if tx.flush_after_commit:
+                await wait_for_wal_flush(session)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[UnitOfWorkT]:
+        """A read-only transaction whose statements all see the same committed state.
+
+        For long reads in many statements that must agree with each other (validating or
+        exporting the audit chain while appends continue).
+        """
+        async with self._session(self._snapshots) as session, session.begin():
+            yield self.make_unit_of_work(session, writable=False)
+
+    async def ping(self) -> None:
+        async with self._session(self._readers) as session, session.begin():
+            await session.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @staticmethod
+    @asynccontextmanager
+    async def _session(
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> AsyncIterator[AsyncSession]:
+        try:
+            async with sessions() as session:
+                yield session
+        except Exception as exc:
+            if is_connection_failure(exc):
+                raise DatabaseUnavailable() from exc
+            raise
