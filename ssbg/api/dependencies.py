@@ -2,8 +2,8 @@
 
 A route states what it needs in its signature, and nothing else decides it:
 
-    principal: Principal = Depends(require(Permission.POLICY_MANAGE))
-    principal: Principal = Depends(require(Permission.INCIDENT_SET, mfa=True))
+    actor: Actor = Depends(require(Permission.POLICY_MANAGE))
+    actor: Actor = Depends(require(Permission.INCIDENT_SET, mfa=True))
 """
 
 from collections.abc import Awaitable, Callable
@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from ssbg.api.request_context import request_id_of
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor, Principal, RequestContext
 from ssbg.domain.network import IPNetwork, client_ip, parse_networks
 from ssbg.domain.permissions import Permission
 from ssbg.services.container import Services
@@ -59,19 +59,21 @@ MfaTokenDep = Annotated[
 ]
 
 
-def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Awaitable[Principal]]:
-    """The caller must hold ``permission`` (403 ``FORBIDDEN_ROLE``), then pass MFA if asked."""
+def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Awaitable[Actor]]:
+    """The caller must hold ``permission`` (403 ``FORBIDDEN_ROLE``), then pass MFA if asked;
+    the use case then gets the caller and its request as one :class:`Actor`."""
 
     async def dependency(
         principal: PrincipalDep,
         services: ServicesDep,
         context: ContextDep,
         mfa_token: MfaTokenDep = None,
-    ) -> Principal:
-        await services.auth.authorize(principal, permission, context)
+    ) -> Actor:
+        actor = Actor(principal, context)
+        await services.auth.authorize(actor, permission)
         if mfa:
-            await services.auth.verify_mfa(principal, mfa_token, context)
-        return principal
+            await services.auth.verify_mfa(actor, mfa_token)
+        return actor
 
     dependency.__name__ = f"require_{permission.name.lower()}{'_mfa' if mfa else ''}"
     return dependency

@@ -27,13 +27,11 @@ from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
 from ssbg.domain.audit_bundle import ENTRY_PREFIX
 from ssbg.domain.audit_verification import SequenceRange, ValidationResult
 from ssbg.domain.errors import SsbgError, ValidationNotRecorded
-from ssbg.domain.identity import RequestContext
 
 if TYPE_CHECKING:  # the server side is imported by the commands that use it (settings_loader)
     from ssbg.settings import Settings
 
 EXIT_INVALID = 1
-CLI_CONTEXT = RequestContext(request_id=None, source_ip=None)
 
 app = typer.Typer(
     name="audit",
@@ -59,9 +57,7 @@ async def _verify_database(settings: "Settings", requested: SequenceRange) -> Va
 
     services = build_services(settings)
     try:
-        return await services.audit_validation.validate_chain(
-            None, CLI_CONTEXT, requested, via="cli"
-        )
+        return await services.audit_validation.validate_chain(None, requested, via="cli")
     finally:
         await services.close()
 

@@ -107,7 +107,7 @@ def init(
                 {
                     "api_key": issued.api_key,
                     "key_id": str(issued.record.id),
-                    "role": issued.record.role,
+                    "role": issued.record.role.value,
                     "totp_secret": issued.totp_secret,
                     "totp_uri": issued.totp_uri,
                 }

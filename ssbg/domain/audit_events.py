@@ -5,7 +5,7 @@ from typing import Any
 from uuid import UUID
 
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,23 +22,24 @@ class AuditEvent:
     @classmethod
     def by(
         cls,
-        principal: Principal | None,
-        context: RequestContext,
+        actor: Actor | None,
         action: AuditAction,
         resource: str,
         result: AuditResult = AuditResult.SUCCESS,
         **details: Any,
     ) -> "AuditEvent":
-        """An event performed by ``principal`` (``None`` for the system itself)."""
+        """An event performed by ``actor`` (``None`` for the gateway itself)."""
+        if actor is None:
+            return cls(action=action, resource=resource, result=result, details=details)
         return cls(
             action=action,
             resource=resource,
             result=result,
-            actor_id=principal.key_id if principal else None,
-            actor_role=principal.role.value if principal else None,
+            actor_id=actor.key_id,
+            actor_role=actor.role.value,
             details=details,
-            source_ip=context.source_ip,
-            request_id=context.request_id,
+            source_ip=actor.context.source_ip,
+            request_id=actor.context.request_id,
         )
 
 

@@ -24,9 +24,6 @@ ALLOWED_TRANSITIONS: dict[BackupStatus, frozenset[BackupStatus]] = {
 
 TERMINAL_STATUSES = frozenset(status for status, nxt in ALLOWED_TRANSITIONS.items() if not nxt)
 
-# Statuses whose ciphertext objects are expected to exist in the store.
-STORED_STATUSES = frozenset({_S.ACTIVE, _S.QUARANTINED})
-
 
 def can_transition(current: BackupStatus, target: BackupStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]

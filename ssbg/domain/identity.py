@@ -26,3 +26,19 @@ class RequestContext:
 
 
 SYSTEM_CONTEXT = RequestContext(request_id=None, source_ip=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs a use case, and the request it came with."""
+
+    principal: Principal
+    context: RequestContext
+
+    @property
+    def key_id(self) -> UUID:
+        return self.principal.key_id
+
+    @property
+    def role(self) -> Role:
+        return self.principal.role

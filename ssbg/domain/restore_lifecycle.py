@@ -5,14 +5,19 @@ being decrypted and checked. It holds the request's place in the P5/P6 rate coun
 moment policy allowed it; a gateway that dies mid-verification leaves it for start-up
 recovery to mark ``FAILED``.
 
-::
+Every move the product makes, and no other::
 
-    VERIFYING ──────────────► COMPLETED ◄──► EXPIRED
-        │                        ▲  (token re-issued / token lapsed)
-        └──► FAILED              │
-    PENDING_APPROVAL ──approve──►┘ (through VERIFYING)
-        └──reject──► REJECTED
-    DENIED (policy said no; terminal)
+    VERIFYING ──► COMPLETED          the backup verified; a token is issued (or not, after
+        │                            an approval: the requester collects it)
+        └──────► FAILED              verification failed, or its gateway died
+    PENDING_APPROVAL ──► VERIFYING   a second admin approved
+        └──────────────► REJECTED    a second admin rejected
+    COMPLETED ──► COMPLETED          a fresh token replaces the previous one
+    COMPLETED ──► EXPIRED            the token lapsed (seen at a download)
+    EXPIRED ────► COMPLETED          a fresh token
+    COMPLETED | EXPIRED ──► PENDING_APPROVAL
+                                     incident level 2 arrived before anyone approved it
+    DENIED, REJECTED, FAILED         terminal (DENIED: policy said no, at the request)
 """
 
 from enum import StrEnum
@@ -32,15 +37,11 @@ class RestoreStatus(StrEnum):
 
 _ALLOWED: dict[RestoreStatus, frozenset[RestoreStatus]] = {
     RestoreStatus.VERIFYING: frozenset({RestoreStatus.COMPLETED, RestoreStatus.FAILED}),
-    RestoreStatus.PENDING_APPROVAL: frozenset(
-        {RestoreStatus.VERIFYING, RestoreStatus.REJECTED, RestoreStatus.FAILED}
-    ),
+    RestoreStatus.PENDING_APPROVAL: frozenset({RestoreStatus.VERIFYING, RestoreStatus.REJECTED}),
     RestoreStatus.COMPLETED: frozenset(
-        {RestoreStatus.EXPIRED, RestoreStatus.PENDING_APPROVAL, RestoreStatus.FAILED}
+        {RestoreStatus.COMPLETED, RestoreStatus.EXPIRED, RestoreStatus.PENDING_APPROVAL}
     ),
-    RestoreStatus.EXPIRED: frozenset(
-        {RestoreStatus.COMPLETED, RestoreStatus.PENDING_APPROVAL, RestoreStatus.FAILED}
-    ),
+    RestoreStatus.EXPIRED: frozenset({RestoreStatus.COMPLETED, RestoreStatus.PENDING_APPROVAL}),
     RestoreStatus.DENIED: frozenset(),
     RestoreStatus.REJECTED: frozenset(),
     RestoreStatus.FAILED: frozenset(),

@@ -32,7 +32,7 @@ class ApiKeysRepository:
             select(func.count())
             .select_from(ApiKey)
             .where(
-                ApiKey.role == role.value,
+                ApiKey.role == role,
                 ApiKey.revoked_at.is_(None),
                 or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
             )

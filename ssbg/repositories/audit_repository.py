@@ -20,11 +20,13 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ssbg.domain.audit_chain import GENESIS_HASH, ChainedEntry
 from ssbg.domain.audit_checkpoint import Checkpoint
 from ssbg.domain.audit_verification import EntryColumns, HeadRef
+from ssbg.domain.errors import AuditUnavailable
 from ssbg.domain.incident import IncidentState
 from ssbg.domain.queries import AuditEntryFilters
 from ssbg.infrastructure.db.models import (
@@ -178,16 +180,22 @@ class AuditRepository:
         """Insert ``entry`` and move the chain head to it (one statement on PostgreSQL) if the
         stored incident state still equals ``incident``; ``False`` (nothing written) if not.
 
+        ``AuditUnavailable`` if the entry's sequence number is taken already: rows were
+        written behind the gateway, and the chain must be validated before it grows.
+
         The statements are built once (module level) and only bound here, from the entry's
         fields rather than an ORM object: every request appends, under the chain-head lock,
         so their construction cost is worth saving."""
         values = append_parameters(entry, incident)
         connection = await self._session.connection()
-        if connection.dialect.name == "postgresql":
-            moved = await connection.execute(_APPEND_AND_MOVE_HEAD, values)
-            return moved.rowcount == 1
-        if (await connection.execute(_APPEND, values)).rowcount != 1:
-            return False
+        try:
+            if connection.dialect.name == "postgresql":
+                moved = await connection.execute(_APPEND_AND_MOVE_HEAD, values)
+                return moved.rowcount == 1
+            if (await connection.execute(_APPEND, values)).rowcount != 1:
+                return False
+        except IntegrityError:
+            raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
         await connection.execute(_MOVE_HEAD, values)
         return True
 

@@ -68,13 +68,11 @@ class BackupsRepository:
     ) -> Sequence[BackupMetadata]:
         statement = self._visible(viewer)
         if filters.classification is not None:
-            statement = statement.where(
-                BackupMetadata.classification == filters.classification.value
-            )
+            statement = statement.where(BackupMetadata.classification == filters.classification)
         if filters.source_system is not None:
             statement = statement.where(BackupMetadata.source_system == filters.source_system)
         if filters.status is not None:
-            statement = statement.where(BackupMetadata.status == filters.status.value)
+            statement = statement.where(BackupMetadata.status == filters.status)
         if filters.created_from is not None:
             statement = statement.where(BackupMetadata.created_at >= filters.created_from)
         if filters.created_to is not None:
@@ -141,7 +139,7 @@ class BackupsRepository:
         Returns the updated record, or ``None`` if another writer moved it first.
         """
         statement = update(BackupMetadata).where(
-            BackupMetadata.id == backup_id, BackupMetadata.status == expected.value
+            BackupMetadata.id == backup_id, BackupMetadata.status == expected
         )
         if lease_lapsed_before is not None:
             statement = statement.where(
@@ -163,7 +161,7 @@ class BackupsRepository:
             update(BackupMetadata)
             .where(
                 BackupMetadata.id == backup_id,
-                BackupMetadata.status == BackupStatus.PROCESSING.value,
+                BackupMetadata.status == BackupStatus.PROCESSING,
             )
             .values(lease_expires_at=until, updated_at=now)
         )
@@ -173,7 +171,7 @@ class BackupsRepository:
         result = await self._session.execute(
             select(BackupMetadata.id)
             .where(
-                BackupMetadata.status == BackupStatus.PROCESSING.value,
+                BackupMetadata.status == BackupStatus.PROCESSING,
                 or_(
                     BackupMetadata.lease_expires_at.is_(None),
                     BackupMetadata.lease_expires_at < now,
@@ -189,7 +187,7 @@ class BackupsRepository:
             select(BackupMetadata)
             .where(
                 BackupMetadata.cleanup_pending.is_(True),
-                BackupMetadata.status.in_([BackupStatus.FAILED.value, BackupStatus.DELETED.value]),
+                BackupMetadata.status.in_([BackupStatus.FAILED, BackupStatus.DELETED]),
             )
             .order_by(BackupMetadata.updated_at)
             .limit(limit)

@@ -1,5 +1,3 @@
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,10 +17,6 @@ class KeyVersionsRepository:
 
     async def get_active_or_none(self) -> KeyVersion | None:
         result = await self._session.execute(
-            select(KeyVersion).where(KeyVersion.status == KeyVersionStatus.ACTIVE.value)
+            select(KeyVersion).where(KeyVersion.status == KeyVersionStatus.ACTIVE)
         )
         return result.scalar_one_or_none()
-
-    async def list_versions(self) -> Sequence[KeyVersion]:
-        result = await self._session.execute(select(KeyVersion).order_by(KeyVersion.version))
-        return result.scalars().all()

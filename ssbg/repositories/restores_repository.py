@@ -42,7 +42,7 @@ class RestoresRepository:
         """Requests that used up a restore (see ``COUNTED_STATUSES``) created after ``since``."""
         statement = select(func.count(), func.min(RestoreRequest.created_at)).where(
             RestoreRequest.created_at > since,
-            RestoreRequest.status.in_([status.value for status in COUNTED_STATUSES]),
+            RestoreRequest.status.in_(COUNTED_STATUSES),
         )
         if requested_by is not None:
             statement = statement.where(RestoreRequest.requested_by == requested_by)
@@ -62,7 +62,7 @@ class RestoresRepository:
         """Compare-and-set on the status (and, with ``lease_lapsed_before``, on a lapsed
         lease); ``None`` when another writer moved it first."""
         statement = update(RestoreRequest).where(
-            RestoreRequest.id == restore_id, RestoreRequest.status == current.value
+            RestoreRequest.id == restore_id, RestoreRequest.status == current
         )
         if lease_lapsed_before is not None:
             statement = statement.where(RestoreRequest.lease_expires_at < lease_lapsed_before)
@@ -72,12 +72,23 @@ class RestoresRepository:
         )
         return result.scalar_one_or_none()
 
+    async def count_download(self, restore_id: UUID) -> None:
+        """One more download of a ``COMPLETED`` request (not a status change)."""
+        await self._session.execute(
+            update(RestoreRequest)
+            .where(
+                RestoreRequest.id == restore_id,
+                RestoreRequest.status == RestoreStatus.COMPLETED,
+            )
+            .values(downloads=RestoreRequest.downloads + 1)
+        )
+
     async def renew_lease(self, restore_id: UUID, until: datetime) -> None:
         await self._session.execute(
             update(RestoreRequest)
             .where(
                 RestoreRequest.id == restore_id,
-                RestoreRequest.status == RestoreStatus.VERIFYING.value,
+                RestoreRequest.status == RestoreStatus.VERIFYING,
             )
             .values(lease_expires_at=until)
         )
@@ -86,7 +97,7 @@ class RestoresRepository:
         result = await self._session.execute(
             select(RestoreRequest.id)
             .where(
-                RestoreRequest.status == RestoreStatus.VERIFYING.value,
+                RestoreRequest.status == RestoreStatus.VERIFYING,
                 RestoreRequest.lease_expires_at < now,
             )
             .limit(limit)

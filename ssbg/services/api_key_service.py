@@ -12,7 +12,7 @@ from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_events import AuditEvent, api_key_resource
 from ssbg.domain.enums import AuditAction, Role
 from ssbg.domain.errors import InvalidStateTransition, NotFound, ValidationFailed
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.domain.network import parse_networks
 from ssbg.domain.totp import provisioning_uri
 from ssbg.infrastructure.clock import Clock
@@ -55,18 +55,15 @@ class ApiKeyService:
         self._clock = clock
         self._mfa_box = mfa_box
 
-    async def create_api_key(
-        self, principal: Principal, context: RequestContext, request: NewApiKey
-    ) -> IssuedApiKey:
+    async def create_api_key(self, actor: Actor, request: NewApiKey) -> IssuedApiKey:
         async with self._db.transaction(write=True) as tx:
-            return await self.issue_in(tx, request, principal, context)
+            return await self.issue_in(tx, request, actor)
 
     async def issue_in(
         self,
         tx: UnitOfWork,
         request: NewApiKey,
-        principal: Principal | None,
-        context: RequestContext,
+        actor: Actor | None,
         *,
         raw_key: str | None = None,
         totp_secret: str | None = None,
@@ -91,21 +88,20 @@ class ApiKeyService:
         record = ApiKey(
             id=key_id,
             key_hash=hash_api_key(raw_key),
-            role=request.role.value,
+            role=request.role,
             description=request.description,
             department=request.department,
             allowed_ips=list(request.allowed_ips),
             expires_at=request.expires_at,
             created_at=now,
-            created_by=principal.key_id if principal else None,
+            created_by=actor.key_id if actor else None,
             totp_secret_encrypted=sealed,
         )
         tx.api_keys.add(record)
         await self._trail.append(
             tx,
             AuditEvent.by(
-                principal,
-                context,
+                actor,
                 AuditAction.API_KEY_CREATE,
                 api_key_resource(key_id),
                 role=request.role.value,
@@ -134,9 +130,7 @@ class ApiKeyService:
             raise NotFound("API key not found.")
         return record
 
-    async def revoke_api_key(
-        self, principal: Principal, context: RequestContext, key_id: UUID, reason: str | None
-    ) -> ApiKey:
+    async def revoke_api_key(self, actor: Actor, key_id: UUID, reason: str | None) -> ApiKey:
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
             record = await tx.api_keys.get_or_none(key_id)
@@ -145,23 +139,22 @@ class ApiKeyService:
             if record.revoked_at is not None:
                 raise InvalidStateTransition("The API key is already revoked.")
             if (
-                record.role == Role.SUPER_ADMIN.value
+                record.role is Role.SUPER_ADMIN
                 and await tx.api_keys.count_usable_with_role(Role.SUPER_ADMIN, now) <= 1
             ):
                 raise InvalidStateTransition(
                     "Refusing to revoke the last usable super_admin key: create another first."
                 )
             record.revoked_at = now
-            record.revoked_by = principal.key_id
+            record.revoked_by = actor.key_id
             record.revoke_reason = reason
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.API_KEY_REVOKE,
                     api_key_resource(key_id),
-                    role=record.role,
+                    role=record.role.value,
                     reason=reason,
                 ),
             )

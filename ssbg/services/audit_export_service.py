@@ -20,7 +20,7 @@ from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
 from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner, SigningKeyInfo
 from ssbg.services.audit_service import AuditTrail
@@ -43,9 +43,7 @@ class AuditExportService:
         self._clock = clock
         self._checkpoint_interval = checkpoint_interval
 
-    async def export_bundle(
-        self, principal: Principal, context: RequestContext, requested: SequenceRange
-    ) -> AsyncIterator[bytes]:
+    async def export_bundle(self, actor: Actor, requested: SequenceRange) -> AsyncIterator[bytes]:
         """Check the request and record it, then return the bundle's byte stream.
 
         Everything that can be refused is refused here, before a response starts.
@@ -56,8 +54,7 @@ class AuditExportService:
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.AUDIT_EXPORT,
                     AUDIT_RESOURCE,
                     from_sequence=requested.from_sequence,

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import uuid4
 
-from sqlalchemy.exc import IntegrityError
-
 from ssbg.domain.audit_chain import (
     ChainedEntry,
     ChainedFields,
@@ -30,7 +28,7 @@ from ssbg.domain.audit_checkpoint import checkpoint_signing_input, is_checkpoint
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.errors import AuditUnavailable
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentState, effective_incident_level
 from ssbg.domain.queries import AuditEntryFilters
 from ssbg.infrastructure.clock import Clock
@@ -64,14 +62,10 @@ class AuditTrail:
         for _ in range(APPEND_ATTEMPTS):
             locked = await tx.lock_audit_head()
             entry = self.next_entry(locked.head, locked.incident, event)
-            try:
-                if await tx.audit.insert_entry(entry, incident=locked.incident):
-                    if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
-                        await self._write_checkpoint(tx, entry)
-                    return entry
-            except IntegrityError:
-                # The sequence after the head is taken: rows were written behind the gateway.
-                raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
+            if await tx.audit.insert_entry(entry, incident=locked.incident):
+                if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
+                    await self._write_checkpoint(tx, entry)
+                return entry
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 
     def next_entry(
@@ -148,8 +142,7 @@ class AuditReader:
 
     async def list_entries(
         self,
-        principal: Principal,
-        context: RequestContext,
+        actor: Actor,
         filters: AuditEntryFilters,
         after_sequence: int,
         limit: int,
@@ -160,8 +153,7 @@ class AuditReader:
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.AUDIT_READ,
                     AUDIT_RESOURCE,
                     view="entries",
@@ -174,7 +166,7 @@ class AuditReader:
         return AuditPage(entries=entries, next_after_sequence=next_after)
 
     async def list_checkpoints(
-        self, principal: Principal, context: RequestContext, after_sequence: int, limit: int
+        self, actor: Actor, after_sequence: int, limit: int
     ) -> CheckpointPage:
         limit = max(1, min(limit, MAX_PAGE))
         async with self._db.transaction(write=True) as tx:
@@ -182,8 +174,7 @@ class AuditReader:
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.AUDIT_READ,
                     AUDIT_RESOURCE,
                     view="checkpoints",

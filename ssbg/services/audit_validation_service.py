@@ -51,7 +51,7 @@ from ssbg.domain.errors import (
     SsbgError,
     ValidationNotRecorded,
 )
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
 from ssbg.repositories.audit_repository import AuditRepository, ChainHead
 from ssbg.services.audit_service import AuditTrail
@@ -84,8 +84,7 @@ class AuditValidationService:
 
     async def validate_chain(
         self,
-        principal: Principal | None,
-        context: RequestContext,
+        actor: Actor | None,
         requested: SequenceRange,
         *,
         via: str,
@@ -98,8 +97,7 @@ class AuditValidationService:
         checked = await self.check_chain(requested)
         result = checked.result
         event = AuditEvent.by(
-            principal,
-            context,
+            actor,
             AuditAction.AUDIT_VALIDATE,
             AUDIT_RESOURCE,
             AuditResult.SUCCESS if result.valid else AuditResult.FAILED,

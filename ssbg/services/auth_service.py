@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from ssbg.domain.audit_events import SYSTEM_RESOURCE, AuditEvent, api_key_resource
-from ssbg.domain.enums import AuditAction, AuditResult, Role
+from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import AuthInvalidKey, AuthMfaInvalid, AuthMfaRequired, ForbiddenRole
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor, Principal, RequestContext
 from ssbg.domain.network import ip_allowed
 from ssbg.domain.permissions import Permission, is_allowed
 from ssbg.domain.totp import match_totp_step
@@ -36,7 +36,7 @@ def hash_api_key(raw_key: str) -> str:
 def principal_of(api_key: ApiKey) -> Principal:
     return Principal(
         key_id=api_key.id,
-        role=Role(api_key.role),
+        role=api_key.role,
         description=api_key.description,
         department=api_key.department,
         expires_at=api_key.expires_at,
@@ -98,7 +98,7 @@ class AuthService:
             resource=api_key_resource(api_key.id) if api_key else SYSTEM_RESOURCE,
             result=AuditResult.DENIED,
             actor_id=api_key.id if api_key else None,
-            actor_role=api_key.role if api_key else None,
+            actor_role=api_key.role.value if api_key else None,
             details={"reason": reason},
             source_ip=context.source_ip,
             request_id=context.request_id,
@@ -106,33 +106,28 @@ class AuthService:
         async with self._db.transaction(write=True) as tx:
             await self._trail.append(tx, event)
 
-    async def authorize(
-        self, principal: Principal, permission: Permission, context: RequestContext
-    ) -> None:
+    async def authorize(self, actor: Actor, permission: Permission) -> None:
         """Raise ``ForbiddenRole`` (after recording ``AUTHZ_DENY``) unless the role may act."""
-        if is_allowed(principal.role, permission):
+        if is_allowed(actor.role, permission):
             return
         async with self._db.transaction(write=True) as tx:
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.AUTHZ_DENY,
-                    api_key_resource(principal.key_id),
+                    api_key_resource(actor.key_id),
                     AuditResult.DENIED,
                     permission=permission.value,
                 ),
             )
         raise ForbiddenRole()
 
-    async def verify_mfa(
-        self, principal: Principal, code: str | None, context: RequestContext
-    ) -> None:
+    async def verify_mfa(self, actor: Actor, code: str | None) -> None:
         """Accept a TOTP code once (RFC 6238, ±1 step) or raise; both outcomes are audited."""
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
-            api_key = await tx.api_keys.get_or_none(principal.key_id)
+            api_key = await tx.api_keys.get_or_none(actor.key_id)
             if not code:
                 reason = "MISSING"
             elif api_key is None or api_key.totp_secret_encrypted is None:
@@ -144,10 +139,9 @@ class AuthService:
                     await self._trail.append(
                         tx,
                         AuditEvent.by(
-                            principal,
-                            context,
+                            actor,
                             AuditAction.MFA_SUCCESS,
-                            api_key_resource(principal.key_id),
+                            api_key_resource(actor.key_id),
                         ),
                     )
                     return
@@ -155,10 +149,9 @@ class AuthService:
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.MFA_FAILURE,
-                    api_key_resource(principal.key_id),
+                    api_key_resource(actor.key_id),
                     AuditResult.DENIED,
                     reason=reason,
                 ),

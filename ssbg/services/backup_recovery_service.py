@@ -19,11 +19,10 @@ import structlog
 
 from ssbg.domain.enums import BackupFailureReason
 from ssbg.domain.errors import SsbgError
-from ssbg.domain.identity import SYSTEM_CONTEXT
 from ssbg.infrastructure.clock import Clock
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.backup_service import BackupService
-from ssbg.services.restore_service import RestoreService
+from ssbg.services.backups import BackupLifecycle
+from ssbg.services.restores import RestoreService
 from ssbg.services.unit_of_work import AppDatabase
 
 BATCH = 100
@@ -42,7 +41,7 @@ class BackupRecoveryService:
         db: AppDatabase,
         trail: AuditTrail,
         clock: Clock,
-        backups: BackupService,
+        backups: BackupLifecycle,
         restores: RestoreService | None = None,
     ) -> None:
         self._db = db
@@ -75,13 +74,8 @@ class BackupRecoveryService:
         failed: list[UUID] = []
         for backup_id in candidates:
             async with self._db.transaction(write=True) as tx:
-                record = await self._backups.fail_processing_in(
-                    tx,
-                    backup_id,
-                    BackupFailureReason.INTERRUPTED,
-                    principal=None,
-                    context=SYSTEM_CONTEXT,
-                    lease_lapsed_before=now,
+                record = await self._backups.fail_processing(
+                    tx, backup_id, BackupFailureReason.INTERRUPTED, None, lease_lapsed_before=now
                 )
             if record is not None:  # else renewed meanwhile, or another replica got there first
                 failed.append(backup_id)

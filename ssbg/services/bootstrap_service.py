@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from ssbg import __version__
 from ssbg.domain.audit_events import SYSTEM_RESOURCE, AuditEvent, key_version_resource
 from ssbg.domain.enums import AuditAction, KeyVersionStatus, Role
-from ssbg.domain.identity import SYSTEM_CONTEXT
 from ssbg.domain.key_versions import FIRST_KEY_VERSION, KEY_ALGORITHM
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
@@ -66,7 +65,7 @@ class BootstrapService:
                 tx.key_versions.add(
                     KeyVersion(
                         version=FIRST_KEY_VERSION,
-                        status=KeyVersionStatus.ACTIVE.value,
+                        status=KeyVersionStatus.ACTIVE,
                         algorithm=KEY_ALGORITHM,
                         public_key_pem=kek.public_key_pem,
                         fingerprint=kek.fingerprint,
@@ -77,7 +76,6 @@ class BootstrapService:
                     tx,
                     AuditEvent.by(
                         None,
-                        SYSTEM_CONTEXT,
                         AuditAction.KEY_ROTATE,
                         key_version_resource(FIRST_KEY_VERSION),
                         from_version=None,
@@ -97,7 +95,6 @@ class BootstrapService:
                 tx,
                 NewApiKey(role=Role.SUPER_ADMIN, description="bootstrap super_admin"),
                 None,
-                SYSTEM_CONTEXT,
                 raw_key=bootstrap_api_key,
                 totp_secret=bootstrap_totp_secret,
             )
@@ -107,7 +104,6 @@ class BootstrapService:
                 tx,
                 AuditEvent.by(
                     None,
-                    SYSTEM_CONTEXT,
                     AuditAction.SYSTEM_START,
                     SYSTEM_RESOURCE,
                     event="INITIALIZED",
@@ -125,7 +121,6 @@ class BootstrapService:
                 tx,
                 AuditEvent.by(
                     None,
-                    SYSTEM_CONTEXT,
                     AuditAction.SYSTEM_START,
                     SYSTEM_RESOURCE,
                     event="STARTED",

@@ -13,13 +13,13 @@ from ssbg.services.audit_service import AuditReader, AuditTrail
 from ssbg.services.audit_validation_service import AuditValidationService
 from ssbg.services.auth_service import AuthService
 from ssbg.services.backup_recovery_service import BackupRecoveryService
-from ssbg.services.backup_service import BackupService
+from ssbg.services.backups import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
-from ssbg.services.restore_service import RestoreService
+from ssbg.services.restores import RestoreService
 from ssbg.services.unit_of_work import AppDatabase, open_database
 from ssbg.settings import Settings
 
@@ -85,7 +85,15 @@ def build_services(
     policy_enforcer = PolicyEnforcer(clock, settings)
     backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
     restores = RestoreService(
-        db, trail, clock, settings, object_store, key_store, policy_enforcer, auth, backups
+        db,
+        trail,
+        clock,
+        settings,
+        object_store,
+        key_store,
+        policy_enforcer,
+        auth,
+        backups.lifecycle,
     )
     return Services(
         settings=settings,
@@ -112,6 +120,6 @@ def build_services(
         audit_export=AuditExportService(db, trail, signer, clock, interval),
         policy_enforcer=policy_enforcer,
         backups=backups,
-        backup_recovery=BackupRecoveryService(db, trail, clock, backups, restores),
+        backup_recovery=BackupRecoveryService(db, trail, clock, backups.lifecycle, restores),
         restores=restores,
     )

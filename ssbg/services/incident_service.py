@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 from ssbg.domain.audit_events import INCIDENT_RESOURCE, AuditEvent
 from ssbg.domain.enums import AuditAction
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.domain.incident import (
     IncidentLevel,
     auto_revert_at,
@@ -46,20 +46,11 @@ class IncidentService:
         self._trail = trail
         self._clock = clock
 
-    async def current_level(self, tx: UnitOfWork) -> IncidentLevel:
-        """The effective level, read inside the caller's transaction."""
-        state = await tx.system_state.get()
-        return effective_incident_level(
-            state.incident_level, state.incident_changed_at, state.last_alert_at, self._clock.now()
-        )
-
     async def get_status(self) -> IncidentStatus:
         async with self._db.transaction(write=False) as tx:
             return await self._status(tx)
 
-    async def set_level(
-        self, principal: Principal, context: RequestContext, level: IncidentLevel, reason: str
-    ) -> IncidentStatus:
+    async def set_level(self, actor: Actor, level: IncidentLevel, reason: str) -> IncidentStatus:
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
             state = await tx.system_state.get(for_update=True)
@@ -75,27 +66,26 @@ class IncidentService:
                     to_level=int(level),
                     stored_from_level=int(stored),
                     reason=reason,
-                    actor_id=principal.key_id,
+                    actor_id=actor.key_id,
                     changed_at=now,
                 )
             )
             state.incident_level = int(level)
             state.incident_reason = reason
             state.incident_changed_at = now
-            state.incident_changed_by = principal.key_id
+            state.incident_changed_by = actor.key_id
             details: dict[str, Any] = {
                 "from_level": int(current),
                 "to_level": int(level),
                 "reason": reason,
-                "actor_id": str(principal.key_id),
+                "actor_id": str(actor.key_id),
             }
             if stored != current:
                 details["auto_reverted_from"] = int(stored)
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.INCIDENT_LEVEL_CHANGE,
                     INCIDENT_RESOURCE,
                     **details,

@@ -23,7 +23,6 @@ from ssbg.domain.enums import (
     AuditAction,
     AuditResult,
     Classification,
-    PolicyEffect,
     PolicyOperation,
 )
 from ssbg.domain.errors import (
@@ -34,7 +33,7 @@ from ssbg.domain.errors import (
     SsbgError,
 )
 from ssbg.domain.hours import parse_hours
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel, effective_incident_level
 from ssbg.domain.policy_engine import (
     PolicyDecision,
@@ -79,9 +78,7 @@ def _record_of(policy: Policy) -> PolicyRecord:
         # everything, so a damaged deny record fails closed rather than silently vanishing.
         log.error("policy_rule_unreadable", policy=policy.name)
         rule = PolicyRule()
-    return PolicyRecord(
-        name=policy.name, effect=PolicyEffect(policy.effect), priority=policy.priority, rule=rule
-    )
+    return PolicyRecord(name=policy.name, effect=policy.effect, priority=policy.priority, rule=rule)
 
 
 class PolicyEnforcer:
@@ -94,9 +91,7 @@ class PolicyEnforcer:
             max_restores_per_hour=settings.max_restores_per_hour,
         )
 
-    async def decide(
-        self, tx: UnitOfWork, principal: Principal, context: RequestContext, check: PolicyCheck
-    ) -> PolicyOutcome:
+    async def decide(self, tx: UnitOfWork, actor: Actor, check: PolicyCheck) -> PolicyOutcome:
         now = self._clock.now()
         state = await tx.system_state.get()
         level = effective_incident_level(
@@ -106,12 +101,12 @@ class PolicyEnforcer:
         decision = evaluate_policy(
             PolicyRequest(
                 operation=check.operation,
-                role=principal.role,
+                role=actor.role,
                 incident_level=level,
                 local_hour=now.astimezone(self._zone).hour,
                 classification=check.classification,
                 source_system=check.source_system,
-                department=principal.department,
+                department=actor.principal.department,
                 mfa_verified=check.mfa_verified,
                 restores_by_key_last_hour=check.restores_by_key_last_hour,
                 restores_last_hour=check.restores_last_hour,
@@ -120,8 +115,7 @@ class PolicyEnforcer:
             self._limits,
         )
         event = AuditEvent.by(
-            principal,
-            context,
+            actor,
             AuditAction.POLICY_CHECK_ALLOW if decision.allowed else AuditAction.POLICY_CHECK_DENY,
             check.resource,
             AuditResult.SUCCESS if decision.allowed else AuditResult.DENIED,

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 from ssbg.domain.audit_events import AuditEvent, policy_resource
 from ssbg.domain.enums import AuditAction, PolicyEffect
 from ssbg.domain.errors import Conflict, NotFound, ValidationFailed
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor
 from ssbg.domain.policy_rules import PolicyRule
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import Policy
@@ -65,9 +65,7 @@ class PolicyService:
         self._trail = trail
         self._clock = clock
 
-    async def create_policy(
-        self, principal: Principal, context: RequestContext, request: NewPolicy
-    ) -> Policy:
+    async def create_policy(self, actor: Actor, request: NewPolicy) -> Policy:
         _check_rule(request.rule)
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
@@ -77,22 +75,21 @@ class PolicyService:
                 id=uuid4(),
                 name=request.name,
                 description=request.description,
-                effect=request.effect.value,
+                effect=request.effect,
                 priority=request.priority,
                 is_active=request.is_active,
                 rule=request.rule,
                 created_at=now,
-                created_by=principal.key_id,
+                created_by=actor.key_id,
                 updated_at=now,
-                updated_by=principal.key_id,
+                updated_by=actor.key_id,
             )
             tx.policies.add(policy)
             await tx.policies.flush()
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.POLICY_CREATE,
                     policy_resource(policy.id),
                     name=policy.name,
@@ -115,9 +112,7 @@ class PolicyService:
             raise NotFound("Policy not found.")
         return policy
 
-    async def update_policy(
-        self, principal: Principal, context: RequestContext, policy_id: UUID, changes: PolicyChanges
-    ) -> Policy:
+    async def update_policy(self, actor: Actor, policy_id: UUID, changes: PolicyChanges) -> Policy:
         if changes.rule is not None:
             _check_rule(changes.rule)
         requested = changes.as_dict()
@@ -134,17 +129,16 @@ class PolicyService:
                 raise Conflict("A policy with this name exists.", {"name": new_name})
             before = {name: getattr(policy, name) for name in requested}
             for name, value in requested.items():
-                setattr(policy, name, value.value if isinstance(value, PolicyEffect) else value)
+                setattr(policy, name, value)
             after = {name: getattr(policy, name) for name in requested}
             changed = sorted(name for name in requested if before[name] != after[name])
             policy.updated_at = self._clock.now()
-            policy.updated_by = principal.key_id
+            policy.updated_by = actor.key_id
             await tx.policies.flush()
             await self._trail.append(
                 tx,
                 AuditEvent.by(
-                    principal,
-                    context,
+                    actor,
                     AuditAction.POLICY_UPDATE,
                     policy_resource(policy.id),
                     changed=changed,

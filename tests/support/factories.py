@@ -5,7 +5,7 @@ from datetime import datetime
 import pyotp
 
 from ssbg.domain.enums import Role
-from ssbg.domain.identity import SYSTEM_CONTEXT, Principal
+from ssbg.domain.identity import SYSTEM_CONTEXT, Actor, Principal, RequestContext
 from ssbg.services.api_key_service import IssuedApiKey, NewApiKey
 from ssbg.services.auth_service import principal_of
 from ssbg.services.container import Services
@@ -29,11 +29,16 @@ async def create_api_key(
         allowed_ips=allowed_ips or [],
     )
     async with services.db.transaction(write=True) as tx:
-        return await services.api_keys.issue_in(tx, request, None, SYSTEM_CONTEXT)
+        return await services.api_keys.issue_in(tx, request, None)
 
 
 def principal(issued: IssuedApiKey) -> Principal:
     return principal_of(issued.record)
+
+
+def actor(issued: IssuedApiKey, context: RequestContext = SYSTEM_CONTEXT) -> Actor:
+    """``issued`` calling a use case directly, from ``context``."""
+    return Actor(principal_of(issued.record), context)
 
 
 def headers(issued: IssuedApiKey, *, totp_at: datetime | None = None) -> dict[str, str]:

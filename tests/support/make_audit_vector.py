@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from ssbg.domain.audit_events import AuditEvent
 from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.identity import RequestContext
+from ssbg.domain.identity import Actor, RequestContext
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.migrate import upgrade
 from ssbg.services.auth_service import principal_of
@@ -86,8 +86,10 @@ async def export_vector() -> bytes:
                     await services.trail.append(tx, event)
             clock.advance(minutes=5)
             stream = await services.audit_export.export_bundle(
-                principal_of(issued.record),
-                RequestContext(request_id="req-vector-export", source_ip="192.0.2.10"),
+                Actor(
+                    principal_of(issued.record),
+                    RequestContext(request_id="req-vector-export", source_ip="192.0.2.10"),
+                ),
                 SequenceRange(),
             )
             return b"".join([chunk async for chunk in stream])

@@ -5,12 +5,11 @@ from uuid import UUID
 
 import httpx
 
-from ssbg.domain.identity import SYSTEM_CONTEXT
 from ssbg.domain.incident import IncidentLevel
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.backups import upload
-from tests.support.factories import headers, principal
+from tests.support.factories import actor, headers
 
 JUSTIFICATION = "INC-4711: database restore after disk failure"
 
@@ -59,4 +58,4 @@ async def download(
 async def set_incident_level(
     services: Services, super_admin: IssuedApiKey, level: IncidentLevel
 ) -> None:
-    await services.incidents.set_level(principal(super_admin), SYSTEM_CONTEXT, level, "test")
+    await services.incidents.set_level(actor(super_admin), level, "test")

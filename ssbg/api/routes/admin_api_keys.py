@@ -3,17 +3,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ssbg.api.dependencies import ContextDep, ServicesDep, require
+from ssbg.api.dependencies import ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.request_context import request_id_of
 from ssbg.api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
 from ssbg.domain.errors import AuthInvalidKey, ForbiddenRole, InvalidStateTransition, NotFound
-from ssbg.domain.identity import Principal
+from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 
 router = APIRouter(prefix="/admin/api-keys", tags=["admin: API keys"])
-SuperAdmin = Annotated[Principal, Depends(require(Permission.API_KEY_MANAGE))]
+SuperAdmin = Annotated[Actor, Depends(require(Permission.API_KEY_MANAGE))]
 _ERRORS = (AuthInvalidKey, ForbiddenRole)
 
 
@@ -27,12 +27,11 @@ async def create_api_key(
     body: ApiKeyCreate,
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: SuperAdmin,
+    actor: SuperAdmin,
 ) -> Envelope[ApiKeyCreated]:
     """Create an API key. The raw key (and, for admin roles, the TOTP secret) is in this
     response only: it is never stored and cannot be shown again."""
-    issued = await services.api_keys.create_api_key(principal, context, body.to_request())
+    issued = await services.api_keys.create_api_key(actor, body.to_request())
     return Envelope(
         data=ApiKeyCreated.of_issued(issued, services.clock.now()),
         meta=Meta(request_id=request_id_of(request.scope)),
@@ -41,7 +40,7 @@ async def create_api_key(
 
 @router.get("", response_model=ListEnvelope[ApiKeyOut], responses=error_responses(*_ERRORS))
 async def list_api_keys(
-    request: Request, services: ServicesDep, _principal: SuperAdmin
+    request: Request, services: ServicesDep, actor: SuperAdmin
 ) -> ListEnvelope[ApiKeyOut]:
     """Every API key, revoked ones included (they stay for the audit trail)."""
     records = await services.api_keys.list_api_keys()
@@ -56,7 +55,7 @@ async def list_api_keys(
     "/{key_id}", response_model=Envelope[ApiKeyOut], responses=error_responses(*_ERRORS, NotFound)
 )
 async def get_api_key(
-    key_id: UUID, request: Request, services: ServicesDep, _principal: SuperAdmin
+    key_id: UUID, request: Request, services: ServicesDep, actor: SuperAdmin
 ) -> Envelope[ApiKeyOut]:
     record = await services.api_keys.get_api_key(key_id)
     return Envelope(
@@ -74,12 +73,11 @@ async def revoke_api_key(
     key_id: UUID,
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: SuperAdmin,
+    actor: SuperAdmin,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Envelope[ApiKeyOut]:
     """Revoke a key. The record is kept for the audit trail; the key stops working at once."""
-    record = await services.api_keys.revoke_api_key(principal, context, key_id, reason)
+    record = await services.api_keys.revoke_api_key(actor, key_id, reason)
     return Envelope(
         data=ApiKeyOut.of(record, services.clock.now()),
         meta=Meta(request_id=request_id_of(request.scope)),

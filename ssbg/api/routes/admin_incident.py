@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from ssbg.api.dependencies import ContextDep, ServicesDep, require
+from ssbg.api.dependencies import ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.request_context import request_id_of
 from ssbg.api.schemas.common import Envelope, Meta
@@ -14,7 +14,7 @@ from ssbg.domain.errors import (
     ForbiddenRole,
     InvalidStateTransition,
 )
-from ssbg.domain.identity import Principal
+from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.permissions import Permission
 
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/admin/incident", tags=["admin: incident"])
 async def get_incident(
     request: Request,
     services: ServicesDep,
-    _principal: Annotated[Principal, Depends(require(Permission.INCIDENT_READ))],
+    _actor: Annotated[Actor, Depends(require(Permission.INCIDENT_READ))],
 ) -> Envelope[IncidentOut]:
     """The effective incident level (0 NORMAL, 1 ALERT, 2 QUARANTINE, 3 LOCKDOWN) and its history.
 
@@ -50,11 +50,8 @@ async def set_incident(
     body: IncidentLevelSet,
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Annotated[Principal, Depends(require(Permission.INCIDENT_SET, mfa=True))],
+    actor: Annotated[Actor, Depends(require(Permission.INCIDENT_SET, mfa=True))],
 ) -> Envelope[IncidentOut]:
     """Set the incident level (super_admin with MFA). Level 3 (LOCKDOWN) is permanent."""
-    status = await services.incidents.set_level(
-        principal, context, IncidentLevel(body.level), body.reason
-    )
+    status = await services.incidents.set_level(actor, IncidentLevel(body.level), body.reason)
     return Envelope(data=IncidentOut.of(status), meta=Meta(request_id=request_id_of(request.scope)))

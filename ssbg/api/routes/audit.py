@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from ssbg.api.dependencies import ContextDep, ServicesDep, require
+from ssbg.api.dependencies import ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.request_context import request_id_of
 from ssbg.api.schemas.audit import (
@@ -19,12 +19,12 @@ from ssbg.domain.audit_bundle import BUNDLE_MEDIA_TYPE
 from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import AuthInvalidKey, DatabaseUnavailable, ForbiddenRole, KeyUnavailable
-from ssbg.domain.identity import Principal
+from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 from ssbg.domain.queries import AuditEntryFilters
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-Reviewer = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+Reviewer = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]
 
 
 @router.get(
@@ -35,8 +35,7 @@ Reviewer = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 async def list_entries(
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Reviewer,
+    actor: Reviewer,
     action: AuditAction | None = None,
     result: AuditResult | None = None,
     actor_id: UUID | None = None,
@@ -56,7 +55,7 @@ async def list_entries(
         occurred_from=occurred_from,
         occurred_to=occurred_to,
     )
-    page = await services.audit.list_entries(principal, context, filters, after_sequence, limit)
+    page = await services.audit.list_entries(actor, filters, after_sequence, limit)
     return ListEnvelope(
         data=[AuditEntryOut.of(entry) for entry in page.entries],
         meta=ListMeta(
@@ -74,8 +73,7 @@ async def list_entries(
 async def list_checkpoints(
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Reviewer,
+    actor: Reviewer,
     after_sequence: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> ListEnvelope[CheckpointOut]:
@@ -83,7 +81,7 @@ async def list_checkpoints(
 
     Each signature (base64 DER, ECDSA P-384/SHA-384) covers the checkpoint's fields as
     documented in docs/audit-evidence.md. This read is itself recorded (``AUDIT_READ``)."""
-    page = await services.audit.list_checkpoints(principal, context, after_sequence, limit)
+    page = await services.audit.list_checkpoints(actor, after_sequence, limit)
     return ListEnvelope(
         data=[CheckpointOut.of(checkpoint) for checkpoint in page.checkpoints],
         meta=ListMeta(
@@ -101,8 +99,7 @@ async def list_checkpoints(
 async def validate_chain(
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Reviewer,
+    actor: Reviewer,
     body: ValidateRequest | None = None,
 ) -> Envelope[ValidationResultOut]:
     """Validate the chain (or ``from_sequence``..``to_sequence``): every hash recomputed, every
@@ -111,7 +108,7 @@ async def validate_chain(
     with the result (``FAILED`` when invalid)."""
     body = body or ValidateRequest()
     result = await services.audit_validation.validate_chain(
-        principal, context, SequenceRange(body.from_sequence, body.to_sequence), via="api"
+        actor, SequenceRange(body.from_sequence, body.to_sequence), via="api"
     )
     return Envelope(
         data=ValidationResultOut.of(result), meta=Meta(request_id=request_id_of(request.scope))
@@ -131,8 +128,7 @@ async def validate_chain(
 )
 async def export_bundle(
     services: ServicesDep,
-    context: ContextDep,
-    principal: Reviewer,
+    actor: Reviewer,
     from_sequence: Annotated[int | None, Query(ge=1)] = None,
     to_sequence: Annotated[int | None, Query(ge=1)] = None,
 ) -> StreamingResponse:
@@ -140,7 +136,7 @@ async def export_bundle(
     public key, the entries, the signed checkpoints, an end record. ``ssbg audit verify
     --bundle`` checks it offline. Recorded as ``AUDIT_EXPORT`` with the range."""
     stream = await services.audit_export.export_bundle(
-        principal, context, SequenceRange(from_sequence, to_sequence)
+        actor, SequenceRange(from_sequence, to_sequence)
     )
     return StreamingResponse(
         stream,

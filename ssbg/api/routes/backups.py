@@ -4,7 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime
 
-from ssbg.api.dependencies import ContextDep, MfaTokenDep, ServicesDep, require
+from ssbg.api.dependencies import MfaTokenDep, ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.pagination import decode_backup_cursor, encode_backup_cursor
 from ssbg.api.request_context import request_id_of
@@ -29,14 +29,14 @@ from ssbg.domain.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from ssbg.domain.identity import Principal
+from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 from ssbg.domain.queries import BackupFilters
 
 router = APIRouter(prefix="/backups", tags=["backups"])
-Creator = Annotated[Principal, Depends(require(Permission.BACKUP_CREATE))]
-Reader = Annotated[Principal, Depends(require(Permission.BACKUP_READ))]
-Deleter = Annotated[Principal, Depends(require(Permission.BACKUP_DELETE))]
+Creator = Annotated[Actor, Depends(require(Permission.BACKUP_CREATE))]
+Reader = Annotated[Actor, Depends(require(Permission.BACKUP_READ))]
+Deleter = Annotated[Actor, Depends(require(Permission.BACKUP_DELETE))]
 _AUTH = (AuthInvalidKey, ForbiddenRole)
 
 _UPLOAD_BODY: dict[str, Any] = {
@@ -99,8 +99,7 @@ async def create_backup(
     request: Request,
     response: Response,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Creator,
+    actor: Creator,
     classification: Annotated[str | None, Query(description="Raw body only.")] = None,
     source_system: Annotated[str | None, Query(description="Raw body only.")] = None,
     filename: Annotated[str | None, Query(description="Raw body only.")] = None,
@@ -119,7 +118,7 @@ async def create_backup(
     record and its audit entries are committed.
     """
     meta = Meta(request_id=request_id_of(request.scope))
-    replay = await services.backups.find_replay_or_none(principal, idempotency_key)
+    replay = await services.backups.find_replay_or_none(actor, idempotency_key)
     if replay is not None:
         response.headers["Location"] = _location(request, replay.id)
         response.headers["Idempotent-Replayed"] = "true"
@@ -155,8 +154,7 @@ async def create_backup(
         payload = body_chunks(request)
 
     backup = await services.backups.create_backup(
-        principal,
-        context,
+        actor,
         submission,
         payload,
         idempotency_key=idempotency_key,
@@ -170,7 +168,7 @@ async def create_backup(
 async def list_backups(
     request: Request,
     services: ServicesDep,
-    principal: Reader,
+    actor: Reader,
     classification: Classification | None = None,
     source_system: Annotated[str | None, Query(pattern=SOURCE_SYSTEM_PATTERN)] = None,
     status: BackupStatus | None = None,
@@ -183,7 +181,7 @@ async def list_backups(
     previous page's ``meta.next_cursor`` (``null`` on the last page). Pages stay consistent
     while new backups arrive: no row is repeated or skipped."""
     page = await services.backups.list_backups(
-        principal,
+        actor,
         BackupFilters(
             classification=classification,
             source_system=source_system,
@@ -209,10 +207,10 @@ async def list_backups(
     responses=error_responses(*_AUTH, BackupNotFound),
 )
 async def get_backup(
-    backup_id: UUID, request: Request, services: ServicesDep, principal: Reader
+    backup_id: UUID, request: Request, services: ServicesDep, actor: Reader
 ) -> Envelope[BackupOut]:
     """The metadata record of one backup (operators: their own only, else 404)."""
-    backup = await services.backups.get_backup(principal, backup_id)
+    backup = await services.backups.get_backup(actor, backup_id)
     return Envelope(data=BackupOut.of(backup), meta=Meta(request_id=request_id_of(request.scope)))
 
 
@@ -222,10 +220,10 @@ async def get_backup(
     responses=error_responses(*_AUTH, BackupNotFound),
 )
 async def get_backup_status(
-    backup_id: UUID, request: Request, services: ServicesDep, principal: Reader
+    backup_id: UUID, request: Request, services: ServicesDep, actor: Reader
 ) -> Envelope[BackupStatusOut]:
     """The lifecycle status and every persisted transition, oldest first."""
-    view = await services.backups.get_status(principal, backup_id)
+    view = await services.backups.get_status(actor, backup_id)
     return Envelope(
         data=BackupStatusOut.of(view.backup, view.transitions),
         meta=Meta(request_id=request_id_of(request.scope)),
@@ -250,12 +248,9 @@ async def delete_backup(
     backup_id: UUID,
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Deleter,
+    actor: Deleter,
     mfa_token: MfaTokenDep = None,
 ) -> Envelope[BackupOut]:
     """Remove the ciphertext from storage; the metadata stays, with status ``DELETED``."""
-    backup = await services.backups.delete_backup(
-        principal, context, backup_id, mfa_token=mfa_token
-    )
+    backup = await services.backups.delete_backup(actor, backup_id, mfa_token=mfa_token)
     return Envelope(data=BackupOut.of(backup), meta=Meta(request_id=request_id_of(request.scope)))

@@ -14,7 +14,7 @@ from ssbg.domain.errors import (
     KeyUnavailable,
     StorageUnavailable,
 )
-from ssbg.domain.identity import Principal
+from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -50,7 +50,7 @@ async def ready(services: ServicesDep) -> dict[str, Any]:
 async def detailed(
     request: Request,
     services: ServicesDep,
-    _principal: Annotated[Principal, Depends(require(Permission.HEALTH_DETAILED))],
+    _actor: Annotated[Actor, Depends(require(Permission.HEALTH_DETAILED))],
 ) -> Envelope[dict[str, Any]]:
     """Every check with its latency, the incident level, the active key version, the audit head."""
     details = await services.health.details()

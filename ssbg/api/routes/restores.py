@@ -5,7 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ssbg.api.dependencies import ContextDep, MfaTokenDep, ServicesDep, require
+from ssbg.api.dependencies import MfaTokenDep, ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.paths import API_PREFIX
 from ssbg.api.request_context import request_id_of
@@ -28,13 +28,13 @@ from ssbg.domain.errors import (
     RestoreTokenExpired,
     StorageUnavailable,
 )
-from ssbg.domain.identity import Principal
+from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 from ssbg.domain.restore_lifecycle import RestoreStatus
 
 router = APIRouter(prefix="/restores", tags=["restores"])
-Requester = Annotated[Principal, Depends(require(Permission.RESTORE_REQUEST))]
-Approver = Annotated[Principal, Depends(require(Permission.RESTORE_APPROVE, mfa=True))]
+Requester = Annotated[Actor, Depends(require(Permission.RESTORE_REQUEST))]
+Approver = Annotated[Actor, Depends(require(Permission.RESTORE_APPROVE, mfa=True))]
 _AUTH = (AuthInvalidKey, ForbiddenRole)
 _POLICY = (AuthMfaRequired, AuthMfaInvalid, PolicyDenied, IncidentLockdown, RateLimited)
 _VERIFY = (IntegrityFailure, CryptoShredded, KeyUnavailable, StorageUnavailable)
@@ -58,8 +58,7 @@ async def request_restore(
     request: Request,
     response: Response,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Requester,
+    actor: Requester,
     mfa_token: MfaTokenDep = None,
 ) -> Envelope[RestoreOut]:
     """Request a restore: policy (incident level, role, classification and MFA, business
@@ -67,9 +66,9 @@ async def request_restore(
     time-limited download token — shown in this response only. Under incident level 2 the
     request waits for a second admin's approval (202)."""
     outcome = await services.restores.request_restore(
-        principal, context, body.backup_id, body.justification, mfa_token=mfa_token
+        actor, body.backup_id, body.justification, mfa_token=mfa_token
     )
-    if outcome.restore.status == RestoreStatus.PENDING_APPROVAL.value:
+    if outcome.restore.status is RestoreStatus.PENDING_APPROVAL:
         response.status_code = 202
     response.headers["Location"] = f"{API_PREFIX}/restores/{outcome.restore.id}"
     return _envelope(request, RestoreOut.of(outcome.restore, API_PREFIX, outcome.token))
@@ -81,7 +80,7 @@ async def request_restore(
     responses=error_responses(*_AUTH, RestoreNotFound),
 )
 async def get_restore(
-    restore_id: UUID, request: Request, services: ServicesDep, _principal: Requester
+    restore_id: UUID, request: Request, services: ServicesDep, actor: Requester
 ) -> Envelope[RestoreOut]:
     """A restore request and its status (never its token)."""
     restore = await services.restores.get_restore(restore_id)
@@ -99,12 +98,11 @@ async def approve_restore(
     restore_id: UUID,
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Approver,
+    actor: Approver,
 ) -> Envelope[RestoreOut]:
     """Approve another admin's pending restore (MFA required). The backup is decrypted and
     verified now; the requester then collects a token with ``POST /restores/{id}/token``."""
-    restore = await services.restores.approve(principal, context, restore_id)
+    restore = await services.restores.approve(actor, restore_id)
     return _envelope(request, RestoreOut.of(restore, API_PREFIX))
 
 
@@ -125,11 +123,10 @@ async def reject_restore(
     body: RestoreReject,
     request: Request,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Approver,
+    actor: Approver,
 ) -> Envelope[RestoreOut]:
     """Reject another admin's pending restore (MFA required)."""
-    restore = await services.restores.reject(principal, context, restore_id, body.reason)
+    restore = await services.restores.reject(actor, restore_id, body.reason)
     return _envelope(request, RestoreOut.of(restore, API_PREFIX))
 
 
@@ -154,15 +151,12 @@ async def issue_token(
     request: Request,
     response: Response,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Requester,
+    actor: Requester,
     mfa_token: MfaTokenDep = None,
 ) -> Envelope[RestoreOut]:
     """A fresh download token for your own approved or completed restore (also how a lost or
     expired token is replaced). Policy, incident level and MFA are checked again."""
-    outcome = await services.restores.issue_token(
-        principal, context, restore_id, mfa_token=mfa_token
-    )
+    outcome = await services.restores.issue_token(actor, restore_id, mfa_token=mfa_token)
     if outcome.token is None:
         response.status_code = 202
     return _envelope(request, RestoreOut.of(outcome.restore, API_PREFIX, outcome.token))
@@ -200,8 +194,7 @@ def _content_disposition(filename: str) -> str:
 async def download(
     restore_id: UUID,
     services: ServicesDep,
-    context: ContextDep,
-    principal: Requester,
+    actor: Requester,
     restore_token: Annotated[
         str | None, Header(alias="X-Restore-Token", description="the restore's download token")
     ] = None,
@@ -209,7 +202,7 @@ async def download(
     """Stream the restored plaintext, decrypted segment by segment. If a segment fails to
     authenticate, the connection is aborted: a client never receives a silently short file
     (check ``Content-Length`` and ``X-Content-SHA512``)."""
-    stream = await services.restores.open_download(principal, context, restore_id, restore_token)
+    stream = await services.restores.open_download(actor, restore_id, restore_token)
     return StreamingResponse(
         stream.chunks,
         media_type=stream.content_type or "application/octet-stream",

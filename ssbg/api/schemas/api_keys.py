@@ -57,7 +57,7 @@ class ApiKeyOut(BaseModel):
             status = ApiKeyStatus.ACTIVE
         return cls(
             key_id=record.id,
-            role=Role(record.role),
+            role=record.role,
             status=status,
             description=record.description,
             department=record.department,

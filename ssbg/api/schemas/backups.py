@@ -17,7 +17,7 @@ from ssbg.domain.backup_fields import (
 from ssbg.domain.enums import BackupFailureReason, BackupStatus, Classification
 from ssbg.domain.errors import ValidationFailed
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
-from ssbg.services.backup_service import BackupSubmission
+from ssbg.services.backups import BackupSubmission
 
 SourceSystem = Annotated[str, StringConstraints(strict=True, pattern=SOURCE_SYSTEM_PATTERN)]
 Description = Annotated[
@@ -91,8 +91,8 @@ class BackupOut(BaseModel):
     def of(cls, backup: BackupMetadata) -> "BackupOut":
         return cls(
             backup_id=backup.id,
-            status=BackupStatus(backup.status),
-            classification=Classification(backup.classification),
+            status=backup.status,
+            classification=backup.classification,
             source_system=backup.source_system,
             original_filename=backup.original_filename,
             description=backup.description,
@@ -123,8 +123,8 @@ class TransitionOut(BaseModel):
     @classmethod
     def of(cls, transition: BackupStatusTransition) -> "TransitionOut":
         return cls(
-            from_status=BackupStatus(transition.from_status) if transition.from_status else None,
-            to_status=BackupStatus(transition.to_status),
+            from_status=transition.from_status,
+            to_status=transition.to_status,
             at=transition.at,
             reason=transition.reason,
         )
@@ -142,7 +142,7 @@ class BackupStatusOut(BaseModel):
     ) -> "BackupStatusOut":
         return cls(
             backup_id=backup.id,
-            status=BackupStatus(backup.status),
+            status=backup.status,
             failure_reason=BackupFailureReason(backup.failure_reason)
             if backup.failure_reason
             else None,

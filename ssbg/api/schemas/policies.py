@@ -99,7 +99,7 @@ class PolicyOut(BaseModel):
             policy_id=policy.id,
             name=policy.name,
             description=policy.description,
-            effect=PolicyEffect(policy.effect),
+            effect=policy.effect,
             priority=policy.priority,
             is_active=policy.is_active,
             rule=policy.rule,

@@ -54,13 +54,13 @@ class RestoreOut(BaseModel):
     @classmethod
     def of(cls, restore: RestoreRequest, api_prefix: str, token: str | None = None) -> "RestoreOut":
         """The record; ``download`` carries ``token`` only in the response that issued it."""
-        has_download = restore.status == RestoreStatus.COMPLETED.value and (
+        has_download = restore.status is RestoreStatus.COMPLETED and (
             restore.token_expires_at is not None
         )
         return cls(
             restore_id=restore.id,
             backup_id=restore.backup_id,
-            status=RestoreStatus(restore.status),
+            status=restore.status,
             requested_by=restore.requested_by,
             justification=restore.justification,
             mfa_verified=restore.mfa_verified,

@@ -145,9 +145,6 @@ class FileKeyStore:
         self._private_keys[name] = key
         return key
 
-    def forget(self, name: str) -> None:
-        self._private_keys.pop(name, None)
-
     def _pkcs12(self, name: str, key: ec.EllipticCurvePrivateKey) -> bytes:
         encryption = (
             serialization.PrivateFormat.PKCS12.encryption_builder()

@@ -1,9 +1,10 @@
 """Declarative base with a constraint naming convention and portable column types."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, String
+from sqlalchemy import JSON, DateTime, Enum, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -54,6 +55,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def enum_column(enum: type[StrEnum], length: int) -> Enum:
+    """A column holding one of ``enum``'s wire values as plain ``VARCHAR(length)``.
+
+    Rows load as enum members, so services compare and branch on the domain's enums instead
+    of re-wrapping strings; an unknown stored value fails to load instead of passing as text.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
 
 
 class Base(DeclarativeBase):

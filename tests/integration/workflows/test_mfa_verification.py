@@ -11,7 +11,7 @@ from ssbg.domain.identity import RequestContext
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries
 from tests.support.clock import FixedClock
-from tests.support.factories import create_api_key, principal
+from tests.support.factories import actor, create_api_key
 
 CONTEXT = RequestContext(request_id="mfa-test", source_ip="192.0.2.10")
 
@@ -21,9 +21,9 @@ async def test_valid_code_passes_once_and_is_audited(services: Services, clock: 
     assert admin.totp_secret is not None
     code = pyotp.TOTP(admin.totp_secret).at(clock.now())
 
-    await services.auth.verify_mfa(principal(admin), code, CONTEXT)
+    await services.auth.verify_mfa(actor(admin, CONTEXT), code)
     with pytest.raises(AuthMfaInvalid):
-        await services.auth.verify_mfa(principal(admin), code, CONTEXT)
+        await services.auth.verify_mfa(actor(admin, CONTEXT), code)
 
     successes = await audit_entries(services.db, "MFA_SUCCESS")
     failures = await audit_entries(services.db, "MFA_FAILURE")
@@ -39,7 +39,7 @@ async def test_wrong_code_fails(services: Services, clock: FixedClock) -> None:
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
 
     with pytest.raises(AuthMfaInvalid):
-        await services.auth.verify_mfa(principal(admin), wrong, CONTEXT)
+        await services.auth.verify_mfa(actor(admin, CONTEXT), wrong)
 
 
 @pytest.mark.parametrize("offset", [-30, 30])
@@ -50,7 +50,7 @@ async def test_previous_and_next_step_are_accepted(
     assert admin.totp_secret is not None
     code = pyotp.TOTP(admin.totp_secret).at(clock.now() + timedelta(seconds=offset))
 
-    await services.auth.verify_mfa(principal(admin), code, CONTEXT)
+    await services.auth.verify_mfa(actor(admin, CONTEXT), code)
 
 
 async def test_an_older_code_fails_after_a_newer_one_was_used(
@@ -59,10 +59,10 @@ async def test_an_older_code_fails_after_a_newer_one_was_used(
     admin = await create_api_key(services, Role.ADMIN)
     totp = pyotp.TOTP(admin.totp_secret or "")
     older = totp.at(clock.now() - timedelta(seconds=30))
-    await services.auth.verify_mfa(principal(admin), totp.at(clock.now()), CONTEXT)
+    await services.auth.verify_mfa(actor(admin, CONTEXT), totp.at(clock.now()))
 
     with pytest.raises(AuthMfaInvalid):
-        await services.auth.verify_mfa(principal(admin), older, CONTEXT)
+        await services.auth.verify_mfa(actor(admin, CONTEXT), older)
 
 
 async def test_a_later_code_passes_after_time_moves_on(
@@ -70,17 +70,17 @@ async def test_a_later_code_passes_after_time_moves_on(
 ) -> None:
     admin = await create_api_key(services, Role.ADMIN)
     totp = pyotp.TOTP(admin.totp_secret or "")
-    await services.auth.verify_mfa(principal(admin), totp.at(clock.now()), CONTEXT)
+    await services.auth.verify_mfa(actor(admin, CONTEXT), totp.at(clock.now()))
     clock.advance(seconds=30)
 
-    await services.auth.verify_mfa(principal(admin), totp.at(clock.now()), CONTEXT)
+    await services.auth.verify_mfa(actor(admin, CONTEXT), totp.at(clock.now()))
 
 
 async def test_missing_code_is_mfa_required(services: Services) -> None:
     admin = await create_api_key(services, Role.ADMIN)
 
     with pytest.raises(AuthMfaRequired):
-        await services.auth.verify_mfa(principal(admin), None, CONTEXT)
+        await services.auth.verify_mfa(actor(admin, CONTEXT), None)
 
     assert (await audit_entries(services.db, "MFA_FAILURE"))[-1].details == {"reason": "MISSING"}
 
@@ -94,7 +94,7 @@ async def test_keys_without_a_secret_never_pass_mfa(
     some_code = pyotp.TOTP(pyotp.random_base32()).at(clock.now())
 
     with pytest.raises(AuthMfaInvalid):
-        await services.auth.verify_mfa(principal(key), some_code, CONTEXT)
+        await services.auth.verify_mfa(actor(key, CONTEXT), some_code)
 
     assert (await audit_entries(services.db, "MFA_FAILURE"))[-1].details == {
         "reason": "NOT_ENROLLED"

@@ -109,4 +109,6 @@ async def test_a_missing_key_file_fails_closed_with_key_unavailable(
         "backup_id": backup_id,
         "reason": "KEY_UNAVAILABLE",
         "quarantined": False,
+        "from_status": "VERIFYING",
+        "to_status": "FAILED",
     }

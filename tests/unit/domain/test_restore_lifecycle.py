@@ -17,6 +17,8 @@ S = RestoreStatus
         (S.COMPLETED, S.EXPIRED),
         (S.EXPIRED, S.COMPLETED),
         (S.COMPLETED, S.PENDING_APPROVAL),
+        (S.EXPIRED, S.PENDING_APPROVAL),
+        (S.COMPLETED, S.COMPLETED),  # a fresh download token
     ],
 )
 def test_allowed_moves(current: RestoreStatus, target: RestoreStatus) -> None:
@@ -31,6 +33,10 @@ def test_allowed_moves(current: RestoreStatus, target: RestoreStatus) -> None:
         (S.FAILED, S.COMPLETED),
         (S.PENDING_APPROVAL, S.COMPLETED),
         (S.VERIFYING, S.PENDING_APPROVAL),
+        (S.VERIFYING, S.VERIFYING),
+        (S.PENDING_APPROVAL, S.FAILED),
+        (S.COMPLETED, S.FAILED),
+        (S.EXPIRED, S.EXPIRED),
     ],
 )
 def test_illegal_moves_raise(current: RestoreStatus, target: RestoreStatus) -> None:

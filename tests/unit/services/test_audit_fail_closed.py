@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ssbg.domain.audit_chain import ChainedEntry
 from ssbg.domain.enums import PolicyEffect, Role
 from ssbg.domain.errors import DatabaseUnavailable
-from ssbg.domain.identity import Principal, RequestContext
+from ssbg.domain.identity import Actor, RequestContext
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.database import Database
 from ssbg.repositories.audit_repository import AuditRepository
@@ -21,7 +21,7 @@ from ssbg.services.unit_of_work import UnitOfWork
 from ssbg.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.databases import SqliteTemplate
-from tests.support.factories import create_api_key, principal
+from tests.support.factories import actor, create_api_key
 
 CONTEXT = RequestContext(request_id="r", source_ip="192.0.2.1")
 
@@ -46,7 +46,7 @@ class DatabaseWithBrokenAudit(Database[UnitOfWork]):
 class Setup(NamedTuple):
     services: Services
     db: DatabaseWithBrokenAudit
-    actor: Principal
+    actor: Actor
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ async def setup(
     services = build_services(settings, clock=FixedClock(), db=db, key_store=shared_key_store)
     await services.bootstrap.initialize()
     admin = await create_api_key(services, Role.SUPER_ADMIN)
-    yield Setup(services, db, principal(admin))
+    yield Setup(services, db, actor(admin, CONTEXT))
     await services.close()
 
 
@@ -70,7 +70,7 @@ async def test_key_creation_fails_and_no_key_exists_when_audit_fails(setup: Setu
 
     with pytest.raises(DatabaseUnavailable):
         await services.api_keys.create_api_key(
-            actor, CONTEXT, NewApiKey(role=Role.OPERATOR, description="never")
+            actor, NewApiKey(role=Role.OPERATOR, description="never")
         )
 
     db.broken = False
@@ -84,7 +84,6 @@ async def test_policy_creation_fails_and_no_policy_exists_when_audit_fails(setup
     with pytest.raises(DatabaseUnavailable):
         await services.policies.create_policy(
             actor,
-            CONTEXT,
             NewPolicy(
                 name="p",
                 description="",
@@ -105,7 +104,7 @@ async def test_revocation_fails_and_the_key_keeps_working_when_audit_fails(setup
     db.broken = True
 
     with pytest.raises(DatabaseUnavailable):
-        await services.api_keys.revoke_api_key(actor, CONTEXT, target.record.id, "x")
+        await services.api_keys.revoke_api_key(actor, target.record.id, "x")
 
     db.broken = False
     assert (await services.api_keys.get_api_key(target.record.id)).revoked_at is None

@@ -4,7 +4,8 @@ from uuid import UUID
 from sqlalchemy import JSON, BigInteger, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.infrastructure.db.base import Base, UTCDateTime
+from ssbg.domain.enums import Role
+from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
 
 
 class ApiKey(Base):
@@ -18,7 +19,7 @@ class ApiKey(Base):
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(enum_column(Role, 20))
     description: Mapped[str] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(100))
     allowed_ips: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -13,7 +13,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.infrastructure.db.base import Base, UTCDateTime
+from ssbg.domain.enums import BackupStatus, Classification
+from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
 
 
 class BackupMetadata(Base):
@@ -35,8 +36,8 @@ class BackupMetadata(Base):
     )
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
-    status: Mapped[str] = mapped_column(String(20))
-    classification: Mapped[str] = mapped_column(String(20))
+    status: Mapped[BackupStatus] = mapped_column(enum_column(BackupStatus, 20))
+    classification: Mapped[Classification] = mapped_column(enum_column(Classification, 20))
     source_system: Mapped[str] = mapped_column(String(200))
     original_filename: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(String(2000))
@@ -75,8 +76,8 @@ class BackupStatusTransition(Base):
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     backup_id: Mapped[UUID] = mapped_column(ForeignKey("backup_metadata.id"), type_=Uuid)
     sequence: Mapped[int] = mapped_column(Integer)
-    from_status: Mapped[str | None] = mapped_column(String(20))
-    to_status: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[BackupStatus | None] = mapped_column(enum_column(BackupStatus, 20))
+    to_status: Mapped[BackupStatus] = mapped_column(enum_column(BackupStatus, 20))
     reason: Mapped[str | None] = mapped_column(String(200))
     actor_id: Mapped[UUID | None] = mapped_column(Uuid)
     at: Mapped[datetime] = mapped_column(UTCDateTime)

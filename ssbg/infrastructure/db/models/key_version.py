@@ -3,7 +3,8 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.infrastructure.db.base import Base, UTCDateTime
+from ssbg.domain.enums import KeyVersionStatus
+from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
 
 
 class KeyVersion(Base):
@@ -12,7 +13,7 @@ class KeyVersion(Base):
     __tablename__ = "key_versions"
 
     version: Mapped[str] = mapped_column(String(16), primary_key=True)
-    status: Mapped[str] = mapped_column(String(12))
+    status: Mapped[KeyVersionStatus] = mapped_column(enum_column(KeyVersionStatus, 12))
     algorithm: Mapped[str] = mapped_column(String(64))
     public_key_pem: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))

@@ -5,7 +5,8 @@ from uuid import UUID
 from sqlalchemy import Boolean, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.infrastructure.db.base import Base, JSONType, UTCDateTime
+from ssbg.domain.enums import PolicyEffect
+from ssbg.infrastructure.db.base import Base, JSONType, UTCDateTime, enum_column
 
 
 class Policy(Base):
@@ -14,7 +15,7 @@ class Policy(Base):
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(2000))
-    effect: Mapped[str] = mapped_column(String(20))
+    effect: Mapped[PolicyEffect] = mapped_column(enum_column(PolicyEffect, 20))
     priority: Mapped[int] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean)
     rule: Mapped[dict[str, Any]] = mapped_column(JSONType)

@@ -4,7 +4,8 @@ from uuid import UUID
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.infrastructure.db.base import Base, UTCDateTime
+from ssbg.domain.restore_lifecycle import RestoreStatus
+from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
 
 
 class RestoreRequest(Base):
@@ -29,7 +30,7 @@ class RestoreRequest(Base):
     backup_id: Mapped[UUID] = mapped_column(Uuid)
     requested_by: Mapped[UUID] = mapped_column(ForeignKey("api_keys.id"), type_=Uuid)
     justification: Mapped[str] = mapped_column(String(2000))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RestoreStatus] = mapped_column(enum_column(RestoreStatus, 20))
     source_ip: Mapped[str | None] = mapped_column(String(45))
     mfa_verified: Mapped[bool] = mapped_column(Boolean)
     denial_code: Mapped[str | None] = mapped_column(String(40))

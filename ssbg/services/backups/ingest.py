@@ -1,7 +1,6 @@
-"""Backups (SPEC §3, §5, §6): ingest, read, list, status, delete.
+"""Ingest (SPEC §3 Backups, §6): a backup leaves evidence whatever happens.
 
-An ingest leaves evidence whatever happens, in short explicit transactions — none is open
-while the payload streams:
+Short explicit transactions — none is open while the payload streams:
 
 1. *start* — policy decision, ``PROCESSING`` record with a lease, first transition,
    ``POLICY_CHECK_ALLOW`` + ``BACKUP_START`` + ``KEY_WRAP``; committed. (A denial commits only
@@ -21,10 +20,9 @@ database is down), the lease lapses and start-up recovery finishes the job.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import structlog
@@ -32,31 +30,25 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ssbg.domain.audit_events import AuditEvent, backup_resource
-from ssbg.domain.backup_lifecycle import check_backup_transition
 from ssbg.domain.enums import (
     AuditAction,
-    AuditResult,
     BackupFailureReason,
     BackupStatus,
     Classification,
     PolicyOperation,
 )
 from ssbg.domain.errors import (
-    BackupNotFound,
     ClientDisconnected,
     Conflict,
     DatabaseUnavailable,
     InternalError,
-    InvalidStateTransition,
     KeyUnavailable,
     PayloadTooLarge,
     SsbgError,
     StorageUnavailable,
     ValidationFailed,
 )
-from ssbg.domain.identity import Principal, RequestContext
-from ssbg.domain.permissions import Permission, is_allowed
-from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
+from ssbg.domain.identity import Actor
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.object_format import (
     FORMAT_VERSION,
@@ -72,18 +64,17 @@ from ssbg.infrastructure.crypto.stream_encryption import (
     SealedStream,
     encrypt_stream,
 )
-from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition, KeyVersion
+from ssbg.infrastructure.db.models import BackupMetadata, KeyVersion
 from ssbg.infrastructure.storage.base import ObjectStore
-from ssbg.infrastructure.storage.layout import backup_prefix, data_key, wrapped_dek_key
+from ssbg.infrastructure.storage.layout import data_key, wrapped_dek_key
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
+from ssbg.services.backups.lifecycle import BackupLifecycle, new_transition
 from ssbg.services.policy_enforcement import PolicyCheck, PolicyEnforcer, policy_error
-from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
+from ssbg.services.unit_of_work import AppDatabase
 from ssbg.settings import Settings
 
 log = structlog.get_logger("ssbg.backups")
-
-MAX_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -98,26 +89,8 @@ class BackupSubmission:
     declared_size: int | None = None  # Content-Length of a raw body, when known
 
 
-@dataclass(frozen=True)
-class BackupPage:
-    items: Sequence[BackupMetadata]
-    next_cursor: BackupCursor | None
-
-
-@dataclass(frozen=True)
-class BackupStatusView:
-    backup: BackupMetadata
-    transitions: Sequence[BackupStatusTransition]
-
-
 class LeaseLost(Exception):
     """Another replica failed this PROCESSING backup after its lease lapsed."""
-
-
-def viewer_of(principal: Principal) -> BackupViewer:
-    return BackupViewer(
-        key_id=principal.key_id, sees_all=is_allowed(principal.role, Permission.BACKUP_READ_ALL)
-    )
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -126,7 +99,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield chunk
 
 
-class BackupService:
+class BackupIngest:
     def __init__(
         self,
         db: AppDatabase,
@@ -136,6 +109,7 @@ class BackupService:
         store: ObjectStore,
         policy: PolicyEnforcer,
         auth: AuthService,
+        lifecycle: BackupLifecycle,
     ) -> None:
         self._db = db
         self._trail = trail
@@ -144,13 +118,12 @@ class BackupService:
         self._store = store
         self._policy = policy
         self._auth = auth
+        self._lifecycle = lifecycle
         self._lease = timedelta(seconds=settings.backup_lease_seconds)
         self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
 
-    # -- ingest -----------------------------------------------------------------------------
-
     async def find_replay_or_none(
-        self, principal: Principal, idempotency_key: str | None
+        self, actor: Actor, idempotency_key: str | None
     ) -> BackupMetadata | None:
         """The backup this API key already created with ``idempotency_key``, if any.
 
@@ -161,9 +134,9 @@ class BackupService:
             return None
         async with self._db.transaction(write=False) as tx:
             existing = await tx.backups.get_by_idempotency_key_or_none(
-                principal.key_id, idempotency_key
+                actor.key_id, idempotency_key
             )
-        if existing is not None and existing.status == BackupStatus.PROCESSING.value:
+        if existing is not None and existing.status == BackupStatus.PROCESSING:
             raise Conflict(
                 "A backup with this Idempotency-Key is still being processed.",
                 {"backup_id": str(existing.id)},
@@ -172,8 +145,7 @@ class BackupService:
 
     async def create_backup(
         self,
-        principal: Principal,
-        context: RequestContext,
+        actor: Actor,
         submission: BackupSubmission,
         payload: AsyncIterator[bytes],
         *,
@@ -190,13 +162,12 @@ class BackupService:
         first = await self._first_chunk(payload)
         mfa_verified = False
         if mfa_token:
-            await self._auth.verify_mfa(principal, mfa_token, context)
+            await self._auth.verify_mfa(actor, mfa_token)
             mfa_verified = True
         dek = generate_dek()
         try:
             record, wrapped = await self._start(
-                principal,
-                context,
+                actor,
                 submission,
                 classification,
                 idempotency_key=idempotency_key,
@@ -204,16 +175,16 @@ class BackupService:
                 dek=dek,
             )
         except Conflict:
-            replay = await self.find_replay_or_none(principal, idempotency_key)
+            replay = await self.find_replay_or_none(actor, idempotency_key)
             if replay is None:
                 raise
             return replay
         try:
             sealed = await self._store_objects(record, dek, wrapped, _prepend(first, payload))
-            return await self._complete(principal, context, record, sealed)
+            return await self._complete(actor, record, sealed)
         except BaseException as exc:
             reason, error = _failure_of(exc)
-            await asyncio.shield(self._fail(principal, context, record.id, reason))
+            await asyncio.shield(self._fail(actor, record.id, reason))
             if error is not None and error is not exc:
                 raise error from None
             raise
@@ -247,8 +218,7 @@ class BackupService:
 
     async def _start(
         self,
-        principal: Principal,
-        context: RequestContext,
+        actor: Actor,
         submission: BackupSubmission,
         classification: Classification,
         *,
@@ -266,7 +236,7 @@ class BackupService:
             mfa_verified=mfa_verified,
         )
         async with self._db.transaction(write=True) as tx:
-            outcome = await self._policy.decide(tx, principal, context, check)
+            outcome = await self._policy.decide(tx, actor, check)
             if outcome.decision.allowed:
                 active = await tx.key_versions.get_active_or_none()
                 if active is None:
@@ -277,8 +247,8 @@ class BackupService:
                 now = self._clock.now()
                 record = BackupMetadata(
                     id=backup_id,
-                    status=BackupStatus.PROCESSING.value,
-                    classification=classification.value,
+                    status=BackupStatus.PROCESSING,
+                    classification=classification,
                     source_system=submission.source_system,
                     original_filename=submission.original_filename,
                     description=submission.description,
@@ -289,34 +259,25 @@ class BackupService:
                     storage_backend=self._store.backend_name,
                     storage_ref=data_key(backup_id),
                     wrapped_dek_ref=wrapped_dek_key(backup_id),
-                    created_by=principal.key_id,
+                    created_by=actor.key_id,
                     created_at=now,
                     updated_at=now,
                     idempotency_key=idempotency_key,
                     lease_expires_at=now + self._lease,
                     cleanup_pending=False,
                 )
-                await tx.backups.insert(
-                    record,
-                    _transition(
-                        record.id,
-                        1,
-                        None,
-                        BackupStatus.PROCESSING,
-                        principal,
-                        now,
-                        AuditAction.BACKUP_START.value,
-                    ),
+                first = new_transition(
+                    backup_id, 1, None, BackupStatus.PROCESSING, actor, now, "BACKUP_START"
                 )
+                await tx.backups.insert(record, first)
                 await self._trail.append(tx, outcome.event)
                 await self._trail.append(
                     tx,
                     AuditEvent.by(
-                        principal,
-                        context,
+                        actor,
                         AuditAction.BACKUP_START,
                         resource,
-                        classification=record.classification,
+                        classification=classification.value,
                         source_system=record.source_system,
                         original_filename=record.original_filename,
                         content_type=record.content_type,
@@ -329,8 +290,7 @@ class BackupService:
                 await self._trail.append(
                     tx,
                     AuditEvent.by(
-                        principal,
-                        context,
+                        actor,
                         AuditAction.KEY_WRAP,
                         resource,
                         key_version=active.version,
@@ -392,16 +352,11 @@ class BackupService:
                 return
 
     async def _complete(
-        self,
-        principal: Principal,
-        context: RequestContext,
-        record: BackupMetadata,
-        sealed: SealedStream,
+        self, actor: Actor, record: BackupMetadata, sealed: SealedStream
     ) -> BackupMetadata:
         now = self._clock.now()
         stored = AuditEvent.by(
-            principal,
-            context,
+            actor,
             AuditAction.BACKUP_STORED,
             backup_resource(record.id),
             storage_backend=record.storage_backend,
@@ -413,13 +368,12 @@ class BackupService:
             segment_algorithm=SEGMENT_ALGORITHM,
         )
         async with self._db.transaction(write=True) as tx:
-            done = await self.transition_in(
+            done = await self._lifecycle.try_move(
                 tx,
                 record.id,
                 BackupStatus.PROCESSING,
                 BackupStatus.ACTIVE,
-                principal=principal,
-                context=context,
+                actor,
                 action=AuditAction.BACKUP_COMPLETE,
                 reason=AuditAction.BACKUP_COMPLETE.value,
                 values={
@@ -433,7 +387,7 @@ class BackupService:
                 details={
                     "original_size": sealed.original_size,
                     "checksum_plaintext": sealed.checksum_plaintext,
-                    "classification": record.classification,
+                    "classification": record.classification.value,
                     "key_version": record.key_version,
                 },
                 preceding_events=[stored],
@@ -442,267 +396,16 @@ class BackupService:
                 raise LeaseLost()
         return done
 
-    async def _fail(
-        self,
-        principal: Principal,
-        context: RequestContext,
-        backup_id: UUID,
-        reason: BackupFailureReason,
-    ) -> None:
+    async def _fail(self, actor: Actor, backup_id: UUID, reason: BackupFailureReason) -> None:
         """PROCESSING → FAILED with ``BACKUP_FAILED``, then remove the objects. Never raises."""
         try:
             async with self._db.transaction(write=True) as tx:
-                failed = await self.fail_processing_in(
-                    tx, backup_id, reason, principal=principal, context=context
-                )
+                failed = await self._lifecycle.fail_processing(tx, backup_id, reason, actor)
         except SsbgError as exc:
             log.error("backup_failure_not_recorded", backup_id=str(backup_id), code=exc.code)
             return
         if failed is not None:  # else moved by someone else (recovery after a lapsed lease)
-            await self.remove_objects(backup_id)
-
-    async def fail_processing_in(
-        self,
-        tx: UnitOfWork,
-        backup_id: UUID,
-        reason: BackupFailureReason,
-        *,
-        principal: Principal | None,
-        context: RequestContext,
-        lease_lapsed_before: datetime | None = None,
-    ) -> BackupMetadata | None:
-        """``PROCESSING → FAILED`` (releasing the idempotency key, marking the objects for
-        removal) with its ``BACKUP_FAILED`` entry, in ``tx``; ``None`` if no longer PROCESSING
-        (or, with ``lease_lapsed_before``, if its lease has not lapsed)."""
-        return await self.transition_in(
-            tx,
-            backup_id,
-            BackupStatus.PROCESSING,
-            BackupStatus.FAILED,
-            principal=principal,
-            context=context,
-            action=AuditAction.BACKUP_FAILED,
-            result=AuditResult.FAILED,
-            reason=reason.value,
-            lease_lapsed_before=lease_lapsed_before,
-            values={
-                "failure_reason": reason.value,
-                "lease_expires_at": None,
-                "idempotency_key": None,
-                "cleanup_pending": True,
-            },
-        )
-
-    async def remove_objects(self, backup_id: UUID) -> bool:
-        """Remove a failed or deleted backup's objects and clear ``cleanup_pending``.
-
-        False (and the flag stays set for the next sweep) when the store cannot be reached.
-        """
-        try:
-            await self._store.discard_prefix(backup_prefix(backup_id))
-        except StorageUnavailable:
-            log.warning("backup_objects_not_removed", backup_id=str(backup_id))
-            return False
-        try:
-            async with self._db.transaction(write=True) as tx:
-                await tx.backups.mark_cleaned(backup_id)
-        except SsbgError:
-            return False
-        return True
-
-    async def transition_in(
-        self,
-        tx: UnitOfWork,
-        backup_id: UUID,
-        current: BackupStatus,
-        target: BackupStatus,
-        *,
-        principal: Principal | None,
-        context: RequestContext,
-        action: AuditAction = AuditAction.BACKUP_STATUS_CHANGE,
-        result: AuditResult = AuditResult.SUCCESS,
-        reason: str | None = None,
-        values: Mapping[str, Any] | None = None,
-        details: Mapping[str, Any] | None = None,
-        lease_lapsed_before: datetime | None = None,
-        preceding_events: Sequence[AuditEvent] = (),
-    ) -> BackupMetadata | None:
-        """Move a backup ``current → target`` inside the caller's transaction (SPEC §5).
-
-        The state machine's check (``InvalidStateTransition`` for an illegal move), a
-        compare-and-set of the status with ``values``, the ``backup_status_transitions`` row
-        and the ``action`` audit entry — all in ``tx``, so they commit together or not at all.
-        Returns ``None`` when another writer moved the backup first.
-
-        ``preceding_events`` are appended just before the transition's own entry. Audit
-        appends come after the row update on purpose: every writer locks the backup row
-        before the audit chain head, so two writers never wait on each other in a cycle.
-        """
-        check_backup_transition(current, target)
-        now = self._clock.now()
-        changed = await tx.backups.change_status(
-            backup_id,
-            current,
-            lease_lapsed_before=lease_lapsed_before,
-            status=target.value,
-            updated_at=now,
-            **(values or {}),
-        )
-        if changed is None:
-            return None
-        sequence = await tx.backups.next_transition_sequence(backup_id)
-        tx.backups.add_transition(
-            _transition(backup_id, sequence, current, target, principal, now, reason)
-        )
-        await tx.backups.flush()
-        for event in preceding_events:
-            await self._trail.append(tx, event)
-        await self._trail.append(
-            tx,
-            AuditEvent.by(
-                principal,
-                context,
-                action,
-                backup_resource(backup_id),
-                result,
-                from_status=current.value,
-                to_status=target.value,
-                reason=reason,
-                **(details or {}),
-            ),
-        )
-        return changed
-
-    # -- reads ------------------------------------------------------------------------------
-
-    async def get_backup(self, principal: Principal, backup_id: UUID) -> BackupMetadata:
-        async with self._db.transaction(write=False) as tx:
-            backup = await tx.backups.get_visible_or_none(viewer_of(principal), backup_id)
-        if backup is None:
-            raise BackupNotFound()
-        return backup
-
-    async def get_status(self, principal: Principal, backup_id: UUID) -> BackupStatusView:
-        async with self._db.transaction(write=False) as tx:
-            backup = await tx.backups.get_visible_or_none(viewer_of(principal), backup_id)
-            if backup is None:
-                raise BackupNotFound()
-            transitions = await tx.backups.list_transitions(backup_id)
-        return BackupStatusView(backup=backup, transitions=transitions)
-
-    async def list_backups(
-        self,
-        principal: Principal,
-        filters: BackupFilters,
-        after: BackupCursor | None,
-        limit: int,
-    ) -> BackupPage:
-        limit = max(1, min(limit, MAX_PAGE))
-        async with self._db.transaction(write=False) as tx:
-            rows = await tx.backups.list_visible(viewer_of(principal), filters, after, limit + 1)
-        items = rows[:limit]
-        next_cursor = (
-            BackupCursor(created_at=items[-1].created_at, backup_id=items[-1].id)
-            if len(rows) > limit
-            else None
-        )
-        return BackupPage(items=items, next_cursor=next_cursor)
-
-    # -- delete -----------------------------------------------------------------------------
-
-    async def delete_backup(
-        self,
-        principal: Principal,
-        context: RequestContext,
-        backup_id: UUID,
-        *,
-        mfa_token: str | None = None,
-    ) -> BackupMetadata:
-        """``ACTIVE | QUARANTINED → DELETED``, then remove the ciphertext objects.
-
-        The status change and ``BACKUP_DELETE`` commit first (with ``cleanup_pending``), so a
-        backup is never ``ACTIVE`` without its objects; if the store cannot be reached the
-        caller gets 503 and the sweep (or a repeated DELETE) removes the objects later.
-        """
-        mfa_verified = False
-        if mfa_token:
-            await self._auth.verify_mfa(principal, mfa_token, context)
-            mfa_verified = True
-        resource = backup_resource(backup_id)
-        async with self._db.transaction(write=True) as tx:
-            backup = await tx.backups.get_visible_or_none(viewer_of(principal), backup_id)
-            if backup is None:
-                raise BackupNotFound()
-            current = BackupStatus(backup.status)
-            retry_cleanup = current is BackupStatus.DELETED and backup.cleanup_pending
-            if not retry_cleanup:
-                check_backup_transition(current, BackupStatus.DELETED)
-                outcome = await self._policy.decide(
-                    tx,
-                    principal,
-                    context,
-                    PolicyCheck(
-                        operation=PolicyOperation.DELETE,
-                        resource=resource,
-                        classification=Classification(backup.classification),
-                        source_system=backup.source_system,
-                        mfa_verified=mfa_verified,
-                    ),
-                )
-                if outcome.decision.allowed:
-                    deleted = await self.transition_in(
-                        tx,
-                        backup_id,
-                        current,
-                        BackupStatus.DELETED,
-                        principal=principal,
-                        context=context,
-                        action=AuditAction.BACKUP_DELETE,
-                        reason=AuditAction.BACKUP_DELETE.value,
-                        values={"cleanup_pending": True},
-                        details={
-                            "storage_backend": backup.storage_backend,
-                            "storage_ref": backup.storage_ref,
-                            "wrapped_dek_ref": backup.wrapped_dek_ref,
-                        },
-                        preceding_events=[outcome.event],
-                    )
-                    if deleted is None:
-                        raise InvalidStateTransition("The backup changed status meanwhile.")
-                    backup = deleted
-                else:
-                    await self._trail.append(tx, outcome.event)
-        if not retry_cleanup and outcome.decision.denied:
-            raise policy_error(outcome.decision)
-        if not await self.remove_objects(backup_id):
-            raise StorageUnavailable(
-                "The backup is DELETED but its ciphertext could not be removed yet; "
-                "removal is retried automatically.",
-                {"status": BackupStatus.DELETED.value, "cleanup_pending": True},
-            )
-        backup.cleanup_pending = False
-        return backup
-
-
-def _transition(
-    backup_id: UUID,
-    sequence: int,
-    from_status: BackupStatus | None,
-    to_status: BackupStatus,
-    principal: Principal | None,
-    at: datetime,
-    reason: str | None = None,
-) -> BackupStatusTransition:
-    return BackupStatusTransition(
-        id=uuid4(),
-        backup_id=backup_id,
-        sequence=sequence,
-        from_status=from_status.value if from_status else None,
-        to_status=to_status.value,
-        reason=reason,
-        actor_id=principal.key_id if principal else None,
-        at=at,
-    )
+            await self._lifecycle.remove_objects(backup_id)
 
 
 def _failure_of(exc: BaseException) -> tuple[BackupFailureReason, SsbgError | None]:

@@ -1,0 +1,199 @@
+"""How a verification ends: ``COMPLETED`` with a token, or ``FAILED`` (and, on an integrity
+failure, the backup ``QUARANTINED``); and the sweep that fails requests whose gateway died.
+
+No token is ever issued on a failure path. A token is returned once, to the caller whose
+request completed; only its hash is stored.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from ssbg.domain.audit_events import AuditEvent, backup_resource, restore_resource
+from ssbg.domain.enums import AuditAction, AuditResult, BackupStatus
+from ssbg.domain.errors import IntegrityFailure
+from ssbg.domain.identity import Actor
+from ssbg.domain.restore_lifecycle import RestoreStatus
+from ssbg.domain.restore_tokens import TOKEN_BYTES, hash_token
+from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
+from ssbg.services.audit_service import AuditTrail
+from ssbg.services.backups import BackupLifecycle
+from ssbg.services.restores.lifecycle import RestoreLifecycle
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
+
+log = structlog.get_logger("ssbg.restores")
+
+INTERRUPTED = "INTERRUPTED"
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    """A restore request, and its download token when one was just issued (shown once)."""
+
+    restore: RestoreRequest
+    token: str | None = None
+
+
+def new_token(now: datetime, ttl: timedelta) -> tuple[str, dict[str, Any]]:
+    """A fresh download token and the columns that record it (its hash, never itself)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    return token, {
+        "token_hash": hash_token(token),
+        "token_issued_at": now,
+        "token_expires_at": now + ttl,
+    }
+
+
+def key_unwrap_event(actor: Actor, backup: BackupMetadata, restore_id: UUID) -> AuditEvent:
+    return AuditEvent.by(
+        actor,
+        AuditAction.KEY_UNWRAP,
+        backup_resource(backup.id),
+        key_version=backup.key_version,
+        restore_id=str(restore_id),
+    )
+
+
+class RestoreResults:
+    def __init__(
+        self,
+        db: AppDatabase,
+        trail: AuditTrail,
+        clock: Clock,
+        lifecycle: RestoreLifecycle,
+        backups: BackupLifecycle,
+        token_ttl: timedelta,
+    ) -> None:
+        self._db = db
+        self._trail = trail
+        self._clock = clock
+        self._lifecycle = lifecycle
+        self._backups = backups
+        self._token_ttl = token_ttl
+
+    async def complete(
+        self, actor: Actor, restore: RestoreRequest, backup: BackupMetadata, *, issue_token: bool
+    ) -> RestoreOutcome:
+        """``VERIFYING → COMPLETED`` with ``KEY_UNWRAP`` and ``RESTORE_COMPLETE``; the token
+        (when ``issue_token``) is returned only once this has committed."""
+        now = self._clock.now()
+        token, token_values = new_token(now, self._token_ttl) if issue_token else (None, {})
+        async with self._db.transaction(write=True) as tx:
+            completed = await self._lifecycle.move(
+                tx,
+                restore.id,
+                RestoreStatus.VERIFYING,
+                RestoreStatus.COMPLETED,
+                actor,
+                action=AuditAction.RESTORE_COMPLETE,
+                details={
+                    "verified_bytes": backup.original_size,
+                    "token_issued": token is not None,
+                    "token_expires_at": (
+                        token_values["token_expires_at"].isoformat() if token else None
+                    ),
+                },
+                preceding_events=[key_unwrap_event(actor, backup, restore.id)],
+                completed_at=now,
+                lease_expires_at=None,
+                **token_values,
+            )
+        return RestoreOutcome(completed, token)
+
+    async def fail(
+        self,
+        actor: Actor,
+        restore: RestoreRequest,
+        backup: BackupMetadata,
+        reason: str,
+        *,
+        quarantine: bool,
+    ) -> None:
+        """``VERIFYING → FAILED`` with ``RESTORE_FAILED``; quarantine the backup on an
+        integrity failure. Nothing when the request was moved meanwhile (by recovery)."""
+        async with self._db.transaction(write=True) as tx:
+            if quarantine:
+                await self._quarantine_in(tx, actor, backup, restore.id)
+            failed = await self._lifecycle.try_move(
+                tx,
+                restore.id,
+                RestoreStatus.VERIFYING,
+                RestoreStatus.FAILED,
+                actor,
+                action=AuditAction.RESTORE_FAILED,
+                result=AuditResult.FAILED,
+                details={"reason": reason, "quarantined": quarantine},
+                failure_reason=reason,
+                lease_expires_at=None,
+            )
+        if failed is not None:
+            log.warning("restore_failed", restore_id=str(restore.id), reason=reason)
+
+    async def quarantine_after_download(
+        self, actor: Actor, restore: RestoreRequest, backup: BackupMetadata
+    ) -> None:
+        """A segment failed to authenticate during a download of a verified backup: the
+        object changed since. Quarantine it; the request stays ``COMPLETED`` (its download
+        was refused), so the failure is recorded without a status change."""
+        async with self._db.transaction(write=True) as tx:
+            await self._quarantine_in(tx, actor, backup, restore.id, during="download")
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    actor,
+                    AuditAction.RESTORE_FAILED,
+                    restore_resource(restore.id),
+                    AuditResult.FAILED,
+                    backup_id=str(backup.id),
+                    reason=IntegrityFailure.code,
+                    quarantined=True,
+                    during="download",
+                ),
+            )
+        log.error("restore_download_integrity_failure", restore_id=str(restore.id))
+
+    async def _quarantine_in(
+        self, tx: UnitOfWork, actor: Actor, backup: BackupMetadata, restore_id: UUID, **details: str
+    ) -> None:
+        """``ACTIVE → QUARANTINED`` after an integrity failure (transition row + audit)."""
+        await self._backups.try_move(
+            tx,
+            backup.id,
+            BackupStatus.ACTIVE,
+            BackupStatus.QUARANTINED,
+            actor,
+            result=AuditResult.FAILED,
+            reason=IntegrityFailure.code,
+            details={"restore_id": str(restore_id), **details},
+        )
+
+    async def fail_interrupted(self) -> list[UUID]:
+        """``VERIFYING`` requests whose gateway died (lease lapsed) become ``FAILED``; when
+        several replicas sweep at once, the compare-and-set lets exactly one record each."""
+        now = self._clock.now()
+        async with self._db.transaction(write=False) as tx:
+            lapsed = await tx.restores.list_lapsed_verifying(now, 100)
+        failed: list[UUID] = []
+        for restore_id in lapsed:
+            async with self._db.transaction(write=True) as tx:
+                moved = await self._lifecycle.try_move(
+                    tx,
+                    restore_id,
+                    RestoreStatus.VERIFYING,
+                    RestoreStatus.FAILED,
+                    None,
+                    action=AuditAction.RESTORE_FAILED,
+                    result=AuditResult.FAILED,
+                    details={"reason": INTERRUPTED},
+                    lease_lapsed_before=now,
+                    failure_reason=INTERRUPTED,
+                    lease_expires_at=None,
+                )
+            if moved is not None:
+                failed.append(restore_id)
+        return failed

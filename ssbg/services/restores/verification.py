@@ -1,0 +1,138 @@
+"""Decrypt-and-verify: no token before the whole backup has been proven intact.
+
+The key version's status is re-read from the database (a destroyed key is refused on every
+replica), the DEK unwrapped, every segment authenticated and decrypted, both SHA-512s
+recomputed and compared with the metadata; the plaintext is discarded. No transaction is open
+meanwhile; a lease on the request is renewed instead, so a dead gateway's request is failed
+by recovery. Downloads use the same key, store and decryptor plumbing.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from uuid import UUID
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ssbg.domain.enums import KeyVersionStatus
+from ssbg.domain.errors import CryptoShredded, IntegrityFailure, SsbgError
+from ssbg.domain.identity import Actor
+from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.infrastructure.crypto.object_format import (
+    ObjectDecryptor,
+    ObjectHeader,
+    dek_resolver_for,
+)
+from ssbg.infrastructure.crypto.stream_decryption import verify_object
+from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
+from ssbg.infrastructure.storage.base import ObjectStore
+from ssbg.infrastructure.storage.errors import ObjectMissing
+from ssbg.services.restores.results import INTERRUPTED, RestoreOutcome, RestoreResults
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
+
+READ_CHUNK_SEGMENTS = 1
+
+
+class BackupReader:
+    """The backup's key, wrapped DEK and ciphertext, as a verification or download needs."""
+
+    def __init__(self, store: ObjectStore, key_store: FileKeyStore) -> None:
+        self._store = store
+        self._keys = key_store
+
+    async def usable_private_key(
+        self, tx: UnitOfWork, backup: BackupMetadata
+    ) -> ec.EllipticCurvePrivateKey:
+        """The backup's key-encryption key. Its status is re-read from the database every
+        time, so a version destroyed on any replica is refused here (410)."""
+        key_version = await tx.key_versions.get_or_none(backup.key_version)
+        if key_version is None or key_version.status is KeyVersionStatus.DESTROYED:
+            raise CryptoShredded()
+        return await asyncio.to_thread(self._keys.load_private_key, backup.key_version)
+
+    async def decryptor(self, tx: UnitOfWork, backup: BackupMetadata) -> ObjectDecryptor:
+        private_key = await self.usable_private_key(tx, backup)
+        try:
+            wrapped = await self._store.read_bytes(backup.wrapped_dek_ref)
+        except ObjectMissing:
+            raise IntegrityFailure("The backup's wrapped key is missing from the store.") from None
+        return ObjectDecryptor(
+            dek_resolver_for(wrapped, private_key, expected_key_version=backup.key_version),
+            expected_backup_id=backup.id,
+        )
+
+    async def ciphertext(self, backup: BackupMetadata) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._store.read_stream(
+                backup.storage_ref,
+                (backup.segment_size + 16) * READ_CHUNK_SEGMENTS,
+                # The header alone first, so every later chunk starts on a segment boundary
+                # and is decrypted in place.
+                first_chunk_size=ObjectHeader.encoded_length(backup.key_version),
+            ):
+                yield chunk
+        except ObjectMissing:
+            raise IntegrityFailure("The backup's ciphertext is missing from the store.") from None
+
+
+class RestoreVerification:
+    def __init__(
+        self,
+        db: AppDatabase,
+        clock: Clock,
+        reader: BackupReader,
+        results: RestoreResults,
+        lease: timedelta,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._reader = reader
+        self._results = results
+        self._lease = lease
+
+    async def verify_and_complete(
+        self, actor: Actor, restore: RestoreRequest, backup: BackupMetadata, *, issue_token: bool
+    ) -> RestoreOutcome:
+        """Verify ``backup`` for the ``VERIFYING`` request, then complete it; a failure fails
+        the request (and quarantines the backup on an integrity failure) and raises."""
+        renewal = asyncio.create_task(self._keep_lease(restore.id))
+        try:
+            await self._verify(backup)
+        except SsbgError as error:
+            quarantine = isinstance(error, IntegrityFailure)
+            await asyncio.shield(
+                self._results.fail(actor, restore, backup, error.code, quarantine=quarantine)
+            )
+            raise
+        except BaseException:
+            # Cancelled (the client went away) or a bug: the backup is not suspect.
+            await asyncio.shield(
+                self._results.fail(actor, restore, backup, INTERRUPTED, quarantine=False)
+            )
+            raise
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+        return await self._results.complete(actor, restore, backup, issue_token=issue_token)
+
+    async def _verify(self, backup: BackupMetadata) -> None:
+        async with self._db.transaction(write=False) as tx:
+            decryptor = await self._reader.decryptor(tx, backup)
+        verified = await verify_object(self._reader.ciphertext(backup), decryptor)
+        if (
+            verified.checksum_ciphertext != backup.checksum_ciphertext
+            or verified.checksum_plaintext != backup.checksum_plaintext
+            or verified.plaintext_bytes != backup.original_size
+            or verified.ciphertext_bytes != backup.encrypted_size
+        ):
+            raise IntegrityFailure("The backup does not match its recorded checksums.")
+
+    async def _keep_lease(self, restore_id: UUID) -> None:
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            with contextlib.suppress(SsbgError):
+                async with self._db.transaction(write=True) as tx:
+                    await tx.restores.renew_lease(restore_id, self._clock.now() + self._lease)
