@@ -5,6 +5,7 @@ is never ``ACTIVE`` without its objects; if the store cannot be reached the call
 and the sweep (or a repeated DELETE) removes the objects later.
 """
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from ssbg.domain.audit_events import backup_resource
@@ -21,20 +22,13 @@ from ssbg.services.policy_enforcement import PolicyCheck, PolicyEnforcer, policy
 from ssbg.services.unit_of_work import AppDatabase
 
 
+@dataclass(frozen=True, slots=True)
 class BackupDeletion:
-    def __init__(
-        self,
-        db: AppDatabase,
-        trail: AuditTrail,
-        policy: PolicyEnforcer,
-        auth: AuthService,
-        lifecycle: BackupLifecycle,
-    ) -> None:
-        self._db = db
-        self._trail = trail
-        self._policy = policy
-        self._auth = auth
-        self._lifecycle = lifecycle
+    db: AppDatabase
+    trail: AuditTrail
+    policy: PolicyEnforcer
+    auth: AuthService
+    lifecycle: BackupLifecycle
 
     async def delete_backup(
         self, actor: Actor, backup_id: UUID, *, mfa_token: str | None = None
@@ -43,9 +37,9 @@ class BackupDeletion:
         pending removal retries the removal."""
         mfa_verified = False
         if mfa_token:
-            await self._auth.verify_mfa(actor, mfa_token)
+            await self.auth.verify_mfa(actor, mfa_token)
             mfa_verified = True
-        async with self._db.transaction(write=True) as tx:
+        async with self.db.transaction(write=True) as tx:
             backup = await tx.backups.get_visible_or_none(viewer_of(actor), backup_id)
             if backup is None:
                 raise BackupNotFound()
@@ -53,7 +47,7 @@ class BackupDeletion:
             retry_cleanup = current is BackupStatus.DELETED and backup.cleanup_pending
             if not retry_cleanup:
                 check_backup_transition(current, BackupStatus.DELETED)
-                outcome = await self._policy.decide(
+                outcome = await self.policy.decide(
                     tx,
                     actor,
                     PolicyCheck(
@@ -65,7 +59,7 @@ class BackupDeletion:
                     ),
                 )
                 if outcome.decision.allowed:
-                    backup = await self._lifecycle.move(
+                    backup = await self.lifecycle.move(
                         tx,
                         backup_id,
                         current,
@@ -82,10 +76,10 @@ class BackupDeletion:
                         preceding_events=[outcome.event],
                     )
                 else:
-                    await self._trail.append(tx, outcome.event)
+                    await self.trail.append(tx, outcome.event)
         if not retry_cleanup and outcome.decision.denied:
             raise policy_error(outcome.decision)
-        if not await self._lifecycle.remove_objects(backup_id):
+        if not await self.lifecycle.remove_objects(backup_id):
             raise StorageUnavailable(
                 "The backup is DELETED but its ciphertext could not be removed yet; "
                 "removal is retried automatically.",

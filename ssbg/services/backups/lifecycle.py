@@ -8,6 +8,7 @@ integrity failure quarantines) and recovery all go through it; nothing else call
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -50,12 +51,12 @@ def new_transition(
     )
 
 
+@dataclass(frozen=True, slots=True)
 class BackupLifecycle:
-    def __init__(self, db: AppDatabase, trail: AuditTrail, clock: Clock, store: ObjectStore):
-        self._db = db
-        self._trail = trail
-        self._clock = clock
-        self._store = store
+    db: AppDatabase
+    trail: AuditTrail
+    clock: Clock
+    store: ObjectStore
 
     async def try_move(
         self,
@@ -82,7 +83,7 @@ class BackupLifecycle:
         before the audit chain head, so two writers never wait on each other in a cycle.
         """
         check_backup_transition(current, target)
-        now = self._clock.now()
+        now = self.clock.now()
         changed = await tx.backups.change_status(
             backup_id,
             current,
@@ -99,8 +100,8 @@ class BackupLifecycle:
         )
         await tx.backups.flush()
         for event in preceding_events:
-            await self._trail.append(tx, event)
-        await self._trail.append(
+            await self.trail.append(tx, event)
+        await self.trail.append(
             tx,
             AuditEvent.by(
                 actor,
@@ -166,12 +167,12 @@ class BackupLifecycle:
         False (and the flag stays set for the next sweep) when the store cannot be reached.
         """
         try:
-            await self._store.discard_prefix(backup_prefix(backup_id))
+            await self.store.discard_prefix(backup_prefix(backup_id))
         except StorageUnavailable:
             log.warning("backup_objects_not_removed", backup_id=str(backup_id))
             return False
         try:
-            async with self._db.transaction(write=True) as tx:
+            async with self.db.transaction(write=True) as tx:
                 await tx.backups.mark_cleaned(backup_id)
         except SsbgError:
             return False

@@ -36,19 +36,19 @@ def viewer_of(actor: Actor) -> BackupViewer:
     )
 
 
+@dataclass(frozen=True, slots=True)
 class BackupReads:
-    def __init__(self, db: AppDatabase) -> None:
-        self._db = db
+    db: AppDatabase
 
     async def get_backup(self, actor: Actor, backup_id: UUID) -> BackupMetadata:
-        async with self._db.transaction(write=False) as tx:
+        async with self.db.transaction(write=False) as tx:
             backup = await tx.backups.get_visible_or_none(viewer_of(actor), backup_id)
         if backup is None:
             raise BackupNotFound()
         return backup
 
     async def get_status(self, actor: Actor, backup_id: UUID) -> BackupStatusView:
-        async with self._db.transaction(write=False) as tx:
+        async with self.db.transaction(write=False) as tx:
             backup = await tx.backups.get_visible_or_none(viewer_of(actor), backup_id)
             if backup is None:
                 raise BackupNotFound()
@@ -63,7 +63,7 @@ class BackupReads:
         limit: int,
     ) -> BackupPage:
         limit = max(1, min(limit, MAX_PAGE))
-        async with self._db.transaction(write=False) as tx:
+        async with self.db.transaction(write=False) as tx:
             rows = await tx.backups.list_visible(viewer_of(actor), filters, after, limit + 1)
         items = rows[:limit]
         next_cursor = (

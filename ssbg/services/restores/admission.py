@@ -59,24 +59,24 @@ def backup_problem(backup: BackupMetadata | None) -> SsbgError | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreAdmission:
-    def __init__(self, clock: Clock, policy: PolicyEnforcer, auth: AuthService) -> None:
-        self._clock = clock
-        self._policy = policy
-        self._auth = auth
+    clock: Clock
+    policy: PolicyEnforcer
+    auth: AuthService
 
     async def mfa_verified(self, actor: Actor, mfa_token: str | None) -> bool:
         """Check a TOTP code the caller sent (raising if it is wrong); ``False`` if none."""
         if not mfa_token:
             return False
-        await self._auth.verify_mfa(actor, mfa_token)
+        await self.auth.verify_mfa(actor, mfa_token)
         return True
 
     async def lock_level(self, tx: UnitOfWork) -> IncidentLevel:
         """Lock the system-state row (serialising restore admission) and read the level."""
         state = await tx.system_state.get(for_update=True)
         return effective_incident_level(
-            state.incident_level, state.incident_changed_at, state.last_alert_at, self._clock.now()
+            state.incident_level, state.incident_changed_at, state.last_alert_at, self.clock.now()
         )
 
     async def admit(
@@ -97,11 +97,11 @@ class RestoreAdmission:
         problem = None if level is IncidentLevel.LOCKDOWN else backup_problem(backup)
         if problem is not None:
             return Admission(problem, False, (), backup, level)
-        now = self._clock.now()
+        now = self.clock.now()
         since = now - RATE_WINDOW
         by_key = await tx.restores.count_since(since, requested_by=actor.key_id, exclude=exclude)
         overall = await tx.restores.count_since(since, exclude=exclude)
-        outcome = await self._policy.decide(
+        outcome = await self.policy.decide(
             tx,
             actor,
             PolicyCheck(

@@ -6,6 +6,7 @@ the backup is decrypted and verified as for a direct restore; the requester coll
 token afterwards (``POST /restores/{id}/token``).
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -25,34 +26,25 @@ from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 APPROVAL_RULE = "APPROVAL"
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreApprovals:
-    def __init__(
-        self,
-        db: AppDatabase,
-        trail: AuditTrail,
-        clock: Clock,
-        admission: RestoreAdmission,
-        lifecycle: RestoreLifecycle,
-        verification: RestoreVerification,
-        lease: timedelta,
-    ) -> None:
-        self._db = db
-        self._trail = trail
-        self._clock = clock
-        self._admission = admission
-        self._lifecycle = lifecycle
-        self._verification = verification
-        self._lease = lease
+    db: AppDatabase
+    trail: AuditTrail
+    clock: Clock
+    admission: RestoreAdmission
+    lifecycle: RestoreLifecycle
+    verification: RestoreVerification
+    lease: timedelta
 
     async def approve(self, actor: Actor, restore_id: UUID) -> RestoreRequest:
         """Approve a ``PENDING_APPROVAL`` request of someone else (the route demands MFA),
         then verify the backup (see the module doc)."""
-        now = self._clock.now()
-        async with self._db.transaction(write=True) as tx:
+        now = self.clock.now()
+        async with self.db.transaction(write=True) as tx:
             restore = await self._pending_for_decision(tx, restore_id)
             problem = await self._four_eyes(tx, actor, restore)
             if problem is None:
-                admission = await self._admission.admit(
+                admission = await self.admission.admit(
                     tx,
                     actor,
                     restore.backup_id,
@@ -62,7 +54,7 @@ class RestoreApprovals:
                 )
                 problem = admission.problem
                 if problem is None:
-                    restore = await self._lifecycle.move(
+                    restore = await self.lifecycle.move(
                         tx,
                         restore.id,
                         RestoreStatus.PENDING_APPROVAL,
@@ -73,12 +65,12 @@ class RestoreApprovals:
                         preceding_events=admission.events,
                         approved_by=actor.key_id,
                         approved_at=now,
-                        lease_expires_at=now + self._lease,
+                        lease_expires_at=now + self.lease,
                     )
                 else:
                     for event in admission.events:
-                        await self._trail.append(tx, event)
-                    await self._trail.append(
+                        await self.trail.append(tx, event)
+                    await self.trail.append(
                         tx,
                         AuditEvent.by(
                             actor,
@@ -92,18 +84,18 @@ class RestoreApprovals:
         if problem is not None:
             raise problem
         assert admission.backup is not None
-        outcome = await self._verification.verify_and_complete(
+        outcome = await self.verification.verify_and_complete(
             actor, restore, admission.backup, issue_token=False
         )
         return outcome.restore
 
     async def reject(self, actor: Actor, restore_id: UUID, reason: str) -> RestoreRequest:
-        now = self._clock.now()
-        async with self._db.transaction(write=True) as tx:
+        now = self.clock.now()
+        async with self.db.transaction(write=True) as tx:
             restore = await self._pending_for_decision(tx, restore_id)
             problem = await self._four_eyes(tx, actor, restore)
             if problem is None:
-                restore = await self._lifecycle.move(
+                restore = await self.lifecycle.move(
                     tx,
                     restore.id,
                     RestoreStatus.PENDING_APPROVAL,
@@ -139,7 +131,7 @@ class RestoreApprovals:
         call then fails)."""
         if restore.requested_by != actor.key_id:
             return None
-        await self._trail.append(
+        await self.trail.append(
             tx,
             AuditEvent.by(
                 actor,

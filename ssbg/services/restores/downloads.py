@@ -57,31 +57,22 @@ class _Refusal:
     recorded: bool  # the refusal's RESTORE_DOWNLOAD entry came with a status change
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreDownloads:
-    def __init__(
-        self,
-        db: AppDatabase,
-        trail: AuditTrail,
-        clock: Clock,
-        admission: RestoreAdmission,
-        lifecycle: RestoreLifecycle,
-        reader: BackupReader,
-        results: RestoreResults,
-    ) -> None:
-        self._db = db
-        self._trail = trail
-        self._clock = clock
-        self._admission = admission
-        self._lifecycle = lifecycle
-        self._reader = reader
-        self._results = results
+    db: AppDatabase
+    trail: AuditTrail
+    clock: Clock
+    admission: RestoreAdmission
+    lifecycle: RestoreLifecycle
+    reader: BackupReader
+    results: RestoreResults
 
     async def open_download(
         self, actor: Actor, restore_id: UUID, presented_token: str | None
     ) -> RestoreDownload:
         """Check, record, and return the plaintext stream (see the module doc)."""
-        now = self._clock.now()
-        async with self._db.transaction(write=True) as tx:
+        now = self.clock.now()
+        async with self.db.transaction(write=True) as tx:
             restore = await tx.restores.get_for_update_or_none(restore_id)
             if restore is None:
                 raise RestoreNotFound()
@@ -93,14 +84,14 @@ class RestoreDownloads:
                 refusal = _Refusal(problem, recorded=False) if problem else None
             if refusal is None and backup is not None:
                 try:
-                    decryptor = await self._reader.decryptor(tx, backup)
+                    decryptor = await self.reader.decryptor(tx, backup)
                 except SsbgError as unusable:
                     refusal = _Refusal(unusable, recorded=False)
             if refusal is None and backup is not None:
                 await tx.restores.count_download(restore.id)
-                await self._trail.append(tx, key_unwrap_event(actor, backup, restore.id))
+                await self.trail.append(tx, key_unwrap_event(actor, backup, restore.id))
             if refusal is None or not refusal.recorded:
-                await self._trail.append(
+                await self.trail.append(
                     tx,
                     AuditEvent.by(
                         actor,
@@ -138,7 +129,7 @@ class RestoreDownloads:
         ):
             # Another key, or a wrong token: indistinguishable from a missing restore.
             return _Refusal(RestoreNotFound(), recorded=False)
-        level = await self._admission.lock_level(tx)
+        level = await self.admission.lock_level(tx)
         if level is IncidentLevel.LOCKDOWN:
             return _Refusal(
                 IncidentLockdown(
@@ -194,7 +185,7 @@ class RestoreDownloads:
         problem: SsbgError,
         **values: object,
     ) -> None:
-        await self._lifecycle.move(
+        await self.lifecycle.move(
             tx,
             restore.id,
             restore.status,
@@ -214,10 +205,10 @@ class RestoreDownloads:
         decryptor: ObjectDecryptor,
     ) -> AsyncIterator[bytes]:
         try:
-            async for segment in decrypt_object(self._reader.ciphertext(backup), decryptor):
+            async for segment in decrypt_object(self.reader.ciphertext(backup), decryptor):
                 yield segment
         except IntegrityFailure:
             # The object changed since it was verified: quarantine it, and let the exception
             # abort the response so the client never takes a short file for a whole one.
-            await asyncio.shield(self._results.quarantine_after_download(actor, restore, backup))
+            await asyncio.shield(self.results.quarantine_after_download(actor, restore, backup))
             raise

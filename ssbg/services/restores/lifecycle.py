@@ -7,6 +7,7 @@ Creating a request is an insert, not a move; everything after goes through here.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,10 +23,10 @@ from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import UnitOfWork
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreLifecycle:
-    def __init__(self, trail: AuditTrail, clock: Clock) -> None:
-        self._trail = trail
-        self._clock = clock
+    trail: AuditTrail
+    clock: Clock
 
     async def try_move(
         self,
@@ -54,14 +55,14 @@ class RestoreLifecycle:
             current,
             lease_lapsed_before=lease_lapsed_before,
             status=target,
-            updated_at=self._clock.now(),
+            updated_at=self.clock.now(),
             **values,
         )
         if moved is None:
             return None
         for event in preceding_events:
-            await self._trail.append(tx, event)
-        await self._trail.append(
+            await self.trail.append(tx, event)
+        await self.trail.append(
             tx,
             AuditEvent.by(
                 actor,

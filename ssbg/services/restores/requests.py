@@ -8,6 +8,7 @@
    returned only after ``RESTORE_COMPLETE`` has committed.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -38,31 +39,23 @@ def denied_event(actor: Actor, restore: RestoreRequest, error: SsbgError) -> Aud
     )
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreRequests:
-    def __init__(
-        self,
-        db: AppDatabase,
-        trail: AuditTrail,
-        clock: Clock,
-        admission: RestoreAdmission,
-        verification: RestoreVerification,
-        lease: timedelta,
-    ) -> None:
-        self._db = db
-        self._trail = trail
-        self._clock = clock
-        self._admission = admission
-        self._verification = verification
-        self._lease = lease
+    db: AppDatabase
+    trail: AuditTrail
+    clock: Clock
+    admission: RestoreAdmission
+    verification: RestoreVerification
+    lease: timedelta
 
     async def request_restore(
         self, actor: Actor, backup_id: UUID, justification: str, *, mfa_token: str | None = None
     ) -> RestoreOutcome:
-        mfa_verified = await self._admission.mfa_verified(actor, mfa_token)
-        now = self._clock.now()
+        mfa_verified = await self.admission.mfa_verified(actor, mfa_token)
+        now = self.clock.now()
         restore_id = uuid4()
-        async with self._db.transaction(write=True) as tx:
-            admission = await self._admission.admit(
+        async with self.db.transaction(write=True) as tx:
+            admission = await self.admission.admit(
                 tx, actor, backup_id, restore_id, mfa_verified=mfa_verified
             )
             if admission.problem is not None:
@@ -70,7 +63,7 @@ class RestoreRequests:
             elif admission.needs_approval:
                 status, lease = RestoreStatus.PENDING_APPROVAL, None
             else:
-                status, lease = RestoreStatus.VERIFYING, now + self._lease
+                status, lease = RestoreStatus.VERIFYING, now + self.lease
             problem = admission.problem
             restore = RestoreRequest(
                 id=restore_id,
@@ -96,20 +89,20 @@ class RestoreRequests:
                 justification=justification,
             )
             for event in (requested, *admission.events):
-                await self._trail.append(tx, event)
+                await self.trail.append(tx, event)
             if problem is not None:
-                await self._trail.append(tx, denied_event(actor, restore, problem))
+                await self.trail.append(tx, denied_event(actor, restore, problem))
         if problem is not None:
             raise problem
         if admission.needs_approval:
             return RestoreOutcome(restore)
         assert admission.backup is not None
-        return await self._verification.verify_and_complete(
+        return await self.verification.verify_and_complete(
             actor, restore, admission.backup, issue_token=True
         )
 
     async def get_restore(self, restore_id: UUID) -> RestoreRequest:
-        async with self._db.transaction(write=False) as tx:
+        async with self.db.transaction(write=False) as tx:
             restore = await tx.restores.get_or_none(restore_id)
         if restore is None:
             raise RestoreNotFound()

@@ -59,32 +59,24 @@ def key_unwrap_event(actor: Actor, backup: BackupMetadata, restore_id: UUID) -> 
     )
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreResults:
-    def __init__(
-        self,
-        db: AppDatabase,
-        trail: AuditTrail,
-        clock: Clock,
-        lifecycle: RestoreLifecycle,
-        backups: BackupLifecycle,
-        token_ttl: timedelta,
-    ) -> None:
-        self._db = db
-        self._trail = trail
-        self._clock = clock
-        self._lifecycle = lifecycle
-        self._backups = backups
-        self._token_ttl = token_ttl
+    db: AppDatabase
+    trail: AuditTrail
+    clock: Clock
+    lifecycle: RestoreLifecycle
+    backups: BackupLifecycle
+    token_ttl: timedelta
 
     async def complete(
         self, actor: Actor, restore: RestoreRequest, backup: BackupMetadata, *, issue_token: bool
     ) -> RestoreOutcome:
         """``VERIFYING → COMPLETED`` with ``KEY_UNWRAP`` and ``RESTORE_COMPLETE``; the token
         (when ``issue_token``) is returned only once this has committed."""
-        now = self._clock.now()
-        token, token_values = new_token(now, self._token_ttl) if issue_token else (None, {})
-        async with self._db.transaction(write=True) as tx:
-            completed = await self._lifecycle.move(
+        now = self.clock.now()
+        token, token_values = new_token(now, self.token_ttl) if issue_token else (None, {})
+        async with self.db.transaction(write=True) as tx:
+            completed = await self.lifecycle.move(
                 tx,
                 restore.id,
                 RestoreStatus.VERIFYING,
@@ -116,10 +108,10 @@ class RestoreResults:
     ) -> None:
         """``VERIFYING → FAILED`` with ``RESTORE_FAILED``; quarantine the backup on an
         integrity failure. Nothing when the request was moved meanwhile (by recovery)."""
-        async with self._db.transaction(write=True) as tx:
+        async with self.db.transaction(write=True) as tx:
             if quarantine:
                 await self._quarantine_in(tx, actor, backup, restore.id)
-            failed = await self._lifecycle.try_move(
+            failed = await self.lifecycle.try_move(
                 tx,
                 restore.id,
                 RestoreStatus.VERIFYING,
@@ -140,9 +132,9 @@ class RestoreResults:
         """A segment failed to authenticate during a download of a verified backup: the
         object changed since. Quarantine it; the request stays ``COMPLETED`` (its download
         was refused), so the failure is recorded without a status change."""
-        async with self._db.transaction(write=True) as tx:
+        async with self.db.transaction(write=True) as tx:
             await self._quarantine_in(tx, actor, backup, restore.id, during="download")
-            await self._trail.append(
+            await self.trail.append(
                 tx,
                 AuditEvent.by(
                     actor,
@@ -161,7 +153,7 @@ class RestoreResults:
         self, tx: UnitOfWork, actor: Actor, backup: BackupMetadata, restore_id: UUID, **details: str
     ) -> None:
         """``ACTIVE → QUARANTINED`` after an integrity failure (transition row + audit)."""
-        await self._backups.try_move(
+        await self.backups.try_move(
             tx,
             backup.id,
             BackupStatus.ACTIVE,
@@ -175,13 +167,13 @@ class RestoreResults:
     async def fail_interrupted(self) -> list[UUID]:
         """``VERIFYING`` requests whose gateway died (lease lapsed) become ``FAILED``; when
         several replicas sweep at once, the compare-and-set lets exactly one record each."""
-        now = self._clock.now()
-        async with self._db.transaction(write=False) as tx:
+        now = self.clock.now()
+        async with self.db.transaction(write=False) as tx:
             lapsed = await tx.restores.list_lapsed_verifying(now, 100)
         failed: list[UUID] = []
         for restore_id in lapsed:
-            async with self._db.transaction(write=True) as tx:
-                moved = await self._lifecycle.try_move(
+            async with self.db.transaction(write=True) as tx:
+                moved = await self.lifecycle.try_move(
                     tx,
                     restore_id,
                     RestoreStatus.VERIFYING,

@@ -6,6 +6,7 @@ and the key version must still be usable. Under incident level 2, a restore nobo
 goes back to ``PENDING_APPROVAL`` instead (202, no token).
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -38,33 +39,24 @@ async def own_restore(tx: UnitOfWork, actor: Actor, restore_id: UUID) -> Restore
     return restore
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreTokens:
-    def __init__(
-        self,
-        db: AppDatabase,
-        trail: AuditTrail,
-        clock: Clock,
-        admission: RestoreAdmission,
-        lifecycle: RestoreLifecycle,
-        reader: BackupReader,
-        token_ttl: timedelta,
-    ) -> None:
-        self._db = db
-        self._trail = trail
-        self._clock = clock
-        self._admission = admission
-        self._lifecycle = lifecycle
-        self._reader = reader
-        self._token_ttl = token_ttl
+    db: AppDatabase
+    trail: AuditTrail
+    clock: Clock
+    admission: RestoreAdmission
+    lifecycle: RestoreLifecycle
+    reader: BackupReader
+    token_ttl: timedelta
 
     async def issue_token(
         self, actor: Actor, restore_id: UUID, *, mfa_token: str | None = None
     ) -> RestoreOutcome:
-        mfa_verified = await self._admission.mfa_verified(actor, mfa_token)
-        async with self._db.transaction(write=True) as tx:
+        mfa_verified = await self.admission.mfa_verified(actor, mfa_token)
+        async with self.db.transaction(write=True) as tx:
             restore = await own_restore(tx, actor, restore_id)
             status = restore.status
-            admission = await self._admission.admit(
+            admission = await self.admission.admit(
                 tx,
                 actor,
                 restore.backup_id,
@@ -80,13 +72,13 @@ class RestoreTokens:
             problem = admission.problem
             if problem is None and admission.backup is not None:
                 try:
-                    await self._reader.usable_private_key(tx, admission.backup)
+                    await self.reader.usable_private_key(tx, admission.backup)
                 except (CryptoShredded, KeyUnavailable) as unusable:
                     problem = unusable
             if problem is not None:
                 for event in admission.events:
-                    await self._trail.append(tx, event)
-                await self._trail.append(
+                    await self.trail.append(tx, event)
+                await self.trail.append(
                     tx,
                     AuditEvent.by(
                         actor,
@@ -101,7 +93,7 @@ class RestoreTokens:
                 )
                 token = None
             elif admission.needs_approval and restore.approved_by is None:
-                restore = await self._lifecycle.move(
+                restore = await self.lifecycle.move(
                     tx,
                     restore.id,
                     status,
@@ -115,8 +107,8 @@ class RestoreTokens:
                 )
                 token = None
             else:
-                token, token_values = new_token(self._clock.now(), self._token_ttl)
-                restore = await self._lifecycle.move(
+                token, token_values = new_token(self.clock.now(), self.token_ttl)
+                restore = await self.lifecycle.move(
                     tx,
                     restore.id,
                     status,

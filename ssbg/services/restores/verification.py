@@ -10,6 +10,7 @@ by recovery. Downloads use the same key, store and decryptor plumbing.
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -35,12 +36,12 @@ from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 READ_CHUNK_SEGMENTS = 1
 
 
+@dataclass(frozen=True, slots=True)
 class BackupReader:
     """The backup's key, wrapped DEK and ciphertext, as a verification or download needs."""
 
-    def __init__(self, store: ObjectStore, key_store: FileKeyStore) -> None:
-        self._store = store
-        self._keys = key_store
+    store: ObjectStore
+    key_store: FileKeyStore
 
     async def usable_private_key(
         self, tx: UnitOfWork, backup: BackupMetadata
@@ -50,12 +51,12 @@ class BackupReader:
         key_version = await tx.key_versions.get_or_none(backup.key_version)
         if key_version is None or key_version.status is KeyVersionStatus.DESTROYED:
             raise CryptoShredded()
-        return await asyncio.to_thread(self._keys.load_private_key, backup.key_version)
+        return await asyncio.to_thread(self.key_store.load_private_key, backup.key_version)
 
     async def decryptor(self, tx: UnitOfWork, backup: BackupMetadata) -> ObjectDecryptor:
         private_key = await self.usable_private_key(tx, backup)
         try:
-            wrapped = await self._store.read_bytes(backup.wrapped_dek_ref)
+            wrapped = await self.store.read_bytes(backup.wrapped_dek_ref)
         except ObjectMissing:
             raise IntegrityFailure("The backup's wrapped key is missing from the store.") from None
         return ObjectDecryptor(
@@ -65,7 +66,7 @@ class BackupReader:
 
     async def ciphertext(self, backup: BackupMetadata) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._store.read_stream(
+            async for chunk in self.store.read_stream(
                 backup.storage_ref,
                 (backup.segment_size + 16) * READ_CHUNK_SEGMENTS,
                 # The header alone first, so every later chunk starts on a segment boundary
@@ -77,20 +78,13 @@ class BackupReader:
             raise IntegrityFailure("The backup's ciphertext is missing from the store.") from None
 
 
+@dataclass(frozen=True, slots=True)
 class RestoreVerification:
-    def __init__(
-        self,
-        db: AppDatabase,
-        clock: Clock,
-        reader: BackupReader,
-        results: RestoreResults,
-        lease: timedelta,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._reader = reader
-        self._results = results
-        self._lease = lease
+    db: AppDatabase
+    clock: Clock
+    reader: BackupReader
+    results: RestoreResults
+    lease: timedelta
 
     async def verify_and_complete(
         self, actor: Actor, restore: RestoreRequest, backup: BackupMetadata, *, issue_token: bool
@@ -103,25 +97,25 @@ class RestoreVerification:
         except SsbgError as error:
             quarantine = isinstance(error, IntegrityFailure)
             await asyncio.shield(
-                self._results.fail(actor, restore, backup, error.code, quarantine=quarantine)
+                self.results.fail(actor, restore, backup, error.code, quarantine=quarantine)
             )
             raise
         except BaseException:
             # Cancelled (the client went away) or a bug: the backup is not suspect.
             await asyncio.shield(
-                self._results.fail(actor, restore, backup, INTERRUPTED, quarantine=False)
+                self.results.fail(actor, restore, backup, INTERRUPTED, quarantine=False)
             )
             raise
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
-        return await self._results.complete(actor, restore, backup, issue_token=issue_token)
+        return await self.results.complete(actor, restore, backup, issue_token=issue_token)
 
     async def _verify(self, backup: BackupMetadata) -> None:
-        async with self._db.transaction(write=False) as tx:
-            decryptor = await self._reader.decryptor(tx, backup)
-        verified = await verify_object(self._reader.ciphertext(backup), decryptor)
+        async with self.db.transaction(write=False) as tx:
+            decryptor = await self.reader.decryptor(tx, backup)
+        verified = await verify_object(self.reader.ciphertext(backup), decryptor)
         if (
             verified.checksum_ciphertext != backup.checksum_ciphertext
             or verified.checksum_plaintext != backup.checksum_plaintext
@@ -132,7 +126,7 @@ class RestoreVerification:
 
     async def _keep_lease(self, restore_id: UUID) -> None:
         while True:
-            await asyncio.sleep(self._lease.total_seconds() / 3)
+            await asyncio.sleep(self.lease.total_seconds() / 3)
             with contextlib.suppress(SsbgError):
-                async with self._db.transaction(write=True) as tx:
-                    await tx.restores.renew_lease(restore_id, self._clock.now() + self._lease)
+                async with self.db.transaction(write=True) as tx:
+                    await tx.restores.renew_lease(restore_id, self.clock.now() + self.lease)
