@@ -29,7 +29,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ssbg.api.paths import API_PREFIX
 from ssbg.cli.settings_loader import EXIT_USAGE, err
 from ssbg.infrastructure.durable_files import fsync_directory
 from ssbg.infrastructure.hashing_file_writer import HashingFileWriter
@@ -37,6 +36,9 @@ from ssbg.infrastructure.hashing_file_writer import HashingFileWriter
 EXIT_REFUSED = 1
 EXIT_PENDING = 3
 DEFAULT_URL = "http://127.0.0.1:8000"
+# The API's version prefix (SPEC §3): the client is a program of its own that knows the
+# contract, not the server's modules.
+API_PREFIX = "/api/v1"
 MFA_HEADER = "X-MFA-Token"
 CHUNK = 1024 * 1024
 TIMEOUT = httpx.Timeout(30.0, read=600.0)

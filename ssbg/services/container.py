@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from ssbg.infrastructure.clock import Clock, SystemClock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.crypto.key_store import FileKeyStore, resolve_key_password
@@ -51,6 +53,10 @@ class Services:
         await self.db.dispose()
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
+
+
 def build_key_store(settings: Settings) -> FileKeyStore:
     directory = settings.resolved_keystore_dir
     configured = settings.key_password.get_secret_value() if settings.key_password else None
@@ -61,7 +67,14 @@ def build_object_store(settings: Settings) -> ObjectStore:
     if settings.storage_backend == "s3":
         from ssbg.infrastructure.storage.s3 import S3ObjectStore
 
-        return S3ObjectStore.from_settings(settings)
+        return S3ObjectStore(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=_secret(settings.s3_access_key_id),
+            secret_access_key=_secret(settings.s3_secret_access_key),
+            create_bucket=settings.env == "development",
+        )
     return LocalObjectStore(settings.resolved_storage_path)
 
 

@@ -18,7 +18,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ssbg.domain.errors import StorageUnavailable
 from ssbg.infrastructure.storage.errors import ObjectMissing
-from ssbg.settings import Settings
 
 PART_SIZE = 8 * 1024 * 1024  # S3 requires ≥ 5 MiB for every part but the last
 MAX_CONNECTIONS = 64
@@ -125,21 +124,6 @@ class S3ObjectStore:
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
         self._lock = asyncio.Lock()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "S3ObjectStore":
-        return cls(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id.get_secret_value()
-            if settings.s3_access_key_id
-            else None,
-            secret_access_key=settings.s3_secret_access_key.get_secret_value()
-            if settings.s3_secret_access_key
-            else None,
-            create_bucket=settings.env == "development",
-        )
 
     async def client(self) -> Any:
         if self._client is not None:
