@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             if owned:
                 await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
+                await active.key_files.upgrade_key_files(via="start-up")
                 # Fail backups left PROCESSING by a dead process: now, then once per lease.
                 await active.backup_recovery.sweep_once()
                 sweeper = asyncio.create_task(

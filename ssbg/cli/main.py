@@ -5,6 +5,7 @@ import typer
 from ssbg.cli import (
     audit_commands,
     backup_commands,
+    key_commands,
     recover_command,
     restore_command,
     server_commands,
@@ -21,6 +22,7 @@ app.command()(server_commands.init)
 app.command()(server_commands.serve)
 app.command()(server_commands.migrate)
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(key_commands.app, name="keys")
 app.command()(recover_command.recover)
 app.command()(backup_commands.backup)
 app.add_typer(backup_commands.app, name="backups")

@@ -20,7 +20,11 @@ def recover(
     data_enc: Annotated[Path, typer.Argument(help="The backup's data.enc object.")],
     wrapped_dek: Annotated[Path, typer.Argument(help="The backup's dek.wrapped object.")],
     private_key: Annotated[
-        Path, typer.Option("--private-key", help="The key version's P-NNN.private.p12 file.")
+        Path,
+        typer.Option(
+            "--private-key",
+            help="The key version's P-NNN.private.pem (or older .p12) file.",
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", help="Where to write the plaintext.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

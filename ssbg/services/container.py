@@ -19,6 +19,7 @@ from ssbg.services.backups import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
+from ssbg.services.key_file_service import KeyFileService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
@@ -47,6 +48,7 @@ class Services:
     backups: BackupService
     backup_recovery: BackupRecoveryService
     restores: RestoreService
+    key_files: KeyFileService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -135,4 +137,5 @@ def build_services(
         backups=backups,
         backup_recovery=BackupRecoveryService(db, trail, clock, backups.lifecycle, restores),
         restores=restores,
+        key_files=KeyFileService(db, trail, key_store),
     )

@@ -16,9 +16,10 @@ from pathlib import Path
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ssbg.domain.errors import KeyUnavailable
+from ssbg.infrastructure.crypto.key_files import UnacceptableKeyFile, decrypt_private_key
+from ssbg.infrastructure.crypto.key_store import load_legacy_private_key
 from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
 from ssbg.infrastructure.durable_files import fsync_directory
 from ssbg.infrastructure.hashing_file_writer import HashingFileWriter
@@ -35,16 +36,21 @@ class RecoveredBackup:
 
 
 def load_private_key_file(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
-    """Open a ``P-NNN.private.p12``; ``KeyUnavailable`` for a wrong password or another file."""
+    """Open a key version's private key file: ``P-NNN.private.pem`` (PKCS#8, current) or
+    ``P-NNN.private.p12`` (PKCS#12, earlier versions); ``KeyUnavailable`` for a wrong
+    password or another kind of file."""
     try:
-        key, _cert, _others = pkcs12.load_key_and_certificates(
-            path.read_bytes(), password.encode("utf-8")
-        )
-    except (OSError, ValueError):
+        data = path.read_bytes()
+    except OSError:
+        raise KeyUnavailable("The key file cannot be read.") from None
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return decrypt_private_key(data, password.encode("utf-8"))
+        return load_legacy_private_key(data, password.encode("utf-8"))
+    except UnacceptableKeyFile as exc:
+        raise KeyUnavailable(f"The key file is not one SSBG accepts: {exc}.") from None
+    except ValueError:
         raise KeyUnavailable("The key file cannot be opened with this password.") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise KeyUnavailable("The key file holds no EC private key.")
-    return key
 
 
 def recover_to_file(

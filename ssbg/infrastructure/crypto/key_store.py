@@ -2,14 +2,18 @@
 
 Layout of ``SSBG_KEYSTORE_DIR`` (directory mode 0700, files 0600):
 
-* ``P-NNN.private.p12`` / ``P-NNN.public.pem`` — key-encryption key versions (EC P-384). The
-  PKCS#12 holds only the private key, shrouded with PBES2 (PBKDF2-HMAC-SHA256,
-  :data:`PBKDF2_ITERATIONS` iterations, AES-256-CBC) under ``SSBG_KEY_PASSWORD``; readable with
-  ``openssl pkcs12``.
-* ``audit-signing.private.p12`` / ``audit-signing.public.pem`` — the ECDSA P-384 key that signs
+* ``P-NNN.private.pem`` / ``P-NNN.public.pem`` — key-encryption key versions (EC P-384). The
+  private key is a PKCS#8 ``ENCRYPTED PRIVATE KEY`` (PBES2: PBKDF2-HMAC-SHA256 at
+  :data:`PBKDF2_ITERATIONS` iterations, AES-256-CBC) under ``SSBG_KEY_PASSWORD``, with no
+  cheaper check of a password guess (see :mod:`ssbg.infrastructure.crypto.key_files`);
+  ``openssl pkey`` reads it.
+* ``audit-signing.private.pem`` / ``audit-signing.public.pem`` — the ECDSA P-384 key that signs
   audit checkpoints, stored the same way.
 * ``mfa-seal.key`` — the AES-256 key that seals TOTP secrets in the database, itself sealed
-  with AES-256-GCM under a PBKDF2-HMAC-SHA256 derivation of the password.
+  with AES-256-GCM under a PBKDF2-HMAC-SHA256 derivation of the password (the iteration count
+  it records must lie in [600,000, 10^7]; the GCM tag is checked only with the derived key).
+* ``*.private.p12`` — the PKCS#12 files earlier versions wrote (their MAC made a guess cost
+  only 2,048 iterations): read until :meth:`FileKeyStore.upgrade_key_files` rewrites them.
 * ``.generated-key-password`` — development only: the password generated when
   ``SSBG_KEY_PASSWORD`` is unset. Production refuses to start without an explicit password.
 
@@ -32,10 +36,18 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ssbg.domain.errors import KeyUnavailable
+from ssbg.infrastructure.crypto.key_files import (
+    MAX_ITERATIONS,
+    MIN_ITERATIONS,
+    decrypt_private_key,
+    encrypt_private_key,
+)
 from ssbg.infrastructure.crypto.secret_box import KEY_BYTES, SecretBox
 from ssbg.infrastructure.durable_files import fsync_directory
 
-PBKDF2_ITERATIONS = 600_000
+PBKDF2_ITERATIONS = MIN_ITERATIONS
+PRIVATE_SUFFIX = ".private.pem"
+LEGACY_PRIVATE_SUFFIX = ".private.p12"
 AUDIT_SIGNING_NAME = "audit-signing"
 MFA_SEAL_FILE = "mfa-seal.key"
 GENERATED_PASSWORD_FILE = ".generated-key-password"  # noqa: S105 (a file name)
@@ -92,6 +104,14 @@ def _write_new_file(path: Path, content: bytes) -> bool:
     return created
 
 
+def load_legacy_private_key(data: bytes, password: bytes) -> ec.EllipticCurvePrivateKey:
+    """The EC key in a PKCS#12 file of an earlier version (``ValueError`` if it is not one)."""
+    key, _certificate, _others = pkcs12.load_key_and_certificates(data, password)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("not an EC private key")
+    return key
+
+
 class FileKeyStore:
     def __init__(self, directory: Path, password: str) -> None:
         self.directory = directory
@@ -102,7 +122,10 @@ class FileKeyStore:
     # -- key-encryption key versions and the audit signing key ---------------------------
 
     def private_key_path(self, name: str) -> Path:
-        return self.directory / f"{name}.private.p12"
+        return self.directory / f"{name}{PRIVATE_SUFFIX}"
+
+    def legacy_private_key_path(self, name: str) -> Path:
+        return self.directory / f"{name}{LEGACY_PRIVATE_SUFFIX}"
 
     def public_key_path(self, name: str) -> Path:
         return self.directory / f"{name}.public.pem"
@@ -110,9 +133,9 @@ class FileKeyStore:
     def ensure_key_pair(self, name: str) -> PublicKeyInfo:
         """Create the named EC P-384 key pair unless it exists; return its public half."""
         _ensure_private_dir(self.directory)
-        if not self.private_key_path(name).exists():
+        if not self._private_key_file_exists(name):
             key = ec.generate_private_key(ec.SECP384R1())
-            if _write_new_file(self.private_key_path(name), self._pkcs12(name, key)):
+            if _write_new_file(self.private_key_path(name), self._encrypt(key)):
                 public_pem = key.public_key().public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
@@ -136,26 +159,64 @@ class FileKeyStore:
         if cached is not None:
             return cached
         try:
-            data = self.private_key_path(name).read_bytes()
-            key, _certificate, _others = pkcs12.load_key_and_certificates(data, self._password)
+            key = self._read_private_key(name)
         except (OSError, ValueError):
             raise KeyUnavailable(f"Key {name} cannot be loaded from the key store.") from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise KeyUnavailable(f"Key {name} is not an EC private key.")
         self._private_keys[name] = key
         return key
 
-    def _pkcs12(self, name: str, key: ec.EllipticCurvePrivateKey) -> bytes:
-        encryption = (
-            serialization.PrivateFormat.PKCS12.encryption_builder()
-            .kdf_rounds(PBKDF2_ITERATIONS)
-            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-            .hmac_hash(hashes.SHA256())
-            .build(self._password)
+    def _private_key_file_exists(self, name: str) -> bool:
+        return self.private_key_path(name).exists() or self.legacy_private_key_path(name).exists()
+
+    def _read_private_key(self, name: str) -> ec.EllipticCurvePrivateKey:
+        """The key from its current file, else from a legacy PKCS#12 file (``OSError`` /
+        ``ValueError`` when neither can be read)."""
+        try:
+            return decrypt_private_key(self.private_key_path(name).read_bytes(), self._password)
+        except FileNotFoundError:
+            return load_legacy_private_key(
+                self.legacy_private_key_path(name).read_bytes(), self._password
+            )
+
+    def _encrypt(self, key: ec.EllipticCurvePrivateKey) -> bytes:
+        return encrypt_private_key(key, self._password, iterations=PBKDF2_ITERATIONS)
+
+    def legacy_key_names(self) -> list[str]:
+        """Names whose private key is still in a legacy PKCS#12 file."""
+        return sorted(
+            path.name.removesuffix(LEGACY_PRIVATE_SUFFIX)
+            for path in self.directory.glob(f"*{LEGACY_PRIVATE_SUFFIX}")
         )
-        return pkcs12.serialize_key_and_certificates(
-            name.encode("ascii"), key, None, None, encryption
-        )
+
+    def upgrade_key_file(self, name: str) -> bool:
+        """Rewrite a legacy PKCS#12 key file in the current format; True if this call removed
+        the legacy file (so exactly one of several replicas reports each upgrade).
+
+        Crash-safe at every step: the new file is written beside the old one (temporary name,
+        fsync, link into place), read back and compared with the old key, and only then is
+        the old file removed. Until then the old file still works; a new file left by an
+        interrupted upgrade is verified and adopted by the next one.
+        """
+        legacy_path = self.legacy_private_key_path(name)
+        try:
+            legacy = load_legacy_private_key(legacy_path.read_bytes(), self._password)
+        except FileNotFoundError:
+            return False
+        except ValueError:
+            raise KeyUnavailable(f"Key {name} cannot be opened to upgrade it.") from None
+        _write_new_file(self.private_key_path(name), self._encrypt(legacy))
+        try:
+            upgraded = decrypt_private_key(self.private_key_path(name).read_bytes(), self._password)
+        except (OSError, ValueError):
+            raise KeyUnavailable(f"The upgraded file of key {name} does not load.") from None
+        if upgraded.private_numbers() != legacy.private_numbers():
+            raise KeyUnavailable(f"The current file of key {name} holds another key.")
+        try:
+            legacy_path.unlink()
+        except FileNotFoundError:
+            return False
+        fsync_directory(self.directory)
+        return True
 
     # -- the key that seals TOTP secrets --------------------------------------------------
 
@@ -191,6 +252,8 @@ class FileKeyStore:
             raise KeyUnavailable("The MFA sealing key file is damaged.")
         offset = len(_MFA_SEAL_MAGIC)
         (iterations,) = struct.unpack(">I", blob[offset : offset + 4])
+        if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
+            raise KeyUnavailable("The MFA sealing key file records an unacceptable cost.")
         salt = blob[offset + 4 : offset + 20]
         nonce = blob[offset + 20 : offset + 32]
         try:
@@ -207,5 +270,7 @@ class FileKeyStore:
         """Raise ``KeyUnavailable`` unless every named private key file can be read."""
         for name in names:
             path = self.private_key_path(name)
+            if not path.exists():
+                path = self.legacy_private_key_path(name)
             if not os.access(path, os.R_OK):
                 raise KeyUnavailable(f"Key {name} is not readable in the key store.")

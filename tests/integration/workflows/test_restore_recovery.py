@@ -77,7 +77,7 @@ async def services_without_key_file(
     )
     await first.bootstrap.initialize()
     await first.close()
-    (directory / f"{FIRST_KEY_VERSION}.private.p12").unlink()
+    FileKeyStore(directory, TEST_KEY_PASSWORD).private_key_path(FIRST_KEY_VERSION).unlink()
     built = build_services(
         settings, clock=clock, key_store=FileKeyStore(directory, TEST_KEY_PASSWORD)
     )
