@@ -1,7 +1,8 @@
 """Audit chain benchmark: append throughput and validation throughput, SQLite and PostgreSQL.
 
     make bench-audit                              # everything (about 5-10 minutes)
-    .venv/bin/python bench/audit_bench.py --quick # smaller, for a smoke run
+    .venv/bin/python bench/audit_bench.py --quick # shorter appends, shorter chains
+    .venv/bin/python bench/audit_bench.py --smoke # every path on tiny sizes, no figures
     .venv/bin/python bench/audit_bench.py --backend sqlite --validate-entries 100000
 
 Append: W writers are **separate OS processes**, each with its own database connection and
@@ -33,7 +34,16 @@ process (and of one worker), for two chain lengths, so flat memory shows.
 
 PostgreSQL: ``SSBG_BENCH_POSTGRES_URL`` or ``SSBG_TEST_POSTGRES_URL`` (default
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``); a scratch database is created and
-dropped for every run. Results are also written to ``bench/results/audit-<time>.json``.
+dropped for every run; when it does not answer (or, in a smoke run, when neither variable is
+set), the PostgreSQL rows are skipped. Results are also written to
+``bench/results/audit-<time>.json``.
+
+``--smoke`` (``make bench-smoke``) runs every path above once on tiny sizes — 2 writers for a
+second, a checkpoint every 50 entries, a seeded chain of 1,000 validated in segments of 200 by
+the worker processes (each append run's chain is validated in one pass) — prints what ran and
+no rates, writes no results, and exits non-zero if any chain is invalid or any step fails: it
+keeps the benchmark working, it measures nothing.
+A full run also exits non-zero when a chain is invalid (its figures would mean nothing).
 """
 
 import argparse
@@ -58,24 +68,49 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import insert, update
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+from ssbg.domain.audit_checkpoint import is_checkpoint_due
+from ssbg.domain.audit_events import AuditEvent
+from ssbg.domain.audit_verification import DEFAULT_SEGMENT_ENTRIES, SequenceRange
+from ssbg.domain.enums import AuditAction, AuditResult
+from ssbg.domain.incident import IncidentState
+from ssbg.infrastructure.clock import SystemClock
+from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
+from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.infrastructure.db.database import DURABILITY_BARRIER
+from ssbg.infrastructure.db.migrate import upgrade
+from ssbg.infrastructure.db.models import AuditChainHead, AuditCheckpoint, AuditLogEntry
+from ssbg.repositories.audit_repository import (
+    ChainHead,
+    LockedHead,
+    append_parameters,
+    postgres_append_statements,
+)
+from ssbg.services.audit_service import AuditTrail
+from ssbg.services.audit_validation_service import AuditValidationService
+from ssbg.services.unit_of_work import AppDatabase, open_database
+from ssbg.settings import default_validation_workers
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from ssbg.domain.audit_verification import SequenceRange  # noqa: E402
-from ssbg.infrastructure.clock import SystemClock  # noqa: E402
-from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner  # noqa: E402
-from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore  # noqa: E402
-from ssbg.infrastructure.db.migrate import upgrade  # noqa: E402
-from ssbg.services.audit_service import AuditTrail  # noqa: E402
-from ssbg.services.audit_validation_service import AuditValidationService  # noqa: E402
-from ssbg.services.unit_of_work import open_database  # noqa: E402
-from ssbg.settings import default_validation_workers  # noqa: E402
-from tests.support.audit_chain import rich_event, seed_chain  # noqa: E402
-
 KEY_PASSWORD = "bench-key-password-not-secret"  # noqa: S105 (a throwaway key store)
-INTERVAL = 1_000
+INTERVAL = 1_000  # entries per signed checkpoint, the gateway's default
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+ENTRY_COLUMNS = tuple(column.key for column in AuditLogEntry.__table__.columns)
+CHECKPOINT_COLUMNS = tuple(column.key for column in AuditCheckpoint.__table__.columns)
+NO_INCIDENT = IncidentState(level=0, changed_at=None, last_alert_at=None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run does: the checkpoint interval and validation segment length the gateway is
+    configured with (its defaults, except in a smoke run), and how long each append runs."""
+
+    interval: int = INTERVAL
+    segment_entries: int = DEFAULT_SEGMENT_ENTRIES
+    seconds: float = 10.0
+    smoke: bool = False
 
 
 @dataclass
@@ -88,6 +123,21 @@ class Row:
     per_second: float
     peak_rss_mib: float | None
     note: str = ""
+    valid: bool = True
+
+
+def rich_event(number: int) -> AuditEvent:
+    """An event that fills every hashed field, with nested, non-ASCII and null details."""
+    return AuditEvent(
+        action=AuditAction.POLICY_CHECK_ALLOW,
+        resource=f"backup:{uuid.uuid4()}",
+        result=AuditResult.SUCCESS,
+        actor_id=uuid.uuid4(),
+        actor_role="admin",
+        details={"n": number, "note": "héllo ✓", "nested": {"list": [1, "two", None, True]}},
+        source_ip="198.51.100.7",
+        request_id=f"req-{number}",
+    )
 
 
 # -- scratch databases ------------------------------------------------------------------------
@@ -127,19 +177,23 @@ def key_store(directory: Path) -> FileKeyStore:
     return store
 
 
+def trail_of(keys: Path, interval: int) -> tuple[CheckpointSigner, AuditTrail]:
+    signer = CheckpointSigner(FileKeyStore(keys, KEY_PASSWORD))
+    return signer, AuditTrail(SystemClock(), signer, interval)
+
+
 # -- append ---------------------------------------------------------------------------------
 
 
-def _writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
+def _writer(url: str, keys: str, plan: Plan, barrier: Barrier, results: Any) -> None:
     async def run() -> int:
         db = open_database(url, pool_size=1)
-        signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
+        signer, trail = trail_of(Path(keys), plan.interval)
         await signer.key_info()  # the slow key derivation, before the clock starts
-        trail = AuditTrail(SystemClock(), signer, INTERVAL)
         async with db.transaction(write=False) as tx:  # connect before the clock starts
             await tx.audit.get_head()
         await asyncio.to_thread(barrier.wait)
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + plan.seconds
         count = 0
         while time.monotonic() < deadline:
             async with db.transaction(write=True) as tx:
@@ -151,60 +205,55 @@ def _writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any)
     results.put(asyncio.run(run()))
 
 
-def bench_append(backend: str, url: str, keys: Path, writers: int, seconds: float) -> Row:
-    total, elapsed, note = _run_writers(
-        url, keys, writers, seconds, _writer, (url, str(keys), seconds)
-    )
-    return Row(backend, "append", writers, total, elapsed, total / elapsed, None, note)
+def bench_append(backend: str, url: str, keys: Path, writers: int, plan: Plan) -> Row:
+    total, elapsed, valid, note = _run_writers(url, keys, writers, plan, _writer)
+    return Row(backend, "append", writers, total, elapsed, total / elapsed, None, note, valid)
 
 
 def _run_writers(
-    url: str, keys: Path, writers: int, seconds: float, target: Any, args: tuple[Any, ...]
-) -> tuple[int, float, str]:
-    """Start ``writers`` processes running ``target(*args, barrier, results)`` together for
-    ``seconds``; the appended total, the seconds from the start signal to the last count, and
-    the chain's state. A writer that dies makes the run fail instead of waiting for ever."""
+    url: str, keys: Path, writers: int, plan: Plan, target: Any
+) -> tuple[int, float, bool, str]:
+    """Start ``writers`` processes running ``target(url, keys, plan, barrier, results)``
+    together for ``plan.seconds``; the appended total, the seconds from the start signal to the
+    last count, whether the chain is valid and holds them all, and a note saying so. A writer
+    that dies makes the run fail instead of waiting for ever."""
     asyncio.run(upgrade(url))
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(writers + 1)
     results = context.Queue()
     processes = [
-        context.Process(target=target, args=(*args, barrier, results)) for _ in range(writers)
+        context.Process(target=target, args=(url, str(keys), plan, barrier, results))
+        for _ in range(writers)
     ]
     for process in processes:
         process.start()
     barrier.wait()
     started = time.perf_counter()
-    counts = [results.get(timeout=seconds + 300) for _ in processes]
+    counts = [results.get(timeout=plan.seconds + 300) for _ in processes]
     elapsed = time.perf_counter() - started
     for process in processes:
         process.join()
     total = sum(counts)
-    valid, checked, reason = _validate_in_process(url, keys)
-    note = "chain valid" if valid and checked == total else f"INVALID ({checked}/{total}: {reason})"
-    return total, elapsed, note
+    valid, checked, reason = _validate_in_process(url, keys, plan)
+    ok = valid and checked == total
+    return total, elapsed, ok, "chain valid" if ok else f"INVALID ({checked}/{total}: {reason})"
 
 
 # -- the driver's floor (PostgreSQL) -------------------------------------------------------
 #
 # The same statements, in the same round trips, straight on asyncpg: what one append costs
 # without SQLAlchemy's session, connection and execution machinery. The SQL is compiled from
-# the gateway's own statements and bound with the gateway's own values, and the entries and
-# checkpoints are built by ``AuditTrail`` itself, so the two cannot drift apart; the chain is
-# validated afterwards.
+# the gateway's own statements (``postgres_append_statements``) and bound with the gateway's
+# own values (``append_parameters``), and the entries and checkpoints are built by
+# ``AuditTrail`` itself, so the two cannot drift apart; the chain is validated afterwards.
 
 
 def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
-    from sqlalchemy import insert
-    from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-
-    from ssbg.infrastructure.db.models import AuditCheckpoint
-    from ssbg.repositories import audit_repository
-
+    statements = postgres_append_statements()
     compiled = {
-        "lock": audit_repository._LOCK_HEAD_COMMIT_BEFORE_FLUSH,
-        "append": audit_repository._APPEND_AND_MOVE_HEAD,
-        "last checkpoint": audit_repository._LAST_CHECKPOINT,
+        "lock": statements.lock_head,
+        "append": statements.append_and_move_head,
+        "last checkpoint": statements.last_checkpoint,
         "checkpoint": insert(AuditCheckpoint),
     }
     sql = {}
@@ -218,15 +267,9 @@ def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
     return sql
 
 
-def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results: Any) -> None:
-    from ssbg.domain.audit_checkpoint import is_checkpoint_due
-    from ssbg.domain.incident import IncidentState
-    from ssbg.infrastructure.db.database import DURABILITY_BARRIER
-    from ssbg.repositories.audit_repository import ChainHead, append_parameters
-
+def _floor_writer(url: str, keys: str, plan: Plan, barrier: Barrier, results: Any) -> None:
     sql = _floor_sql()
-    signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
-    trail = AuditTrail(SystemClock(), signer, INTERVAL)
+    signer, trail = trail_of(Path(keys), plan.interval)
 
     def bound(name: str, values: dict[str, Any]) -> list[Any]:
         statement, names, literals = sql[name]
@@ -234,15 +277,14 @@ def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results
 
     async def append(connection: asyncpg.Connection, number: int) -> None:
         await connection.execute("BEGIN")
-        locked = await connection.fetchrow(*bound("lock", {}))
-        head, incident = ChainHead(*locked[:2]), IncidentState(*locked[2:5])
-        entry = trail.next_entry(head, incident, rich_event(number))
-        values = append_parameters(entry, incident)
+        locked = LockedHead.of_row(tuple(await connection.fetchrow(*bound("lock", {}))))
+        entry = trail.next_entry(locked.head, locked.incident, rich_event(number))
+        values = append_parameters(entry, locked.incident)
         values["details"] = json.dumps(values["details"])  # asyncpg takes JSON as text
         status = await connection.execute(*bound("append", values))
         if status != "UPDATE 1":
             raise RuntimeError(f"the guarded append wrote nothing ({status})")
-        if is_checkpoint_due(entry.fields.sequence_number, INTERVAL):
+        if is_checkpoint_due(entry.fields.sequence_number, plan.interval):
             previous = await connection.fetchval(*bound("last checkpoint", {})) or 0
             checkpoint = await trail.signed_checkpoint(entry, previous)
             columns = {key: getattr(checkpoint, key) for key in sql["checkpoint"][1]}
@@ -254,7 +296,7 @@ def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results
         await signer.key_info()  # the slow key derivation, before the clock starts
         connection = await asyncpg.connect(libpq_url(url))
         await asyncio.to_thread(barrier.wait)
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + plan.seconds
         count = 0
         while time.monotonic() < deadline:
             await append(connection, count)
@@ -265,11 +307,11 @@ def _floor_writer(url: str, keys: str, seconds: float, barrier: Barrier, results
     results.put(asyncio.run(run()))
 
 
-def bench_append_floor(url: str, keys: Path, writers: int, seconds: float) -> Row:
-    total, elapsed, note = _run_writers(
-        url, keys, writers, seconds, _floor_writer, (url, str(keys), seconds)
+def bench_append_floor(url: str, keys: Path, writers: int, plan: Plan) -> Row:
+    total, elapsed, valid, note = _run_writers(url, keys, writers, plan, _floor_writer)
+    return Row(
+        "postgres", "append floor", writers, total, elapsed, total / elapsed, None, note, valid
     )
-    return Row("postgres", "append floor", writers, total, elapsed, total / elapsed, None, note)
 
 
 # -- the database's ceiling (PostgreSQL, pgbench) -----------------------------------------
@@ -310,7 +352,7 @@ def bench_append_ceiling(
     script.write_text(PGBENCH_APPEND)
     threads = min(writers, os.cpu_count() or 1)
     command = [program, "-n", "-M", "prepared", "-c", str(writers), "-j", str(threads)]
-    command += ["-T", str(round(seconds)), "-f", str(script), libpq_url(url)]
+    command += ["-T", str(max(1, round(seconds))), "-f", str(script), libpq_url(url)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     processed = re.search(r"number of transactions actually processed: (\d+)", output)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", output)
@@ -334,7 +376,7 @@ def bench_append_ceiling(
 
 
 def bench_append_ceilings(
-    pg_url: str, workdir: Path, writer_counts: list[int], seconds: float
+    pg_url: str, workdir: Path, writer_counts: list[int], plan: Plan
 ) -> list[Row]:
     program = pgbench()
     if program is None:
@@ -344,8 +386,8 @@ def bench_append_ceilings(
     for writers in writer_counts:
         print(f"postgres: append ceiling (pgbench), {writers} connections")
         with scratch_database("postgres", pg_url, workdir) as url:
-            rows.append(bench_append_ceiling(program, url, workdir, writers, seconds))
-        print(render(rows[-1:]).splitlines()[-1], flush=True)
+            rows.append(bench_append_ceiling(program, url, workdir, writers, plan.seconds))
+        report_row(rows[-1], plan)
     return rows
 
 
@@ -353,14 +395,11 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def _validate_in_process(url: str, keys: Path) -> tuple[bool, int, str | None]:
+def _validate_in_process(url: str, keys: Path, plan: Plan) -> tuple[bool, int, str | None]:
     async def run() -> tuple[bool, int, str | None]:
         db = open_database(url)
-        store = FileKeyStore(keys, KEY_PASSWORD)
-        signer = CheckpointSigner(store)
-        service = AuditValidationService(
-            db, AuditTrail(SystemClock(), signer, INTERVAL), signer, INTERVAL
-        )
+        signer, trail = trail_of(keys, plan.interval)
+        service = AuditValidationService(db, trail, signer, plan.interval)
         try:
             result = (await service.check_chain(SequenceRange())).result
         finally:
@@ -373,17 +412,18 @@ def _validate_in_process(url: str, keys: Path) -> tuple[bool, int, str | None]:
 # -- validation -----------------------------------------------------------------------------
 
 
-def _validator(url: str, keys: str, results: Any) -> None:
+def _validator(url: str, keys: str, plan: Plan, results: Any) -> None:
     async def run() -> dict[str, Any]:
         db = open_database(url)
-        signer = CheckpointSigner(FileKeyStore(Path(keys), KEY_PASSWORD))
+        signer, trail = trail_of(Path(keys), plan.interval)
         await signer.key_info()
         service = AuditValidationService(
             db,
-            AuditTrail(SystemClock(), signer, INTERVAL),
+            trail,
             signer,
-            INTERVAL,
+            plan.interval,
             workers=default_validation_workers(),  # as the gateway and the CLI configure it
+            segment_entries=plan.segment_entries,
         )
         async with db.transaction(write=False) as tx:
             await tx.audit.get_head()
@@ -396,6 +436,7 @@ def _validator(url: str, keys: str, results: Any) -> None:
             worker.join()  # reaped, so that RUSAGE_CHILDREN counts them
         return {
             "valid": checked.result.valid,
+            "reason": checked.result.reason,
             "entries": checked.result.entries_checked,
             "checkpoints": checked.result.checkpoints_verified,
             "segments": checked.segments,
@@ -413,18 +454,18 @@ def _rss_mib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def bench_validate(backend: str, url: str, keys: Path, entries: int) -> Row:
+def bench_validate(backend: str, url: str, keys: Path, entries: int, plan: Plan) -> Row:
     asyncio.run(upgrade(url))
     seeding = time.perf_counter()
-    signing_key = FileKeyStore(keys, KEY_PASSWORD).load_private_key(AUDIT_SIGNING_NAME)
-    asyncio.run(_seed(url, entries, signing_key))
+    asyncio.run(_seed(url, keys, entries, plan))
     print(f"  seeded {entries:,} entries in {time.perf_counter() - seeding:.0f} s", flush=True)
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=_validator, args=(url, str(keys), results))
+    process = context.Process(target=_validator, args=(url, str(keys), plan, results))
     process.start()
     outcome = results.get()
     process.join()
+    valid = outcome["valid"] and outcome["entries"] == entries
     note = (
         f"valid, {outcome['checkpoints']} checkpoints; RSS before {outcome['rss_before_mib']:.0f}"
         f" MiB; {outcome['segments']} worker(s)"
@@ -433,8 +474,8 @@ def bench_validate(backend: str, url: str, keys: Path, entries: int) -> Row:
             if outcome["segments"] > 1
             else ""
         )
-        if outcome["valid"] and outcome["entries"] == entries
-        else "INVALID"
+        if valid
+        else f"INVALID ({outcome['entries']}/{entries}: {outcome['reason']})"
     )
     return Row(
         backend,
@@ -445,16 +486,17 @@ def bench_validate(backend: str, url: str, keys: Path, entries: int) -> Row:
         outcome["entries"] / outcome["seconds"],
         outcome["peak_rss_mib"],
         note,
+        valid,
     )
 
 
-async def _seed(url: str, entries: int, signing_key: Any) -> None:
+async def _seed(url: str, keys: Path, entries: int, plan: Plan) -> None:
     """Write the chain in bulk, then let the database settle as it would have by the time a
     table that size is validated in production: statistics gathered, visibility information
     set (PostgreSQL ``VACUUM ANALYZE``), the write-ahead log checkpointed (SQLite)."""
     db = open_database(url)
     try:
-        await seed_chain(db.engine, entries, INTERVAL, signing_key)
+        await seed_chain(db, trail_of(keys, plan.interval)[1], entries, plan.interval)
         autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         async with autocommit.connect() as connection:
             if db.dialect == "sqlite":
@@ -468,10 +510,53 @@ async def _seed(url: str, entries: int, signing_key: Any) -> None:
         await db.dispose()
 
 
+async def seed_chain(
+    db: AppDatabase, trail: AuditTrail, entries: int, interval: int, *, batch: int = 5_000
+) -> None:
+    """Append ``entries`` rich events to an empty chain in bulk: the rows and signed
+    checkpoints ``AuditTrail.append`` would have written (built by its own ``next_entry`` and
+    ``signed_checkpoint``, bound with the repository's ``append_parameters``), inserted
+    ``batch`` at a time instead of one transaction per entry, then the head moved to the last."""
+    async with db.transaction(write=False) as tx:
+        head = await tx.audit.get_head()
+    previous_checkpoint = 0
+    rows: list[dict[str, Any]] = []
+    checkpoints: list[dict[str, Any]] = []
+    for number in range(1, entries + 1):
+        entry = trail.next_entry(head, NO_INCIDENT, rich_event(number))
+        values = append_parameters(entry, NO_INCIDENT)
+        rows.append({key: values[key] for key in ENTRY_COLUMNS})
+        head = ChainHead(entry.fields.sequence_number, entry.entry_hash)
+        if is_checkpoint_due(head.sequence_number, interval):
+            checkpoint = await trail.signed_checkpoint(entry, previous_checkpoint)
+            checkpoints.append({key: getattr(checkpoint, key) for key in CHECKPOINT_COLUMNS})
+            previous_checkpoint = head.sequence_number
+        if len(rows) == batch or number == entries:
+            async with db.engine.begin() as connection:
+                await connection.execute(insert(AuditLogEntry), rows)
+                if checkpoints:
+                    await connection.execute(insert(AuditCheckpoint), checkpoints)
+            rows, checkpoints = [], []
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == 1)
+            .values(sequence_number=head.sequence_number, entry_hash=head.entry_hash)
+        )
+
+
 # -- the table ------------------------------------------------------------------------------
 
 
-def render(rows: list[Row]) -> str:
+def render(rows: list[Row], plan: Plan) -> str:
+    if plan.smoke:  # tiny sizes: what ran and whether the chain held, no rates
+        lines = ["| database | measure | writers | entries | note |", "|---|---|--:|--:|---|"]
+        for row in rows:
+            lines.append(
+                f"| {row.backend} | {row.measure} | {row.writers or ''} | {row.entries:,} "
+                f"| {row.note} |"
+            )
+        return "\n".join(lines)
     lines = [
         "| database | measure | writers | entries | seconds | entries/s | peak RSS (MiB) | note |",
         "|---|---|--:|--:|--:|--:|--:|---|",
@@ -485,8 +570,12 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def report_row(row: Row, plan: Plan) -> None:
+    print(render([row], plan).splitlines()[-1], flush=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--writers", default="1,4,16", help="comma-separated writer counts")
     parser.add_argument("--seconds", type=float, default=10.0, help="append run time each")
@@ -497,16 +586,31 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3 s appends, 20k/100k chains")
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every path once on tiny sizes (2 writers for 1 s, a checkpoint every 50 entries, "
+        "a 1,000-entry chain validated in segments of 200); no rates, no results file",
+    )
+    parser.add_argument(
         "--no-floor", action="store_true", help="skip the asyncpg-only append floor (PostgreSQL)"
     )
     args = parser.parse_args()
+    plan = Plan(seconds=args.seconds)
     if args.quick:
-        args.seconds, args.validate_entries = 3.0, "20000,100000"
-    pg_url = os.environ.get("SSBG_BENCH_POSTGRES_URL") or os.environ.get(
-        "SSBG_TEST_POSTGRES_URL", DEFAULT_PG
+        plan = Plan(seconds=3.0)
+        args.validate_entries = "20000,100000"
+    if args.smoke:
+        plan = Plan(interval=50, segment_entries=200, seconds=1.0, smoke=True)
+        args.writers, args.validate_entries = "2", "1000"
+    configured = os.environ.get("SSBG_BENCH_POSTGRES_URL") or os.environ.get(
+        "SSBG_TEST_POSTGRES_URL"
     )
+    pg_url = configured or DEFAULT_PG
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    if "postgres" in backends and not _postgres_answers(pg_url):
+    if "postgres" in backends and plan.smoke and not configured:
+        print("SSBG_TEST_POSTGRES_URL is not set: the smoke run skips PostgreSQL.")
+        backends.remove("postgres")
+    elif "postgres" in backends and not _postgres_answers(pg_url):
         print(f"PostgreSQL at {pg_url} does not answer: skipping it.")
         backends.remove("postgres")
     writer_counts = [int(n) for n in args.writers.split(",")]
@@ -520,40 +624,50 @@ def main() -> None:
         key_store(keys)
         for backend in backends:
             for writers in writer_counts:
-                print(f"{backend}: append, {writers} writer processes, {args.seconds:.0f} s")
+                print(f"{backend}: append, {writers} writer processes, {plan.seconds:.0f} s")
                 with scratch_database(backend, pg_url, workdir) as url:
-                    rows.append(bench_append(backend, url, keys, writers, args.seconds))
-                print(render(rows[-1:]).splitlines()[-1], flush=True)
+                    rows.append(bench_append(backend, url, keys, writers, plan))
+                report_row(rows[-1], plan)
             if backend == "postgres" and not args.no_floor:
                 for writers in writer_counts:
                     print(f"{backend}: append floor (asyncpg alone), {writers} writer processes")
                     with scratch_database(backend, pg_url, workdir) as url:
-                        rows.append(bench_append_floor(url, keys, writers, args.seconds))
-                    print(render(rows[-1:]).splitlines()[-1], flush=True)
-                rows += bench_append_ceilings(pg_url, workdir, writer_counts, args.seconds)
+                        rows.append(bench_append_floor(url, keys, writers, plan))
+                    report_row(rows[-1], plan)
+                rows += bench_append_ceilings(pg_url, workdir, writer_counts, plan)
             for length in lengths:
                 print(f"{backend}: validate {length:,} entries")
                 with scratch_database(backend, pg_url, workdir) as url:
-                    rows.append(bench_validate(backend, url, keys, length))
-                print(render(rows[-1:]).splitlines()[-1], flush=True)
+                    rows.append(bench_validate(backend, url, keys, length, plan))
+                report_row(rows[-1], plan)
 
-    load = os.getloadavg()
     print()
-    print(render(rows))
-    print(
-        f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
-        f" (1/5/15 min) at the end; Python {sys.version.split()[0]}."
-    )
-    results_dir = ROOT / "bench" / "results"
-    results_dir.mkdir(exist_ok=True)
-    output = results_dir / f"audit-{started_at:%Y%m%dT%H%M%SZ}.json"
-    output.write_text(
-        json.dumps(
-            {"started_at": started_at.isoformat(), "load": load, "rows": [asdict(r) for r in rows]},
-            indent=2,
+    print(render(rows, plan))
+    invalid = [row for row in rows if not row.valid]
+    if plan.smoke:
+        print(f"\nsmoke: {len(rows)} steps ran, {len(invalid)} invalid; not a measurement.")
+    else:
+        load = os.getloadavg()
+        print(
+            f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+            f" (1/5/15 min) at the end; Python {sys.version.split()[0]}."
         )
-    )
-    print(f"Results: {output.relative_to(ROOT)}")
+        results_dir = ROOT / "bench" / "results"
+        results_dir.mkdir(exist_ok=True)
+        output = results_dir / f"audit-{started_at:%Y%m%dT%H%M%SZ}.json"
+        output.write_text(
+            json.dumps(
+                {
+                    "started_at": started_at.isoformat(),
+                    "load": load,
+                    "rows": [asdict(r) for r in rows],
+                },
+                indent=2,
+            )
+        )
+        print(f"Results: {output.relative_to(ROOT)}")
+    if invalid:
+        raise SystemExit(f"{len(invalid)} chain(s) invalid: see the notes above")
 
 
 def _postgres_answers(url: str) -> bool:

@@ -5,11 +5,15 @@
 * :class:`RssSampler` — the server's peak resident memory growth during a measurement.
 * :class:`ForeignLoad` and :class:`Measurements` — the machine is shared: a measurement during
   which other processes used more than ``--max-foreign-load`` cores is discarded and repeated.
-* :func:`add_common_arguments` — ``--size-mib``, ``--runs``, ``--max-foreign-load``, ``--keep``.
+* :func:`add_common_arguments` — ``--size-mib``, ``--runs``, ``--max-foreign-load``, ``--keep``,
+  ``--smoke``; :func:`parse_common_arguments` applies ``--smoke``: every measurement once on
+  ``SMOKE_SIZE_MIB``, never repeated for foreign load, no results file and no figures printed —
+  it checks that the bench still works and measures nothing (``make bench-smoke``).
 """
 
 import argparse
 import json
+import math
 import os
 import signal
 import socket
@@ -30,6 +34,7 @@ MIB = 1024 * 1024
 PASSWORD = "bench-key-password-not-for-production"  # noqa: S105 (throw-away bench key)
 BIN = Path(sys.executable).parent
 RESULTS = Path("bench/results")
+SMOKE_SIZE_MIB = 4
 
 
 def mb_per_s(size: int, seconds: float) -> float:
@@ -65,6 +70,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "this many cores (default 0.15; the machine is shared)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"every measurement once on {SMOKE_SIZE_MIB} MiB, whatever the machine's load; "
+        "prints what ran, no figures, writes no results: checks the bench works",
+    )
+
+
+def parse_common_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments, with ``--smoke`` applied to the common ones."""
+    args = parser.parse_args()
+    if args.smoke:
+        args.size_mib, args.runs, args.max_foreign_load = SMOKE_SIZE_MIB, 1, math.inf
+    return args
 
 
 def make_workdir(prefix: str) -> Path:
@@ -331,6 +350,13 @@ class Measurements:
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / filename).write_text(json.dumps(results, indent=2) + "\n")
+
+    def print_smoke_summary(self, title: str, labels: dict[str, str]) -> None:
+        """What ran in a smoke run, and what did not (a tool that is absent), with no figures."""
+        print()
+        print(f"{title}: smoke run, not a measurement")
+        for name, label in labels.items():
+            print(f"  {'ran    ' if name in self.samples else 'skipped'} {label}")
 
     def foreign_load_summary(self) -> str:
         worst = max(max(values) for values in self.foreign.values())

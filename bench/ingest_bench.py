@@ -18,7 +18,9 @@ processes used more than ``--max-foreign-load`` cores is discarded and repeated,
 report says how much foreign load the kept measurements saw. Prints MB/s (MB = 10^6 bytes),
 (b)/(a), (b)/(c) and the peak RSS growth, and writes bench/results/ingest.json.
 Usage: ``make bench-ingest`` or
-``.venv/bin/python bench/ingest_bench.py [--size-mib 1024] [--runs 3] [--keep]``.
+``.venv/bin/python bench/ingest_bench.py [--size-mib 1024] [--runs 3] [--keep] [--smoke]``;
+``--smoke`` (``make bench-smoke``) runs each measurement once on 4 MiB and prints what ran,
+no figures.
 """
 
 import argparse
@@ -44,6 +46,7 @@ from harness import (
     curl_upload,
     make_payload,
     make_workdir,
+    parse_common_arguments,
     warm_page_cache,
 )
 
@@ -159,7 +162,7 @@ def restic_backup(source: Path, workdir: Path) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_common_arguments(parser)
-    args = parser.parse_args()
+    args = parse_common_arguments(parser)
     size = args.size_mib * MIB
     workdir = make_workdir("ingest-work-")
     measurements = Measurements(size, args.max_foreign_load)
@@ -221,10 +224,12 @@ def main() -> None:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report(args.size_mib, measurements, rss)
+    report(args.size_mib, measurements, rss, smoke=args.smoke)
 
 
-def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> None:
+def report(
+    size_mib: int, measurements: Measurements, rss: dict[str, float], *, smoke: bool = False
+) -> None:
     labels = {
         "a": "(a)  in-process limit (reference pipeline)",
         "a_gateway": "(a') gateway pipeline, in process",
@@ -232,18 +237,23 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         "b_multipart": "(b)  HTTP multipart (uvicorn, curl -F)",
         "c": "(c)  restic backup",
     }
-    title = f"ingest of {size_mib} MiB, median of {len(measurements.samples['a'])}"
-    median = measurements.print_table(title, labels)
+    median = measurements.medians()
     a, c = median["a"], median.get("c")
-    for name in ("b_raw", "b_multipart"):
-        print(f"server peak RSS growth, {labels[name][5:]}: {rss[name]:.1f} MiB")
-    print(measurements.foreign_load_summary())
     ratios = {
         "b_raw_over_a": median["b_raw"] / a,
         "b_multipart_over_a": median["b_multipart"] / a,
         "b_raw_over_c": median["b_raw"] / c if c else None,
         "b_multipart_over_c": median["b_multipart"] / c if c else None,
     }
+    if smoke:  # the figures of 4 MiB measured once mean nothing: say what ran
+        measurements.print_smoke_summary(f"ingest of {size_mib} MiB", labels)
+        return
+    measurements.print_table(
+        f"ingest of {size_mib} MiB, median of {len(measurements.samples['a'])}", labels
+    )
+    for name in ("b_raw", "b_multipart"):
+        print(f"server peak RSS growth, {labels[name][5:]}: {rss[name]:.1f} MiB")
+    print(measurements.foreign_load_summary())
     measurements.write_results("ingest.json", size_mib, ratios, rss)
 
 

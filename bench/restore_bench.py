@@ -44,7 +44,9 @@ runs ``--runs`` times (default 3); the median is reported (the best run is in th
 Measurements during which other processes used more than ``--max-foreign-load`` cores are
 discarded and repeated (shared machine). MB/s counts plaintext bytes (MB = 10^6 bytes).
 Writes bench/results/restore.json. Usage: ``make bench-restore`` or
-``.venv/bin/python bench/restore_bench.py [--size-mib 1024] [--runs 3] [--keep]``.
+``.venv/bin/python bench/restore_bench.py [--size-mib 1024] [--runs 3] [--keep] [--smoke]``;
+``--smoke`` (``make bench-smoke``) runs each measurement once on 4 MiB and prints what ran,
+no figures and no goals.
 """
 
 import argparse
@@ -77,6 +79,7 @@ from harness import (
     curl_upload,
     make_payload,
     make_workdir,
+    parse_common_arguments,
     warm_page_cache,
 )
 
@@ -352,7 +355,7 @@ def main() -> None:
         help="where curl and restic write the restored file (default: the work directory, on "
         "the repository's disk; both write to the same place)",
     )
-    args = parser.parse_args()
+    args = parse_common_arguments(parser)
     size = args.size_mib * MIB
     workdir = make_workdir("restore-work-")
     targets = Path(tempfile.mkdtemp(prefix="restored-", dir=args.restore_dir or workdir))
@@ -495,10 +498,12 @@ def main() -> None:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report(args.size_mib, measurements, rss)
+    report(args.size_mib, measurements, rss, smoke=args.smoke)
 
 
-def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> None:
+def report(
+    size_mib: int, measurements: Measurements, rss: dict[str, float], *, smoke: bool = False
+) -> None:
     labels = {
         "a": "(a)  in-process limit (reference pipeline)",
         "a_gateway": "(a') gateway verify_object, in process",
@@ -511,14 +516,29 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         "d_file": "(d)  the file alone: 1 MiB writes, no fsync",
         "c": "(c)  restic restore",
     }
-    title = f"restore of {size_mib} MiB, median of {len(measurements.samples['a'])}"
-    median = measurements.print_table(title, labels)
+    median = measurements.medians()
     a, c = median["a"], median.get("c")
     verify_ratio = median["b1_verify"] / a
     end_to_end_ratio = median["b3_end_to_end"] / c if c else None
     floor = 1 / (1 / a + 1 / median["d_file"])  # the verify pass at (a), then the file
     download = median["b2_download"]
     rss_peak = max(rss.values())
+    ratios = {
+        "b1_verify_over_a": verify_ratio,
+        "a_gateway_over_a": median["a_gateway"] / a,
+        "b3_end_to_end_over_c": end_to_end_ratio,
+        "b3n_end_to_end_devnull_over_c": median["b3_end_to_end_devnull"] / c if c else None,
+        "b4_client_over_c": median["b4_client"] / c if c else None,
+        "verify_then_file_floor_mb_per_s": floor,
+        "verify_then_file_floor_over_c": floor / c if c else None,
+        "b2_download_over_goal": download / DOWNLOAD_GOAL_MB_S,
+    }
+    if smoke:  # the figures of 4 MiB measured once mean nothing: say what ran
+        measurements.print_smoke_summary(f"restore of {size_mib} MiB", labels)
+        return
+    measurements.print_table(
+        f"restore of {size_mib} MiB, median of {len(measurements.samples['a'])}", labels
+    )
 
     def verdict(met: bool | None) -> str:
         return "n/a" if met is None else ("met" if met else "MISSED")
@@ -553,16 +573,6 @@ def report(size_mib: int, measurements: Measurements, rss: dict[str, float]) -> 
         f"{verdict(rss_peak < RSS_GOAL_MIB)}"
     )
     print(measurements.foreign_load_summary())
-    ratios = {
-        "b1_verify_over_a": verify_ratio,
-        "a_gateway_over_a": median["a_gateway"] / a,
-        "b3_end_to_end_over_c": end_to_end_ratio,
-        "b3n_end_to_end_devnull_over_c": median["b3_end_to_end_devnull"] / c if c else None,
-        "b4_client_over_c": median["b4_client"] / c if c else None,
-        "verify_then_file_floor_mb_per_s": floor,
-        "verify_then_file_floor_over_c": floor / c if c else None,
-        "b2_download_over_goal": download / DOWNLOAD_GOAL_MB_S,
-    }
     measurements.write_results("restore.json", size_mib, ratios, rss)
 
 

@@ -2,13 +2,15 @@
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     Table,
     Text,
+    Update,
     bindparam,
     cast,
     exists,
@@ -95,6 +97,41 @@ _APPEND_AND_MOVE_HEAD = _MOVE_HEAD.where(exists(select(_APPENDED.c.sequence_numb
 _LAST_CHECKPOINT = select(func.max(_CHECKPOINTS.sequence_number))
 
 
+@dataclass(frozen=True, slots=True)
+class PostgresAppendStatements:
+    """The statements an append sends on PostgreSQL, in the order it sends them.
+
+    * ``lock_head``: lock the chain head and read the incident state, turning
+      ``synchronous_commit`` off for the transaction; its row is what :meth:`LockedHead.of_row`
+      reads.
+    * ``append_and_move_head``: the guarded insert of the entry and the move of the head, one
+      statement, bound with :func:`append_parameters`; one row updated, or none when the
+      incident state changed.
+    * ``last_checkpoint``: when the entry is due a checkpoint, the sequence number of the one
+      before it (``NULL``: none).
+
+    The very objects :class:`AuditRepository` executes, for a tool that must send exactly the
+    gateway's SQL without its session (the audit benchmark's asyncpg floor compiles them).
+    Not a second write path: the gateway appends only through ``AuditTrail.append``.
+    """
+
+    lock_head: Select[Any]
+    append_and_move_head: Update
+    last_checkpoint: Select[Any]
+
+
+def postgres_append_statements() -> PostgresAppendStatements:
+    """The append path's statements on PostgreSQL (built once, at import)."""
+    return _POSTGRES_APPEND_STATEMENTS
+
+
+_POSTGRES_APPEND_STATEMENTS = PostgresAppendStatements(
+    lock_head=_LOCK_HEAD_COMMIT_BEFORE_FLUSH,
+    append_and_move_head=_APPEND_AND_MOVE_HEAD,
+    last_checkpoint=_LAST_CHECKPOINT,
+)
+
+
 def append_parameters(entry: ChainedEntry, incident: IncidentState) -> dict[str, Any]:
     """The values the append statements are bound to."""
     fields = entry.fields
@@ -137,6 +174,15 @@ class LockedHead:
     head: ChainHead
     incident: IncidentState
 
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> Self:
+        """From a row of the lock statement: the head's sequence number and hash, then the
+        incident level, when it changed and the last alert (further columns are ignored)."""
+        sequence_number, entry_hash, level, changed_at, last_alert_at = row[:5]
+        return cls(
+            ChainHead(sequence_number, entry_hash), IncidentState(level, changed_at, last_alert_at)
+        )
+
 
 class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -161,11 +207,7 @@ class AuditRepository:
         await self._session.flush()
         connection = await self._session.connection()
         statement = _LOCK_HEAD_COMMIT_BEFORE_FLUSH if commit_before_flush else _LOCK_HEAD
-        row = (await connection.execute(statement)).one()
-        return LockedHead(
-            ChainHead(sequence_number=row.sequence_number, entry_hash=row.entry_hash),
-            IncidentState(row.incident_level, row.incident_changed_at, row.last_alert_at),
-        )
+        return LockedHead.of_row((await connection.execute(statement)).one())
 
     async def get_head(self) -> ChainHead:
         result = await self._session.execute(
