@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore bench-smoke clean
+.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore bench-keyfiles bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -39,10 +39,14 @@ bench-restore: $(STAMP)
 
 # Every benchmark once on tiny sizes, so none can rot: no figures, non-zero exit if one breaks.
 # PostgreSQL parts run only when SSBG_TEST_POSTGRES_URL is set.
+bench-keyfiles: $(STAMP)
+	$(BIN)/python bench/key_files_bench.py
+
 bench-smoke: $(STAMP)
 	$(BIN)/python bench/audit_bench.py --smoke
 	$(BIN)/python bench/ingest_bench.py --smoke
 	$(BIN)/python bench/restore_bench.py --smoke
+	$(BIN)/python bench/key_files_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
