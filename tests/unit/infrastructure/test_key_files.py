@@ -157,3 +157,18 @@ def test_an_mfa_seal_file_edited_to_a_cheaper_cost_is_refused(tmp_path: Path) ->
 
     with pytest.raises(KeyUnavailable, match="cost"):
         FileKeyStore(store.directory, PASSWORD.decode()).mfa_secret_box()
+
+
+def test_replicas_upgrading_the_same_file_at_once_report_it_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = legacy_store(tmp_path / "keys")
+    replicas = [FileKeyStore(store.directory, PASSWORD.decode()) for _ in range(4)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reported = list(pool.map(lambda replica: replica.upgrade_key_file("P-001"), replicas))
+
+    assert reported.count(True) == 1
+    assert sorted(path.name for path in store.directory.iterdir()) == ["P-001.private.pem"]
+    fresh = FileKeyStore(store.directory, PASSWORD.decode())
+    assert fresh.load_private_key("P-001").private_numbers() == KEY.private_numbers()
