@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore bench-keyfiles bench-smoke clean
+.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -42,11 +42,15 @@ bench-restore: $(STAMP)
 bench-keyfiles: $(STAMP)
 	$(BIN)/python bench/key_files_bench.py
 
+bench-requests: $(STAMP)
+	$(BIN)/python bench/request_bench.py
+
 bench-smoke: $(STAMP)
 	$(BIN)/python bench/audit_bench.py --smoke
 	$(BIN)/python bench/ingest_bench.py --smoke
 	$(BIN)/python bench/restore_bench.py --smoke
 	$(BIN)/python bench/key_files_bench.py --smoke
+	$(BIN)/python bench/request_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         sweeper: asyncio.Task[None] | None = None
         try:
             if owned:
+                await active.integrity.adopt_if_needed()  # a database of an earlier version
                 await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
                 await active.key_files.upgrade_key_files(via="start-up")
                 # Fail backups left PROCESSING by a dead process: now, then once per lease.

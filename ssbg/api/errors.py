@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ssbg.api.dependencies import get_request_context, get_services
 from ssbg.api.request_context import REQUEST_ID_HEADER, request_id_of
 from ssbg.domain.errors import (
     InternalError,
@@ -20,6 +21,7 @@ from ssbg.domain.errors import (
     NotFound,
     RateLimited,
     SsbgError,
+    TamperedRow,
     ValidationFailed,
 )
 
@@ -70,6 +72,9 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
 
 async def _on_ssbg_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SsbgError)
+    if isinstance(exc, TamperedRow):
+        services = get_services(request)
+        await services.integrity.record_tampering(exc, get_request_context(request, services))
     if exc.status >= 500:
         log.warning("request_failed", code=exc.code, status=exc.status, error=type(exc).__name__)
     return error_response(request, exc)

@@ -130,6 +130,18 @@ class IntegrityFailure(SsbgError):
     )
 
 
+class TamperedRow(IntegrityFailure):
+    """A stored row whose seal does not match its fields: written by someone without the key
+    store (SPEC §13.7). Never acted on; the event is audited."""
+
+    default_message = "A stored record failed its integrity check; nothing was done."
+
+    def __init__(self, table: str, resource: str) -> None:
+        super().__init__(details={"resource": resource})
+        self.table = table
+        self.resource = resource
+
+
 class StorageUnavailable(SsbgError):
     code, status, default_message = "STORAGE_UNAVAILABLE", 503, "The object store is unavailable."
 

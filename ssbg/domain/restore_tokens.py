@@ -1,18 +1,19 @@
-"""Download tokens: 256 random bits, shown once, stored only as SHA-256, bound to one key."""
+"""Bearer secrets (API keys, download tokens): 256 random bits for a token, shown once.
+
+The database keeps neither the secret nor a bare hash of it: only the keyed verifier of its
+SHA-256 (:class:`ssbg.infrastructure.crypto.integrity.IntegrityKey`), which nobody can compute
+without the key store — so a row written by a database user cannot hold a working secret.
+"""
 
 import hashlib
-import hmac
 from datetime import datetime
 
 TOKEN_BYTES = 32
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def token_matches(presented: str, stored_hash: str | None) -> bool:
-    return stored_hash is not None and hmac.compare_digest(hash_token(presented), stored_hash)
+def secret_digest(secret: str) -> str:
+    """SHA-256 (hex) of a bearer secret: what the keyed verifier is computed over."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def token_expired(expires_at: datetime | None, now: datetime) -> bool:

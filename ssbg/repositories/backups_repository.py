@@ -136,23 +136,25 @@ class BackupsRepository:
         """Set ``values`` (``status`` among them) if the backup is still ``expected`` — and,
         with ``lease_lapsed_before``, only if its lease lapsed by then (recovery).
 
-        Returns the updated record, or ``None`` if another writer moved it first.
+        The row is locked and read (its seal checked), changed, and flushed (sealed again):
+        returns it, or ``None`` if another writer moved it first.
         """
-        statement = update(BackupMetadata).where(
-            BackupMetadata.id == backup_id, BackupMetadata.status == expected
-        )
-        if lease_lapsed_before is not None:
-            statement = statement.where(
-                or_(
-                    BackupMetadata.lease_expires_at.is_(None),
-                    BackupMetadata.lease_expires_at < lease_lapsed_before,
-                )
-            )
         result = await self._session.execute(
-            statement.values(**values).returning(BackupMetadata),
-            execution_options={"populate_existing": True, "synchronize_session": False},
+            select(BackupMetadata)
+            .where(BackupMetadata.id == backup_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        return result.scalar_one_or_none()
+        backup = result.scalar_one_or_none()
+        if backup is None or backup.status is not expected:
+            return None
+        lease = backup.lease_expires_at
+        if lease_lapsed_before is not None and lease is not None and lease >= lease_lapsed_before:
+            return None
+        for name, value in values.items():
+            setattr(backup, name, value)
+        await self._session.flush()
+        return backup
 
     async def renew_lease(self, backup_id: UUID, until: datetime, now: datetime) -> bool:
         """Extend the lease of a backup this process is still streaming; False if it was

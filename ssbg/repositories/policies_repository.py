@@ -25,8 +25,11 @@ class PoliciesRepository:
         return result.scalar_one_or_none()
 
     async def list_policies(self, *, active_only: bool = False) -> Sequence[Policy]:
-        statement = select(Policy).order_by(Policy.priority, Policy.name)
-        if active_only:
-            statement = statement.where(Policy.is_active.is_(True))
-        result = await self._session.execute(statement)
-        return result.scalars().all()
+        """Every record in evaluation order (``active_only``: the active ones).
+
+        Filtered here, not in SQL: every record is loaded, so its seal is checked — a record
+        switched off behind the gateway must fail the decision, not drop out of it.
+        """
+        result = await self._session.execute(select(Policy).order_by(Policy.priority, Policy.name))
+        policies = result.scalars().all()
+        return [policy for policy in policies if policy.is_active] if active_only else policies

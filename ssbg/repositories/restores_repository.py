@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.domain.restore_lifecycle import COUNTED_STATUSES, RestoreStatus
@@ -39,17 +39,22 @@ class RestoresRepository:
     async def count_since(
         self, since: datetime, *, requested_by: UUID | None = None, exclude: UUID | None = None
     ) -> RestoreCount:
-        """Requests that used up a restore (see ``COUNTED_STATUSES``) created after ``since``."""
-        statement = select(func.count(), func.min(RestoreRequest.created_at)).where(
-            RestoreRequest.created_at > since,
-            RestoreRequest.status.in_(COUNTED_STATUSES),
-        )
+        """Requests that used up a restore (see ``COUNTED_STATUSES``) created after ``since``.
+
+        The rows are loaded, not counted in SQL, so each one's seal is checked: a status or
+        time changed behind the gateway cannot lower the count a rate limit is decided on.
+        """
+        statement = select(RestoreRequest).where(RestoreRequest.created_at > since)
         if requested_by is not None:
             statement = statement.where(RestoreRequest.requested_by == requested_by)
         if exclude is not None:
             statement = statement.where(RestoreRequest.id != exclude)
-        count, oldest = (await self._session.execute(statement)).one()
-        return RestoreCount(count=int(count), oldest=oldest)
+        counted = [
+            restore.created_at
+            for restore in (await self._session.execute(statement)).scalars()
+            if restore.status in COUNTED_STATUSES
+        ]
+        return RestoreCount(count=len(counted), oldest=min(counted, default=None))
 
     async def change_status(
         self,
@@ -59,18 +64,27 @@ class RestoresRepository:
         lease_lapsed_before: datetime | None = None,
         **values: Any,
     ) -> RestoreRequest | None:
-        """Compare-and-set on the status (and, with ``lease_lapsed_before``, on a lapsed
-        lease); ``None`` when another writer moved it first."""
-        statement = update(RestoreRequest).where(
-            RestoreRequest.id == restore_id, RestoreRequest.status == current
-        )
-        if lease_lapsed_before is not None:
-            statement = statement.where(RestoreRequest.lease_expires_at < lease_lapsed_before)
+        """Set ``values`` if the request is still ``current`` (and, with
+        ``lease_lapsed_before``, its lease lapsed before then): the row is locked and read
+        (its seal checked), changed and flushed (sealed again); ``None`` when another writer
+        moved it first."""
         result = await self._session.execute(
-            statement.values(**values).returning(RestoreRequest),
-            execution_options={"populate_existing": True, "synchronize_session": False},
+            select(RestoreRequest)
+            .where(RestoreRequest.id == restore_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        return result.scalar_one_or_none()
+        restore = result.scalar_one_or_none()
+        if restore is None or restore.status is not current:
+            return None
+        if lease_lapsed_before is not None and not (
+            restore.lease_expires_at is not None and restore.lease_expires_at < lease_lapsed_before
+        ):
+            return None
+        for name, value in values.items():
+            setattr(restore, name, value)
+        await self._session.flush()
+        return restore
 
     async def count_download(self, restore_id: UUID) -> None:
         """One more download of a ``COMPLETED`` request (not a status change)."""

@@ -14,12 +14,13 @@ from ssbg.domain.enums import AuditAction, Role
 from ssbg.domain.errors import InvalidStateTransition, NotFound, ValidationFailed
 from ssbg.domain.identity import Actor
 from ssbg.domain.network import parse_networks
+from ssbg.domain.restore_tokens import secret_digest
 from ssbg.domain.totp import provisioning_uri
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
-from ssbg.services.auth_service import hash_api_key
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 
@@ -48,12 +49,18 @@ def generate_raw_api_key() -> str:
 
 class ApiKeyService:
     def __init__(
-        self, db: AppDatabase, trail: AuditTrail, clock: Clock, mfa_box: Callable[[], SecretBox]
+        self,
+        db: AppDatabase,
+        trail: AuditTrail,
+        clock: Clock,
+        mfa_box: Callable[[], SecretBox],
+        integrity: IntegrityKey,
     ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
         self._mfa_box = mfa_box
+        self._integrity = integrity
 
     async def create_api_key(self, actor: Actor, request: NewApiKey) -> IssuedApiKey:
         async with self._db.transaction(write=True) as tx:
@@ -87,7 +94,7 @@ class ApiKeyService:
             totp_secret, sealed = None, None
         record = ApiKey(
             id=key_id,
-            key_hash=hash_api_key(raw_key),
+            key_hash=self._integrity.verifier(secret_digest(raw_key)),
             role=request.role,
             description=request.description,
             department=request.department,

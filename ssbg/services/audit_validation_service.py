@@ -53,6 +53,7 @@ from ssbg.domain.errors import (
 )
 from ssbg.domain.identity import Actor
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.repositories.audit_repository import AuditRepository, ChainHead
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork, open_database
@@ -248,7 +249,10 @@ def check_segment(job: SegmentJob) -> ValidationResult:
 
 
 async def _check_segment(job: SegmentJob) -> ValidationResult:
-    db = open_database(job.database_url, pool_size=1)
+    # Audit tables only: no sealed row is read, so no integrity key is needed.
+    db = open_database(
+        job.database_url, IntegrityKey.unavailable("validation workers"), pool_size=1
+    )
     try:
         async with db.snapshot() as tx:
             # The final segment of a range to the head validates up to the head as it reads

@@ -6,20 +6,28 @@ A successful authentication is not an audit event (SPEC §7); ``last_used_at`` a
 ``last_used_ip`` record it, written at most once a minute per key across all replicas.
 """
 
-import hashlib
 import hmac
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ssbg.domain.audit_events import SYSTEM_RESOURCE, AuditEvent, api_key_resource
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.errors import AuthInvalidKey, AuthMfaInvalid, AuthMfaRequired, ForbiddenRole
+from ssbg.domain.errors import (
+    AuthInvalidKey,
+    AuthMfaInvalid,
+    AuthMfaRequired,
+    ForbiddenRole,
+    TamperedRow,
+)
 from ssbg.domain.identity import Actor, Principal, RequestContext
 from ssbg.domain.network import ip_allowed
 from ssbg.domain.permissions import Permission, is_allowed
+from ssbg.domain.restore_tokens import secret_digest
 from ssbg.domain.totp import match_totp_step
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
@@ -27,10 +35,6 @@ from ssbg.services.unit_of_work import AppDatabase
 
 API_KEY_PATTERN = re.compile(r"ssbg_[0-9a-f]{32}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def hash_api_key(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode("ascii")).hexdigest()
 
 
 def principal_of(api_key: ApiKey) -> Principal:
@@ -44,6 +48,16 @@ def principal_of(api_key: ApiKey) -> Principal:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """A presented API key's record, and why it may not be used (``refusal``: ``None`` if it
+    may); ``tampered`` names a record whose seal did not match."""
+
+    api_key: ApiKey | None
+    refusal: str | None
+    tampered: str | None = None
+
+
 class AuthService:
     def __init__(
         self,
@@ -51,36 +65,47 @@ class AuthService:
         trail: AuditTrail,
         clock: Clock,
         mfa_box: Callable[[], SecretBox],
+        integrity: IntegrityKey,
     ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
         self._mfa_box = mfa_box
+        self._integrity = integrity
 
     async def authenticate(self, raw_key: str | None, context: RequestContext) -> Principal:
-        now = self._clock.now()
-        api_key: ApiKey | None = None
+        check = await self._check_key(raw_key, context)
+        if check.refusal is None and check.api_key is not None:
+            await self._record_use(check.api_key, context)
+            return principal_of(check.api_key)
+        await self._record_failure(
+            check.api_key, check.refusal or "UNKNOWN", context, resource=check.tampered
+        )
+        raise AuthInvalidKey()
+
+    async def _check_key(self, raw_key: str | None, context: RequestContext) -> KeyCheck:
+        """The presented key's record, and why it may not be used."""
         if not raw_key:
-            reason = "MISSING"
-        elif not API_KEY_PATTERN.fullmatch(raw_key):
-            reason = "MALFORMED"
-        else:
-            presented = hash_api_key(raw_key)
+            return KeyCheck(None, "MISSING")
+        if not API_KEY_PATTERN.fullmatch(raw_key):
+            return KeyCheck(None, "MALFORMED")
+        presented = self._integrity.verifier(secret_digest(raw_key))
+        try:
             async with self._db.transaction(write=False) as tx:
                 api_key = await tx.api_keys.get_by_hash_or_none(presented)
-            if api_key is None or not hmac.compare_digest(api_key.key_hash, presented):
-                api_key, reason = None, "UNKNOWN"
-            elif api_key.revoked_at is not None:
-                reason = "REVOKED"
-            elif api_key.expires_at is not None and api_key.expires_at <= now:
-                reason = "EXPIRED"
-            elif not ip_allowed(context.source_ip, api_key.allowed_ips):
-                reason = "IP_NOT_ALLOWED"
-            else:
-                await self._record_use(api_key, context)
-                return principal_of(api_key)
-        await self._record_failure(api_key, reason, context)
-        raise AuthInvalidKey()
+        except TamperedRow as row:
+            # A key record changed behind the gateway (its role, expiry, addresses…): as if
+            # it did not exist, and said so in the audit entry, which names it.
+            return KeyCheck(None, "TAMPERED", tampered=row.resource)
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, presented):
+            return KeyCheck(None, "UNKNOWN")
+        if api_key.revoked_at is not None:
+            return KeyCheck(api_key, "REVOKED")
+        if api_key.expires_at is not None and api_key.expires_at <= self._clock.now():
+            return KeyCheck(api_key, "EXPIRED")
+        if not ip_allowed(context.source_ip, api_key.allowed_ips):
+            return KeyCheck(api_key, "IP_NOT_ALLOWED")
+        return KeyCheck(api_key, None)
 
     async def _record_use(self, api_key: ApiKey, context: RequestContext) -> None:
         now = self._clock.now()
@@ -91,11 +116,18 @@ class AuthService:
             await tx.api_keys.record_use(api_key.id, now, context.source_ip, stale_before)
 
     async def _record_failure(
-        self, api_key: ApiKey | None, reason: str, context: RequestContext
+        self,
+        api_key: ApiKey | None,
+        reason: str,
+        context: RequestContext,
+        *,
+        resource: str | None = None,
     ) -> None:
+        if resource is None:
+            resource = api_key_resource(api_key.id) if api_key else SYSTEM_RESOURCE
         event = AuditEvent(
             action=AuditAction.AUTH_FAILURE,
-            resource=api_key_resource(api_key.id) if api_key else SYSTEM_RESOURCE,
+            resource=resource,
             result=AuditResult.DENIED,
             actor_id=api_key.id if api_key else None,
             actor_role=api_key.role.value if api_key else None,

@@ -17,6 +17,7 @@ from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.models import AuditSigningKey, KeyVersion
 from ssbg.services.api_key_service import ApiKeyService, IssuedApiKey, NewApiKey
 from ssbg.services.audit_service import AuditTrail
+from ssbg.services.integrity_service import IntegrityService
 from ssbg.services.unit_of_work import AppDatabase
 
 
@@ -37,27 +38,32 @@ class BootstrapService:
         clock: Clock,
         key_store: FileKeyStore,
         api_keys: ApiKeyService,
+        integrity: IntegrityService,
     ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
         self._keys = key_store
         self._api_keys = api_keys
+        self._integrity = integrity
 
     async def is_initialized(self) -> bool:
         async with self._db.transaction(write=False) as tx:
-            return (await tx.system_state.get()).initialized_at is not None
+            return await tx.system_state.is_initialized()
 
     async def initialize(
         self, *, bootstrap_api_key: str | None = None, bootstrap_totp_secret: str | None = None
     ) -> InitResult:
         if await self.is_initialized():
+            # A database of an earlier version is sealed once, here or at start-up.
+            await self._integrity.adopt_if_needed()
             return InitResult(issued=None)
         kek = await asyncio.to_thread(self._keys.ensure_key_pair, FIRST_KEY_VERSION)
         signing = await asyncio.to_thread(self._keys.ensure_audit_signing_key)
         await asyncio.to_thread(self._keys.mfa_secret_box)
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
+            await tx.system_state.seal_if_pristine()
             state = await tx.system_state.get(for_update=True)
             if state.initialized_at is not None:
                 return InitResult(issued=None)
@@ -112,6 +118,7 @@ class BootstrapService:
                     bootstrap_key_id=str(issued.record.id),
                 ),
             )
+        await self._integrity.mark_sealed_from_birth()
         return InitResult(issued=issued)
 
     async def record_start(self, *, replica: str) -> None:

@@ -6,6 +6,7 @@ from pydantic import SecretStr
 
 from ssbg.infrastructure.clock import Clock, SystemClock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore, resolve_key_password
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.local import LocalObjectStore
@@ -19,6 +20,7 @@ from ssbg.services.backups import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
 from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
+from ssbg.services.integrity_service import IntegrityService
 from ssbg.services.key_file_service import KeyFileService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
@@ -49,6 +51,7 @@ class Services:
     backup_recovery: BackupRecoveryService
     restores: RestoreService
     key_files: KeyFileService
+    integrity: IntegrityService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -89,14 +92,15 @@ def build_services(
     object_store: ObjectStore | None = None,
 ) -> Services:
     clock = clock or SystemClock()
-    db = db or open_database(settings.resolved_database_url)
     key_store = key_store or build_key_store(settings)
+    integrity = IntegrityKey(key_store.integrity_key)
+    db = db or open_database(settings.resolved_database_url, integrity)
     object_store = object_store or build_object_store(settings)
     signer = CheckpointSigner(key_store)
     interval = settings.audit_checkpoint_interval
     trail = AuditTrail(clock, signer, interval)
-    api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box)
-    auth = AuthService(db, trail, clock, key_store.mfa_secret_box)
+    api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity)
+    auth = AuthService(db, trail, clock, key_store.mfa_secret_box, integrity)
     policy_enforcer = PolicyEnforcer(clock, settings)
     backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
     restores = RestoreService(
@@ -109,7 +113,9 @@ def build_services(
         policy_enforcer,
         auth,
         backups.lifecycle,
+        integrity,
     )
+    integrity_service = IntegrityService(db, trail, key_store, integrity)
     return Services(
         settings=settings,
         clock=clock,
@@ -123,7 +129,7 @@ def build_services(
         audit=AuditReader(db, trail),
         health=HealthService(db, object_store, key_store, clock),
         incidents=IncidentService(db, trail, clock),
-        bootstrap=BootstrapService(db, trail, clock, key_store, api_keys),
+        bootstrap=BootstrapService(db, trail, clock, key_store, api_keys, integrity_service),
         audit_validation=AuditValidationService(
             db,
             trail,
@@ -138,4 +144,5 @@ def build_services(
         backup_recovery=BackupRecoveryService(db, trail, clock, backups.lifecycle, restores),
         restores=restores,
         key_files=KeyFileService(db, trail, key_store),
+        integrity=integrity_service,
     )

@@ -5,8 +5,11 @@ The services open one with ``async with db.transaction(write=True) as tx:`` (see
 whose transactions hand out this unit of work.
 """
 
+from functools import partial
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.database import Database
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
@@ -15,13 +18,17 @@ from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
 from ssbg.repositories.policies_repository import PoliciesRepository
 from ssbg.repositories.restores_repository import RestoresRepository
+from ssbg.repositories.sealing import SealsRepository, bind_integrity_key
 from ssbg.repositories.system_state_repository import SystemStateRepository
 
 
 class UnitOfWork:
-    def __init__(self, session: AsyncSession, writable: bool) -> None:
+    def __init__(self, session: AsyncSession, writable: bool, integrity: IntegrityKey) -> None:
         self.session = session
         self.writable = writable
+        # Every sealed row this transaction reads is checked, and every one it writes sealed,
+        # under this key (see ssbg.repositories.sealing).
+        bind_integrity_key(session, integrity)
         self.api_keys = ApiKeysRepository(session)
         self.audit = AuditRepository(session)
         self.incidents = IncidentRepository(session)
@@ -29,6 +36,7 @@ class UnitOfWork:
         self.key_versions = KeyVersionsRepository(session)
         self.policies = PoliciesRepository(session)
         self.restores = RestoresRepository(session)
+        self.seals = SealsRepository(session)
         self.system_state = SystemStateRepository(session)
         self.flush_after_commit = False
 
@@ -54,5 +62,5 @@ class UnitOfWork:
 AppDatabase = Database[UnitOfWork]
 
 
-def open_database(url: str, *, pool_size: int = 10) -> AppDatabase:
-    return Database(url, UnitOfWork, pool_size=pool_size)
+def open_database(url: str, integrity: IntegrityKey, *, pool_size: int = 10) -> AppDatabase:
+    return Database(url, partial(UnitOfWork, integrity=integrity), pool_size=pool_size)

@@ -54,10 +54,11 @@ def password_costs_of_pkcs8(path: Path) -> dict[str, Any]:
     }
 
 
-def password_costs_of_mfa_seal(path: Path) -> dict[str, Any]:
-    """``SSBGMFA1 ‖ iterations (u32) ‖ salt ‖ nonce ‖ AES-GCM(key)``: one derivation, one tag."""
+def password_costs_of_sealed_key(path: Path) -> dict[str, Any]:
+    """``magic (SSBGMFA1 or SSBGINT1) ‖ iterations (u32) ‖ salt ‖ nonce ‖ AES-GCM(key)``: one
+    derivation, one tag."""
     blob = path.read_bytes()
-    assert blob.startswith(b"SSBGMFA1")
+    assert blob[:8] in (b"SSBGMFA1", b"SSBGINT1")
     (iterations,) = struct.unpack(">I", blob[8:12])
     assert len(blob) == 8 + 4 + 16 + 12 + 32 + 16  # nothing but the sealed key and its tag
     return {"kdf": "PBKDF2-HMAC-SHA256", "iterations": iterations}

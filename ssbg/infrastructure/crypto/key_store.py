@@ -12,6 +12,9 @@ Layout of ``SSBG_KEYSTORE_DIR`` (directory mode 0700, files 0600):
 * ``mfa-seal.key`` — the AES-256 key that seals TOTP secrets in the database, itself sealed
   with AES-256-GCM under a PBKDF2-HMAC-SHA256 derivation of the password (the iteration count
   it records must lie in [600,000, 10^7]; the GCM tag is checked only with the derived key).
+* ``integrity.key`` — the HMAC key of the database's keyed verifiers and row seals (SPEC
+  §13.7), sealed the same way (magic ``SSBGINT1``); ``integrity.adopted`` records that a
+  database was sealed with it.
 * ``*.private.p12`` — the PKCS#12 files earlier versions wrote (their MAC made a guess cost
   only 2,048 iterations): read until :meth:`FileKeyStore.upgrade_key_files` rewrites them.
 * ``.generated-key-password`` — development only: the password generated when
@@ -52,6 +55,9 @@ AUDIT_SIGNING_NAME = "audit-signing"
 MFA_SEAL_FILE = "mfa-seal.key"
 GENERATED_PASSWORD_FILE = ".generated-key-password"  # noqa: S105 (a file name)
 _MFA_SEAL_MAGIC = b"SSBGMFA1"
+INTEGRITY_FILE = "integrity.key"
+INTEGRITY_ADOPTED_FILE = "integrity.adopted"
+_INTEGRITY_MAGIC = b"SSBGINT1"
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class FileKeyStore:
         self._password = password.encode("utf-8")
         self._private_keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._mfa_box: SecretBox | None = None
+        self._integrity_key: bytes | None = None
 
     # -- key-encryption key versions and the audit signing key ---------------------------
 
@@ -222,47 +229,63 @@ class FileKeyStore:
 
     def mfa_secret_box(self) -> SecretBox:
         if self._mfa_box is None:
-            self._mfa_box = SecretBox(self._load_or_create_mfa_key())
+            self._mfa_box = SecretBox(
+                self._sealed_key(MFA_SEAL_FILE, _MFA_SEAL_MAGIC, "MFA sealing")
+            )
         return self._mfa_box
 
-    def _load_or_create_mfa_key(self) -> bytes:
-        path = self.directory / MFA_SEAL_FILE
+    def integrity_key(self) -> bytes:
+        """The 256-bit key of the database's keyed verifiers and row seals (created once)."""
+        if self._integrity_key is None:
+            self._integrity_key = self._sealed_key(INTEGRITY_FILE, _INTEGRITY_MAGIC, "integrity")
+        return self._integrity_key
+
+    def integrity_adopted(self) -> bool:
+        """Whether a database was already sealed with this key store (see
+        ``ssbg.services.integrity_service``): after that, an unsealed row is a tampered one."""
+        return (self.directory / INTEGRITY_ADOPTED_FILE).exists()
+
+    def mark_integrity_adopted(self) -> None:
+        _ensure_private_dir(self.directory)
+        _write_new_file(self.directory / INTEGRITY_ADOPTED_FILE, b"sealed\n")
+
+    def _sealed_key(self, file_name: str, magic: bytes, what: str) -> bytes:
+        """A 256-bit key kept in ``file_name``, sealed under the password; created once."""
+        path = self.directory / file_name
         if not path.exists():
             _ensure_private_dir(self.directory)
-            _write_new_file(path, self._seal_mfa_key(os.urandom(KEY_BYTES)))
+            _write_new_file(path, self._seal_key(magic, os.urandom(KEY_BYTES)))
         try:
             blob = path.read_bytes()
         except OSError:
-            raise KeyUnavailable("The MFA sealing key cannot be read.") from None
-        return self._open_mfa_key(blob)
+            raise KeyUnavailable(f"The {what} key cannot be read.") from None
+        return self._open_key(magic, blob, what)
 
     def _derive(self, salt: bytes, iterations: int) -> bytes:
         kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations)
         return kdf.derive(self._password)
 
-    def _seal_mfa_key(self, key: bytes) -> bytes:
+    def _seal_key(self, magic: bytes, key: bytes) -> bytes:
         salt, nonce = os.urandom(16), os.urandom(12)
-        header = _MFA_SEAL_MAGIC + struct.pack(">I", PBKDF2_ITERATIONS) + salt + nonce
+        header = magic + struct.pack(">I", PBKDF2_ITERATIONS) + salt + nonce
         wrapping = AESGCM(self._derive(salt, PBKDF2_ITERATIONS))
         return header + wrapping.encrypt(nonce, key, header)
 
-    def _open_mfa_key(self, blob: bytes) -> bytes:
-        header_length = len(_MFA_SEAL_MAGIC) + 4 + 16 + 12
-        if len(blob) < header_length + KEY_BYTES + 16 or not blob.startswith(_MFA_SEAL_MAGIC):
-            raise KeyUnavailable("The MFA sealing key file is damaged.")
-        offset = len(_MFA_SEAL_MAGIC)
+    def _open_key(self, magic: bytes, blob: bytes, what: str) -> bytes:
+        header_length = len(magic) + 4 + 16 + 12
+        if len(blob) != header_length + KEY_BYTES + 16 or not blob.startswith(magic):
+            raise KeyUnavailable(f"The {what} key file is damaged.")
+        offset = len(magic)
         (iterations,) = struct.unpack(">I", blob[offset : offset + 4])
         if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
-            raise KeyUnavailable("The MFA sealing key file records an unacceptable cost.")
+            raise KeyUnavailable(f"The {what} key file records an unacceptable cost.")
         salt = blob[offset + 4 : offset + 20]
         nonce = blob[offset + 20 : offset + 32]
         try:
             wrapping = AESGCM(self._derive(salt, iterations))
             return wrapping.decrypt(nonce, blob[header_length:], blob[:header_length])
         except InvalidTag:
-            raise KeyUnavailable(
-                "The MFA sealing key cannot be opened with this password."
-            ) from None
+            raise KeyUnavailable(f"The {what} key cannot be opened with this password.") from None
 
     # -- health ---------------------------------------------------------------------------
 

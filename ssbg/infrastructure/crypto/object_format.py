@@ -290,9 +290,18 @@ class ObjectDecryptor:
     ``dek.wrapped`` after checking the header names the expected backup and key version).
     """
 
-    def __init__(self, resolve_dek: DekResolver, *, expected_backup_id: UUID | None) -> None:
+    def __init__(
+        self,
+        resolve_dek: DekResolver,
+        *,
+        expected_backup_id: UUID | None,
+        expected_segment_size: int | None = None,
+    ) -> None:
         self._resolve_dek = resolve_dek
         self._expected_backup_id = expected_backup_id
+        # The gateway knows the segment size from the (sealed) metadata: a header that says
+        # otherwise is refused before any buffer is sized from it.
+        self._expected_segment_size = expected_segment_size
         self._header_bytes = bytearray()  # until the header is parsed
         self._opener: SegmentOpener | None = None
         # A segment arriving whole inside an immutable chunk is opened from a view of that
@@ -352,6 +361,9 @@ class ObjectDecryptor:
             return False
         header, length = ObjectHeader.parse(bytes(buffered[:DATA_HEADER_MAX_BYTES]))
         if self._expected_backup_id is not None and header.backup_id != self._expected_backup_id:
+            raise IntegrityFailure()
+        expected_size = self._expected_segment_size
+        if expected_size is not None and header.segment_size != expected_size:
             raise IntegrityFailure()
         self._opener = SegmentOpener(self._resolve_dek(header), bytes(buffered[:length]))
         self._segment = bytearray(header.segment_size + TAG_BYTES)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Enum, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -75,3 +75,11 @@ def enum_column(enum: type[StrEnum], length: int) -> Enum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Sealed:
+    """A row that grants or restricts something: its security-relevant fields carry a MAC
+    under the key store's integrity key (:mod:`ssbg.domain.row_seals` names the fields;
+    :mod:`ssbg.repositories.sealing` writes and checks it)."""
+
+    seal: Mapped[str | None] = mapped_column(String(64))

@@ -29,8 +29,9 @@ from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.policy_engine import BuiltinRule, ReasonCategory
 from ssbg.domain.restore_lifecycle import RestoreStatus
-from ssbg.domain.restore_tokens import token_expired, token_matches
+from ssbg.domain.restore_tokens import secret_digest, token_expired
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.object_format import ObjectDecryptor
 from ssbg.infrastructure.crypto.stream_decryption import decrypt_object
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
@@ -66,6 +67,7 @@ class RestoreDownloads:
     lifecycle: RestoreLifecycle
     reader: BackupReader
     results: RestoreResults
+    integrity: IntegrityKey
 
     async def open_download(
         self, actor: Actor, restore_id: UUID, presented_token: str | None
@@ -125,7 +127,8 @@ class RestoreDownloads:
         """Why this download may not start; a refusal that changes the request's status
         (an expired token, a restore parked for approval) is recorded by that move."""
         if restore.requested_by != actor.key_id or not (
-            presented_token and token_matches(presented_token, restore.token_hash)
+            presented_token
+            and self.integrity.verifier_matches(secret_digest(presented_token), restore.token_hash)
         ):
             # Another key, or a wrong token: indistinguishable from a missing restore.
             return _Refusal(RestoreNotFound(), recorded=False)

@@ -18,8 +18,9 @@ from ssbg.domain.enums import AuditAction, AuditResult, BackupStatus
 from ssbg.domain.errors import IntegrityFailure
 from ssbg.domain.identity import Actor
 from ssbg.domain.restore_lifecycle import RestoreStatus
-from ssbg.domain.restore_tokens import TOKEN_BYTES, hash_token
+from ssbg.domain.restore_tokens import TOKEN_BYTES, secret_digest
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backups import BackupLifecycle
@@ -39,11 +40,12 @@ class RestoreOutcome:
     token: str | None = None
 
 
-def new_token(now: datetime, ttl: timedelta) -> tuple[str, dict[str, Any]]:
-    """A fresh download token and the columns that record it (its hash, never itself)."""
+def new_token(integrity: IntegrityKey, now: datetime, ttl: timedelta) -> tuple[str, dict[str, Any]]:
+    """A fresh download token and the columns that record it (its keyed verifier, never the
+    token itself)."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     return token, {
-        "token_hash": hash_token(token),
+        "token_hash": integrity.verifier(secret_digest(token)),
         "token_issued_at": now,
         "token_expires_at": now + ttl,
     }
@@ -66,6 +68,7 @@ class RestoreResults:
     clock: Clock
     lifecycle: RestoreLifecycle
     backups: BackupLifecycle
+    integrity: IntegrityKey
     token_ttl: timedelta
 
     async def complete(
@@ -74,7 +77,9 @@ class RestoreResults:
         """``VERIFYING → COMPLETED`` with ``KEY_UNWRAP`` and ``RESTORE_COMPLETE``; the token
         (when ``issue_token``) is returned only once this has committed."""
         now = self.clock.now()
-        token, token_values = new_token(now, self.token_ttl) if issue_token else (None, {})
+        token, token_values = (
+            new_token(self.integrity, now, self.token_ttl) if issue_token else (None, {})
+        )
         async with self.db.transaction(write=True) as tx:
             completed = await self.lifecycle.move(
                 tx,

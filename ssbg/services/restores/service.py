@@ -13,6 +13,7 @@ from uuid import UUID
 
 from ssbg.domain.identity import Actor
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.models import RestoreRequest
 from ssbg.infrastructure.storage.base import ObjectStore
@@ -44,21 +45,24 @@ class RestoreService:
         policy: PolicyEnforcer,
         auth: AuthService,
         backups: BackupLifecycle,
+        integrity: IntegrityKey,
     ) -> None:
         token_ttl = timedelta(seconds=settings.restore_token_ttl_seconds)
         lease = timedelta(seconds=settings.backup_lease_seconds)
         lifecycle = RestoreLifecycle(trail, clock)
         admission = RestoreAdmission(clock, policy, auth)
         reader = BackupReader(store, key_store)
-        self._results = RestoreResults(db, trail, clock, lifecycle, backups, token_ttl)
+        self._results = RestoreResults(db, trail, clock, lifecycle, backups, integrity, token_ttl)
         verification = RestoreVerification(db, clock, reader, self._results, lease)
         self._requests = RestoreRequests(db, trail, clock, admission, verification, lease)
         self._approvals = RestoreApprovals(
             db, trail, clock, admission, lifecycle, verification, lease
         )
-        self._tokens = RestoreTokens(db, trail, clock, admission, lifecycle, reader, token_ttl)
+        self._tokens = RestoreTokens(
+            db, trail, clock, admission, lifecycle, reader, integrity, token_ttl
+        )
         self._downloads = RestoreDownloads(
-            db, trail, clock, admission, lifecycle, reader, self._results
+            db, trail, clock, admission, lifecycle, reader, self._results, integrity
         )
 
     async def request_restore(

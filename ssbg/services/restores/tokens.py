@@ -22,6 +22,7 @@ from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.restore_lifecycle import TOKEN_STATUSES, RestoreStatus
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.models import RestoreRequest
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.restores.admission import RestoreAdmission
@@ -47,6 +48,7 @@ class RestoreTokens:
     admission: RestoreAdmission
     lifecycle: RestoreLifecycle
     reader: BackupReader
+    integrity: IntegrityKey
     token_ttl: timedelta
 
     async def issue_token(
@@ -107,7 +109,7 @@ class RestoreTokens:
                 )
                 token = None
             else:
-                token, token_values = new_token(self.clock.now(), self.token_ttl)
+                token, token_values = new_token(self.integrity, self.clock.now(), self.token_ttl)
                 restore = await self.lifecycle.move(
                     tx,
                     restore.id,

@@ -62,6 +62,7 @@ class BackupReader:
         return ObjectDecryptor(
             dek_resolver_for(wrapped, private_key, expected_key_version=backup.key_version),
             expected_backup_id=backup.id,
+            expected_segment_size=backup.segment_size,
         )
 
     async def ciphertext(self, backup: BackupMetadata) -> AsyncIterator[bytes]:

@@ -5,9 +5,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import update
 
-from ssbg.domain.enums import Role
+from ssbg.domain.enums import KeyVersionStatus, Role
 from ssbg.domain.incident import IncidentLevel
 from ssbg.infrastructure.db.models import BackupMetadata, KeyVersion
 from ssbg.services.api_key_service import IssuedApiKey
@@ -22,6 +21,7 @@ from tests.support.restores import (
     request_restore,
     set_incident_level,
 )
+from tests.support.rows import set_fields
 
 MIB = 1024 * 1024
 
@@ -331,12 +331,7 @@ async def test_backups_that_cannot_be_restored(
 ) -> None:
     admin = await create_api_key(services, Role.ADMIN)
     backup_id = await backup_of(client, admin, b"payload")
-    async with services.db.transaction(write=True) as tx:
-        await tx.session.execute(
-            update(BackupMetadata)
-            .where(BackupMetadata.id == _uuid(backup_id))
-            .values(**backup_change)
-        )
+    await set_fields(services, BackupMetadata, _uuid(backup_id), **backup_change)
 
     response = await request_restore(client, admin, backup_id)
 
@@ -365,10 +360,7 @@ async def test_a_destroyed_key_version_is_refused_even_for_an_active_backup(
 ) -> None:
     admin = await create_api_key(services, Role.ADMIN)
     backup_id = await backup_of(client, admin, b"payload")
-    async with services.db.transaction(write=True) as tx:
-        await tx.session.execute(
-            update(KeyVersion).where(KeyVersion.version == "P-001").values(status="DESTROYED")
-        )
+    await set_fields(services, KeyVersion, "P-001", status=KeyVersionStatus.DESTROYED)
 
     response = await request_restore(client, admin, backup_id)
 

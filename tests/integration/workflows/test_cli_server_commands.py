@@ -14,7 +14,7 @@ import pytest
 from ssbg.infrastructure.crypto.key_store import PBKDF2_ITERATIONS
 from tests.support.cli import run_ssbg
 from tests.support.databases import create_empty_postgres, drop_postgres, postgres_base_url
-from tests.support.key_files import password_costs_of_mfa_seal, password_costs_of_pkcs8
+from tests.support.key_files import password_costs_of_pkcs8, password_costs_of_sealed_key
 
 PASSWORD = "cli-test-password-long-enough"
 
@@ -89,6 +89,8 @@ def test_key_files_are_private_and_every_password_guess_costs_600000_pbkdf2_roun
         "P-001.public.pem",
         "audit-signing.private.pem",
         "audit-signing.public.pem",
+        "integrity.adopted",
+        "integrity.key",
         "mfa-seal.key",
     ]
     for name in written:
@@ -103,10 +105,11 @@ def test_key_files_are_private_and_every_password_guess_costs_600000_pbkdf2_roun
             "cipher": "aes256-CBC",
             "other_checks": [],  # nothing else in the file: no MAC keyed more cheaply
         }
-    assert password_costs_of_mfa_seal(keys / "mfa-seal.key") == {
-        "kdf": "PBKDF2-HMAC-SHA256",
-        "iterations": PBKDF2_ITERATIONS,
-    }
+    for name in ("mfa-seal.key", "integrity.key"):
+        assert password_costs_of_sealed_key(keys / name) == {
+            "kdf": "PBKDF2-HMAC-SHA256",
+            "iterations": PBKDF2_ITERATIONS,
+        }
     assert PBKDF2_ITERATIONS >= 600_000
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")

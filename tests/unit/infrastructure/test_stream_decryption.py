@@ -163,3 +163,24 @@ async def test_a_lane_hands_its_result_straight_to_another_lane() -> None:
         first.close()
         second.close()
     assert threads == ["test-first", "test-second"]
+
+
+@pytest.mark.parametrize("expected", [SEGMENT // 2, SEGMENT * 2])
+def test_a_header_naming_another_segment_size_than_the_metadata_is_refused(expected: int) -> None:
+    dek, stored = sealed_object(os.urandom(3 * SEGMENT))
+    decryptor = ObjectDecryptor(
+        lambda _header: dek, expected_backup_id=None, expected_segment_size=expected
+    )
+
+    with pytest.raises(IntegrityFailure):
+        decryptor.feed(stored)
+
+
+def test_a_header_naming_the_metadata_segment_size_is_opened() -> None:
+    data = os.urandom(3 * SEGMENT)
+    dek, stored = sealed_object(data)
+    decryptor = ObjectDecryptor(
+        lambda _header: dek, expected_backup_id=None, expected_segment_size=SEGMENT
+    )
+
+    assert b"".join([*decryptor.feed(stored), decryptor.finish()]) == data

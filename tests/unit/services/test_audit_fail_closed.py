@@ -1,6 +1,7 @@
 """If the audit entry cannot be written, the operation fails and changes nothing."""
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,6 +12,7 @@ from ssbg.domain.audit_chain import ChainedEntry
 from ssbg.domain.enums import PolicyEffect, Role
 from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.domain.identity import Actor, RequestContext
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.database import Database
 from ssbg.repositories.audit_repository import AuditRepository
@@ -54,7 +56,8 @@ async def setup(
     tmp_path: Path, sqlite_template: SqliteTemplate, shared_key_store: FileKeyStore
 ) -> AsyncIterator[Setup]:
     url = sqlite_template.fresh(tmp_path)
-    db = DatabaseWithBrokenAudit(url, UnitOfWork)
+    integrity = IntegrityKey(shared_key_store.integrity_key)
+    db = DatabaseWithBrokenAudit(url, partial(UnitOfWork, integrity=integrity))
     settings = Settings(_env_file=None, database_url=url, data_dir=tmp_path)  # type: ignore[call-arg]
     services = build_services(settings, clock=FixedClock(), db=db, key_store=shared_key_store)
     await services.bootstrap.initialize()

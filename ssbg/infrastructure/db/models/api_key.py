@@ -5,10 +5,10 @@ from sqlalchemy import JSON, BigInteger, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ssbg.domain.enums import Role
-from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
+from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime, enum_column
 
 
-class ApiKey(Base):
+class ApiKey(Sealed, Base):
     """An API key. The raw key is never stored: ``key_hash`` is SHA-256 of it.
 
     A fast hash is right here because keys carry 128 random bits; there is nothing to brute

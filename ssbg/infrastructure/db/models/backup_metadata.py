@@ -14,10 +14,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ssbg.domain.enums import BackupStatus, Classification
-from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
+from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime, enum_column
 
 
-class BackupMetadata(Base):
+class BackupMetadata(Sealed, Base):
     """One backup: what was stored, where, under which key version, and its lifecycle status.
 
     Sizes, checksums and ``completed_at`` are set when the ingest completes (``ACTIVE``).

@@ -4,10 +4,10 @@ from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ssbg.domain.enums import KeyVersionStatus
-from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
+from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime, enum_column
 
 
-class KeyVersion(Base):
+class KeyVersion(Sealed, Base):
     """A key-encryption key version (``P-001``...). Only the public key is in the database."""
 
     __tablename__ = "key_versions"

@@ -6,10 +6,10 @@ from sqlalchemy import Boolean, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ssbg.domain.enums import PolicyEffect
-from ssbg.infrastructure.db.base import Base, JSONType, UTCDateTime, enum_column
+from ssbg.infrastructure.db.base import Base, JSONType, Sealed, UTCDateTime, enum_column
 
 
-class Policy(Base):
+class Policy(Sealed, Base):
     __tablename__ = "policies"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)

@@ -5,10 +5,10 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ssbg.domain.restore_lifecycle import RestoreStatus
-from ssbg.infrastructure.db.base import Base, UTCDateTime, enum_column
+from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime, enum_column
 
 
-class RestoreRequest(Base):
+class RestoreRequest(Sealed, Base):
     """One request to restore a backup, whatever its outcome (SPEC §3 Restores).
 
     ``backup_id`` is deliberately not a foreign key: a request for a backup that does not

@@ -4,10 +4,10 @@ from uuid import UUID
 from sqlalchemy import CheckConstraint, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.infrastructure.db.base import Base, UTCDateTime
+from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime
 
 
-class SystemState(Base):
+class SystemState(Sealed, Base):
     """Gateway-wide state shared by every replica (one row)."""
 
     __tablename__ = "system_state"

@@ -1,0 +1,121 @@
+"""Which fields of which rows are sealed, and the exact bytes a seal covers (SPEC §13.7).
+
+Someone who can write the database but not read the key store must not be able to grant
+themselves anything: every row that grants or restricts something carries a MAC (its *seal*)
+over the fields that do so, under the key store's integrity key. A row whose seal does not
+match is tampered with and is never acted on.
+
+The message is canonical JSON of ``[table, [[field, value], …]]`` in the order below, with
+UUIDs as lowercase hyphenated text, timestamps as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, bytes as
+lowercase hex, enums as their wire value. The row's own key is among the fields, so a seal
+cannot be moved to another row; the table name is too, so it cannot be moved to another table.
+"""
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from ssbg.domain.audit_chain import format_timestamp
+
+SEALED_FIELDS: dict[str, tuple[str, ...]] = {
+    "api_keys": (
+        "id",
+        "key_hash",
+        "role",
+        "department",
+        "allowed_ips",
+        "expires_at",
+        "revoked_at",
+        "totp_secret_encrypted",
+    ),
+    "restore_requests": (
+        "id",
+        "backup_id",
+        "requested_by",
+        "status",
+        "mfa_verified",
+        "approved_by",
+        "approved_at",
+        "rejected_by",
+        "token_hash",
+        "token_expires_at",
+        "created_at",  # the P5/P6 rate windows count by it
+    ),
+    "backup_metadata": (
+        "id",
+        "status",
+        "classification",
+        "source_system",
+        "created_by",
+        "key_version",
+        "format_version",
+        "segment_size",
+        "storage_backend",
+        "storage_ref",
+        "wrapped_dek_ref",
+        "original_size",
+        "encrypted_size",
+        "checksum_plaintext",
+        "checksum_ciphertext",
+    ),
+    "policies": ("id", "name", "effect", "priority", "is_active", "rule"),
+    "system_state": (
+        "id",
+        "initialized_at",
+        "bootstrap_key_id",
+        "incident_level",
+        "incident_changed_at",
+        "last_alert_at",
+    ),
+    "key_versions": (
+        "version",
+        "status",
+        "algorithm",
+        "public_key_pem",
+        "fingerprint",
+        "retired_at",
+        "destroyed_at",
+    ),
+}
+
+
+def _canonical(value: Any) -> Any:
+    if value is None or (isinstance(value, bool | int | str) and not isinstance(value, Enum)):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    raise TypeError(f"{type(value).__name__} cannot be sealed")
+
+
+def seal_message(table: str, values: Mapping[str, Any]) -> bytes:
+    """The bytes a row's seal covers: its sealed fields, read from ``values``."""
+    fields = [[name, _canonical(values[name])] for name in SEALED_FIELDS[table]]
+    return json.dumps(
+        [table, fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def tampered_resource(table: str, values: Mapping[str, Any]) -> str:
+    """The audit resource of a row (SPEC §12) whose seal did not match."""
+    prefix = {
+        "api_keys": "api_key",
+        "restore_requests": "restore",
+        "backup_metadata": "backup",
+        "policies": "policy",
+        "key_versions": "key_version",
+    }.get(table)
+    key = values.get("version" if table == "key_versions" else "id")
+    return f"{prefix}:{key}" if prefix and key is not None else "system"
