@@ -9,8 +9,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.infrastructure.db.database import wait_for_wal_flush
+from ssbg.infrastructure.db.models import SystemState
+from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit_chain import rich_event
+from tests.support.rows import set_fields
 
 FLUSHED_SINCE = text("SELECT pg_current_wal_flush_lsn() >= CAST(CAST(:lsn AS text) AS pg_lsn)")
 INSERT_POSITION = text("SELECT CAST(pg_current_wal_insert_lsn() AS text)")
@@ -47,15 +50,14 @@ async def test_append_returns_only_after_its_commit_is_flushed(services: Service
 
 
 async def test_an_entry_records_the_incident_level_committed_before_its_lock(
-    services: Services,
+    services: Services, bootstrap_key: IssuedApiKey
 ) -> None:
     """The transaction read the state early; another replica changed the level before this
     one appended. The entry records the level in force when it joined the chain."""
     async with services.db.transaction(write=True) as tx:
         state = await tx.system_state.get()  # held: the session keeps it in its identity map
         assert state.incident_level == 0
-        async with AsyncSession(services.db.engine) as other, other.begin():
-            await other.execute(text("UPDATE system_state SET incident_level = 2"))
+        await set_fields(services, SystemState, 1, incident_level=2)  # the other replica
         entry = await services.trail.append(tx, rich_event(1))
 
     assert entry.fields.incident_level == 2
