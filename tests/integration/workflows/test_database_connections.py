@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from ssbg.domain.errors import DatabaseUnavailable
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db import engine as engine_module
 from ssbg.services.unit_of_work import AppDatabase, open_database
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.postgres
 async def db(backend: str, database_url: str) -> AsyncIterator[AppDatabase]:
     if backend != "postgres":
         pytest.skip("connection pooling and server-side termination are PostgreSQL's")
-    database = open_database(database_url, pool_size=1)
+    # Plain statements only: no sealed row is read.
+    database = open_database(database_url, IntegrityKey.unavailable("test"), pool_size=1)
     try:
         yield database
     finally:
