@@ -28,6 +28,9 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
 bench-audit: $(STAMP)
 	$(BIN)/python bench/audit_bench.py
 
