@@ -35,9 +35,43 @@ def postgres_template() -> Iterator[PostgresTemplate]:
     template.close()
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+# -- which database a test runs on ------------------------------------------------------------
+#
+# A test that asks for a database (``database_url``, ``settings``, ``services``, ``client``, ...)
+# runs on SQLite only, unless it is marked ``both_backends``: then it runs on SQLite and on
+# PostgreSQL (``[sqlite]`` and ``[postgres]`` items; the PostgreSQL one is skipped when
+# SSBG_TEST_POSTGRES_URL is not set). Mark a test, or a whole module with
+# ``pytestmark = pytest.mark.both_backends``, when its outcome could depend on the dialect:
+# row locks and FOR UPDATE, compare-and-set races, concurrency and several processes, the
+# audit append and validation SQL (dialect branches in ``ssbg/``), timestamp, UUID and JSON
+# round trips, filters and ordering in SQL, constraints, migrations, connection handling and
+# durability. Request parsing, authorisation, crypto and storage do not change with the
+# database and stay on SQLite.
+#
+# One backend only: ``@pytest.mark.parametrize("backend", ["postgres"], indirect=True)`` (add
+# ``pytest.mark.postgres`` so ``-m postgres`` selects it).
+
+BOTH_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _parametrizes(metafunc: pytest.Metafunc, name: str) -> bool:
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = [part.strip() for part in names.split(",")]
+        if name in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames or _parametrizes(metafunc, "backend"):
+        return
+    both = metafunc.definition.get_closest_marker("both_backends") is not None
+    metafunc.parametrize("backend", BOTH_BACKENDS if both else ["sqlite"], indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "postgres" and postgres_base_url() is None:

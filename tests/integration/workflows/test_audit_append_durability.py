@@ -16,10 +16,11 @@ FLUSHED_SINCE = text("SELECT pg_current_wal_flush_lsn() >= CAST(CAST(:lsn AS tex
 INSERT_POSITION = text("SELECT CAST(pg_current_wal_insert_lsn() AS text)")
 
 
-@pytest.fixture(autouse=True)
-def _postgres_only(services: Services) -> None:
-    if services.db.dialect != "postgresql":
-        pytest.skip("WAL flushes are PostgreSQL's")
+# WAL flushes are PostgreSQL's.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+]
 
 
 async def test_barrier_flushes_every_earlier_asynchronous_commit(services: Services) -> None:

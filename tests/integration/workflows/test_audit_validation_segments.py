@@ -36,16 +36,20 @@ from tests.support.factories import create_api_key, headers
 SEEDED = 1_200
 INTERVAL = 100
 
-pytestmark = pytest.mark.parametrize(
-    "settings_overrides",
-    [
-        {
-            "audit_checkpoint_interval": INTERVAL,
-            "audit_validation_workers": 3,
-            "audit_validation_segment_entries": 300,
-        }
-    ],
-)
+pytestmark = [
+    # Each worker reads its segment in a snapshot of its own, as canonical text computed in SQL.
+    pytest.mark.both_backends,
+    pytest.mark.parametrize(
+        "settings_overrides",
+        [
+            {
+                "audit_checkpoint_interval": INTERVAL,
+                "audit_validation_workers": 3,
+                "audit_validation_segment_entries": 300,
+            }
+        ],
+    ),
+]
 
 
 @pytest.fixture

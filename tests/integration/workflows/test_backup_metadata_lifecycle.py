@@ -1,4 +1,6 @@
-"""The story's acceptance criteria end to end, on SQLite and PostgreSQL, local store and S3.
+"""The story's acceptance criteria end to end, local store and S3; what the database keeps
+(records, transitions, audit entries, concurrent uploads) on SQLite and PostgreSQL, the
+ciphertext attacks (the database plays no part in them) on SQLite.
 
 1. An accepted backup gets a stable identifier tied to persisted metadata, and 201 only after
    the ciphertext is durably stored and the ACTIVE record and its audit entries committed.
@@ -38,6 +40,7 @@ async def operator(services: Services) -> IssuedApiKey:
     return await create_api_key(services, Role.OPERATOR)
 
 
+@pytest.mark.both_backends
 async def test_an_accepted_backup_is_durably_stored_and_tied_to_its_metadata(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:
@@ -62,6 +65,7 @@ async def test_an_accepted_backup_is_durably_stored_and_tied_to_its_metadata(
     assert later.json()["data"] == response.json()["data"]
 
 
+@pytest.mark.both_backends
 async def test_every_transition_is_stored_with_its_audit_entry(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:
@@ -212,6 +216,7 @@ async def test_tampered_truncated_reordered_or_swapped_ciphertext_fails(
     assert len(await decrypt_stored(services, b)) == 2 * MIB + 100  # type: ignore[arg-type]
 
 
+@pytest.mark.both_backends
 async def test_24_concurrent_uploads_are_all_stored_and_the_chain_holds(
     client: httpx.AsyncClient, services: Services
 ) -> None:
@@ -237,6 +242,7 @@ async def test_24_concurrent_uploads_are_all_stored_and_the_chain_holds(
     assert sum(e.action == "BACKUP_COMPLETE" for e in entries) == 24
 
 
+@pytest.mark.both_backends
 async def test_backup_identifiers_are_stable(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:

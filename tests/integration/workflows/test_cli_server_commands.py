@@ -45,6 +45,7 @@ def env(tmp_path: Path, empty_database: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.both_backends
 def test_init_creates_keys_and_a_bootstrap_key_then_is_idempotent(env: dict[str, str]) -> None:
     first = run_ssbg("init", "--json", env=env)
     second = run_ssbg("init", "--json", env=env)
@@ -113,6 +114,7 @@ def test_key_files_are_private_and_pkcs12_uses_pbes2_with_600000_iterations(
     assert PBKDF2_ITERATIONS >= 600_000
 
 
+@pytest.mark.both_backends
 def test_migrate_reports_the_head_revision(env: dict[str, str]) -> None:
     result = run_ssbg("migrate", env=env)
     again = run_ssbg("migrate", env=env)

@@ -11,13 +11,15 @@ from ssbg.domain.errors import DatabaseUnavailable
 from ssbg.infrastructure.db import engine as engine_module
 from ssbg.services.unit_of_work import Database
 
-pytestmark = pytest.mark.postgres
+# Connection pooling and server-side termination are PostgreSQL's.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+]
 
 
 @pytest.fixture
-async def db(backend: str, database_url: str) -> AsyncIterator[Database]:
-    if backend != "postgres":
-        pytest.skip("connection pooling and server-side termination are PostgreSQL's")
+async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, pool_size=1)
     try:
         yield database
