@@ -146,6 +146,23 @@ def s3_settings(endpoint_url: str) -> dict[str, object]:
     }
 
 
+def gateway_settings(
+    database_url: str, directory: Path, key_store: FileKeyStore, **overrides: object
+) -> Settings:
+    """A development gateway's settings: its data and objects under ``directory``, the keys of
+    ``key_store``."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        env="development",
+        data_dir=directory / "data",
+        database_url=database_url,
+        storage_path=directory / "objects",
+        keystore_dir=key_store.directory,
+        key_password=SecretStr(TEST_KEY_PASSWORD),
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
 @pytest.fixture
 def settings(
     database_url: str,
@@ -159,15 +176,8 @@ def settings(
     if storage_backend == "s3":
         moto: MotoServer = request.getfixturevalue("moto_server")
         storage = s3_settings(moto.url)
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        env="development",
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        storage_path=tmp_path / "objects",
-        keystore_dir=shared_key_store.directory,
-        key_password=SecretStr(TEST_KEY_PASSWORD),
-        **{**storage, **settings_overrides},  # type: ignore[arg-type]
+    return gateway_settings(
+        database_url, tmp_path, shared_key_store, **{**storage, **settings_overrides}
     )
 
 
