@@ -131,16 +131,23 @@ async def test_plaintext_never_reaches_disk_or_the_store(
 
 
 def _recent_files(roots: list[Path], since: float) -> list[Path]:
+    """Files under ``roots`` changed since ``since``. Other processes (parallel test workers)
+    create and remove files in the temporary directory during the walk: ``os.walk`` skips a
+    directory that vanished where ``Path.rglob`` would raise."""
     found: set[Path] = set()
     for root in roots:
-        if not root.exists():
-            continue
-        for path in root.rglob("*"):
-            try:
-                if path.is_file() and not path.is_symlink() and path.stat().st_mtime >= since - 1:
-                    found.add(path)
-            except OSError:
-                continue
+        for directory, _subdirectories, names in os.walk(root):
+            for name in names:
+                path = Path(directory, name)
+                try:
+                    if (
+                        path.is_file()
+                        and not path.is_symlink()
+                        and path.stat().st_mtime >= since - 1
+                    ):
+                        found.add(path)
+                except OSError:
+                    continue
     return sorted(found)
 
 
