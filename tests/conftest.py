@@ -4,6 +4,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from ssbg.api.app import create_app
@@ -200,16 +201,37 @@ async def bootstrap_key(services: Services) -> IssuedApiKey:
     return result.issued
 
 
+@pytest.fixture(scope="session")
+def shared_app(tmp_path_factory: pytest.TempPathFactory, shared_key_store: FileKeyStore) -> FastAPI:
+    """One app per worker, given each test's services by the ``client`` fixture.
+
+    FastAPI builds the models of every route for each new app (about 0.1 s of CPU, most of a
+    typical API test's own cost). ``create_app(services=...)`` differs from ``create_app()``
+    only in setting ``app.state.services``, where the routes find the services; so this app is
+    built without services, and each test's are set there for the test and removed after it.
+    A test's request can never reach another test's services, and an app that stopped finding
+    its services in ``app.state`` would fail every request instead of using stale ones.
+    """
+    directory = tmp_path_factory.mktemp("shared-app")
+    unused = f"sqlite+aiosqlite:///{directory / 'never-opened.db'}"  # no lifespan runs
+    return create_app(gateway_settings(unused, directory, shared_key_store))
+
+
 @pytest.fixture
 async def client(
-    services: Services, bootstrap_key: IssuedApiKey
+    shared_app: FastAPI, services: Services, bootstrap_key: IssuedApiKey
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services=services)
+    shared_app.state.services = services
     transport = httpx.ASGITransport(
-        app=app, client=("192.0.2.10", 50000), raise_app_exceptions=False
+        app=shared_app, client=("192.0.2.10", 50000), raise_app_exceptions=False
     )
-    async with httpx.AsyncClient(transport=transport, base_url="http://ssbg.test/api/v1") as http:
-        yield http
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ssbg.test/api/v1"
+        ) as http:
+            yield http
+    finally:
+        del shared_app.state.services
 
 
 @pytest.fixture
