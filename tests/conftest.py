@@ -93,7 +93,7 @@ async def database_url(
     try:
         yield url
     finally:
-        await pg.drop(name)
+        pg.drop(name)
 
 
 @pytest.fixture(scope="session")
