@@ -50,7 +50,9 @@ def postgres_template() -> Iterator[PostgresTemplate]:
 # database and stay on SQLite.
 #
 # One backend only: ``@pytest.mark.parametrize("backend", ["postgres"], indirect=True)`` (add
-# ``pytest.mark.postgres`` so ``-m postgres`` selects it).
+# ``pytest.mark.postgres`` so ``-m postgres`` selects it). A test that names ``backend`` in its
+# own parametrization (with ``indirect=["backend"]``, possibly together with other arguments,
+# to pick which cases also run on PostgreSQL) is left as it says.
 
 BOTH_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
