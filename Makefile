@@ -25,8 +25,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest-xdist workers for `make test`. Each worker has its own session fixtures (SQLite
+# template, PostgreSQL template database, key store, moto server on a free port) under its own
+# temporary directory; worksteal evens out the long tests (segments, gateways, CLI init).
+PYTEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
 
 bench-audit: $(STAMP)
 	$(BIN)/python bench/audit_bench.py

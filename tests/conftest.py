@@ -4,6 +4,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from ssbg.api.app import create_app
@@ -35,9 +36,45 @@ def postgres_template() -> Iterator[PostgresTemplate]:
     template.close()
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+# -- which database a test runs on ------------------------------------------------------------
+#
+# A test that asks for a database (``database_url``, ``settings``, ``services``, ``client``, ...)
+# runs on SQLite only, unless it is marked ``both_backends``: then it runs on SQLite and on
+# PostgreSQL (``[sqlite]`` and ``[postgres]`` items; the PostgreSQL one is skipped when
+# SSBG_TEST_POSTGRES_URL is not set). Mark a test, or a whole module with
+# ``pytestmark = pytest.mark.both_backends``, when its outcome could depend on the dialect:
+# row locks and FOR UPDATE, compare-and-set races, concurrency and several processes, the
+# audit append and validation SQL (dialect branches in ``ssbg/``), timestamp, UUID and JSON
+# round trips, filters and ordering in SQL, constraints, migrations, connection handling and
+# durability. Request parsing, authorisation, crypto and storage do not change with the
+# database and stay on SQLite.
+#
+# One backend only: ``@pytest.mark.parametrize("backend", ["postgres"], indirect=True)`` (add
+# ``pytest.mark.postgres`` so ``-m postgres`` selects it). A test that names ``backend`` in its
+# own parametrization (with ``indirect=["backend"]``, possibly together with other arguments,
+# to pick which cases also run on PostgreSQL) is left as it says.
+
+BOTH_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _parametrizes(metafunc: pytest.Metafunc, name: str) -> bool:
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = [part.strip() for part in names.split(",")]
+        if name in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames or _parametrizes(metafunc, "backend"):
+        return
+    both = metafunc.definition.get_closest_marker("both_backends") is not None
+    metafunc.parametrize("backend", BOTH_BACKENDS if both else ["sqlite"], indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "postgres" and postgres_base_url() is None:
@@ -58,7 +95,7 @@ async def database_url(
     try:
         yield url
     finally:
-        await pg.drop(name)
+        pg.drop(name)
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +149,23 @@ def s3_settings(endpoint_url: str) -> dict[str, object]:
     }
 
 
+def gateway_settings(
+    database_url: str, directory: Path, key_store: FileKeyStore, **overrides: object
+) -> Settings:
+    """A development gateway's settings: its data and objects under ``directory``, the keys of
+    ``key_store``."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        env="development",
+        data_dir=directory / "data",
+        database_url=database_url,
+        storage_path=directory / "objects",
+        keystore_dir=key_store.directory,
+        key_password=SecretStr(TEST_KEY_PASSWORD),
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
 @pytest.fixture
 def settings(
     database_url: str,
@@ -125,15 +179,8 @@ def settings(
     if storage_backend == "s3":
         moto: MotoServer = request.getfixturevalue("moto_server")
         storage = s3_settings(moto.url)
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        env="development",
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        storage_path=tmp_path / "objects",
-        keystore_dir=shared_key_store.directory,
-        key_password=SecretStr(TEST_KEY_PASSWORD),
-        **{**storage, **settings_overrides},  # type: ignore[arg-type]
+    return gateway_settings(
+        database_url, tmp_path, shared_key_store, **{**storage, **settings_overrides}
     )
 
 
@@ -156,16 +203,37 @@ async def bootstrap_key(services: Services) -> IssuedApiKey:
     return result.issued
 
 
+@pytest.fixture(scope="session")
+def shared_app(tmp_path_factory: pytest.TempPathFactory, shared_key_store: FileKeyStore) -> FastAPI:
+    """One app per worker, given each test's services by the ``client`` fixture.
+
+    FastAPI builds the models of every route for each new app (about 0.1 s of CPU, most of a
+    typical API test's own cost). ``create_app(services=...)`` differs from ``create_app()``
+    only in setting ``app.state.services``, where the routes find the services; so this app is
+    built without services, and each test's are set there for the test and removed after it.
+    A test's request can never reach another test's services, and an app that stopped finding
+    its services in ``app.state`` would fail every request instead of using stale ones.
+    """
+    directory = tmp_path_factory.mktemp("shared-app")
+    unused = f"sqlite+aiosqlite:///{directory / 'never-opened.db'}"  # no lifespan runs
+    return create_app(gateway_settings(unused, directory, shared_key_store))
+
+
 @pytest.fixture
 async def client(
-    services: Services, bootstrap_key: IssuedApiKey
+    shared_app: FastAPI, services: Services, bootstrap_key: IssuedApiKey
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services=services)
+    shared_app.state.services = services
     transport = httpx.ASGITransport(
-        app=app, client=("192.0.2.10", 50000), raise_app_exceptions=False
+        app=shared_app, client=("192.0.2.10", 50000), raise_app_exceptions=False
     )
-    async with httpx.AsyncClient(transport=transport, base_url="http://ssbg.test/api/v1") as http:
-        yield http
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ssbg.test/api/v1"
+        ) as http:
+            yield http
+    finally:
+        del shared_app.state.services
 
 
 @pytest.fixture

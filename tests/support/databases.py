@@ -3,6 +3,11 @@
 Migrating from empty runs once per session into a template; each test then gets a copy
 (a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL), so tests never see
 each other's rows and parallel runs never interfere.
+
+On PostgreSQL the copies are made and dropped by a thread of the template's own, off the
+tests' path: the next test's database is created while a test runs, and a used one is dropped
+after its test (a DROP DATABASE forces a checkpoint; a CREATE copies the template through the
+WAL: together a few tenths of a second per test when waited for).
 """
 
 import asyncio
@@ -10,7 +15,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -71,19 +76,38 @@ class PostgresTemplate:
         self.name = f"ssbg_tpl_{uuid.uuid4().hex[:12]}"
         run_blocking(_admin_execute(base_url, f'CREATE DATABASE "{self.name}"'))
         run_blocking(upgrade(with_database(base_url, self.name)))
+        # One thread creates and drops the copies, in order, while the tests run.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssbg-pg-copies")
+        self._next: Future[str] = self._worker.submit(self._create_copy)
+        self._drops: list[Future[None]] = []
+
+    def _create_copy(self) -> str:
+        name = f"ssbg_t_{uuid.uuid4().hex[:16]}"
+        statement = f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"'
+        asyncio.run(_admin_execute(self.base_url, statement))
+        return name
+
+    def _drop(self, name: str) -> None:
+        asyncio.run(drop_postgres(self.base_url, name))
 
     async def fresh(self) -> tuple[str, str]:
-        name = f"ssbg_t_{uuid.uuid4().hex[:16]}"
-        await _admin_execute(self.base_url, f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        """A database no test has used (made while the previous test ran); the next one is
+        started at once."""
+        name = await asyncio.wrap_future(self._next)
+        self._next = self._worker.submit(self._create_copy)
         return with_database(self.base_url, name), name
 
-    async def drop(self, name: str) -> None:
-        await _admin_execute(self.base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    def drop(self, name: str) -> None:
+        """Drop ``name`` in the background (its test is over and its connections closed)."""
+        self._drops.append(self._worker.submit(self._drop, name))
 
     def close(self) -> None:
-        run_blocking(
-            _admin_execute(self.base_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        )
+        """Wait for every drop, then drop the unused copy and the template."""
+        self._drops.append(self._worker.submit(self._drop, self._next.result()))
+        self._worker.shutdown(wait=True)
+        for done in self._drops:
+            done.result()  # a drop that failed fails the session's teardown
+        run_blocking(drop_postgres(self.base_url, self.name))
 
 
 async def create_empty_postgres(base_url: str) -> tuple[str, str]:

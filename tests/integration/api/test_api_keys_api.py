@@ -56,6 +56,7 @@ async def test_operator_and_auditor_keys_have_no_totp_secret(
     assert data["mfa_enrolled"] is False
 
 
+@pytest.mark.both_backends
 async def test_the_new_key_works_and_is_stored_only_as_a_hash(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -83,6 +84,7 @@ async def test_the_new_key_works_and_is_stored_only_as_a_hash(
     assert data["totp_secret"].encode() not in row.totp_secret_encrypted
 
 
+@pytest.mark.both_backends
 async def test_creation_and_revocation_are_audited_without_secrets(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -111,6 +113,7 @@ async def test_creation_and_revocation_are_audited_without_secrets(
     assert created["totp_secret"] not in everything
 
 
+@pytest.mark.both_backends
 async def test_revoking_twice_is_an_invalid_transition(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -130,6 +133,7 @@ async def test_revoking_twice_is_an_invalid_transition(
     assert again.json()["error"]["code"] == "INVALID_STATE_TRANSITION"
 
 
+@pytest.mark.both_backends
 async def test_the_last_usable_super_admin_cannot_be_revoked(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -180,6 +184,7 @@ async def test_invalid_key_requests_are_refused_and_create_nothing(
     assert after.json()["meta"]["total"] == before.json()["meta"]["total"]
 
 
+@pytest.mark.both_backends
 async def test_expired_keys_are_listed_as_expired(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:

@@ -43,6 +43,7 @@ async def last_entry(client: httpx.AsyncClient, reviewer: IssuedApiKey) -> dict[
     return entries[-1]
 
 
+@pytest.mark.both_backends
 async def test_validate_returns_the_contract_shape_and_records_audit_validate(
     client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
 ) -> None:
@@ -79,6 +80,7 @@ async def test_validate_returns_the_contract_shape_and_records_audit_validate(
     }
 
 
+@pytest.mark.both_backends
 async def test_failed_full_chain_validation_is_recorded_as_failed(
     client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
 ) -> None:
@@ -102,6 +104,7 @@ async def test_failed_full_chain_validation_is_recorded_as_failed(
     assert recorded["details"]["validation"] == data
 
 
+@pytest.mark.both_backends
 async def test_range_validation_is_anchored_on_the_entry_before_it(
     client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
 ) -> None:
@@ -151,6 +154,7 @@ async def test_invalid_validation_ranges_are_validation_errors(
     assert field in response.json()["error"]["details"]
 
 
+@pytest.mark.both_backends
 async def test_a_checkpoint_is_signed_every_interval_and_listed(
     client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
 ) -> None:
@@ -172,6 +176,7 @@ async def test_a_checkpoint_is_signed_every_interval_and_listed(
     assert read["action"] == "AUDIT_READ"
 
 
+@pytest.mark.both_backends
 async def test_reading_checkpoints_is_recorded_as_audit_read(
     client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
 ) -> None:
@@ -186,6 +191,7 @@ async def test_reading_checkpoints_is_recorded_as_audit_read(
     assert entries[0]["actor_role"] == "auditor"
 
 
+@pytest.mark.both_backends
 async def test_export_streams_a_bundle_and_records_audit_export_with_the_range(
     client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
 ) -> None:

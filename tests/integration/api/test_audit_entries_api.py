@@ -1,4 +1,5 @@
 import httpx
+import pytest
 
 from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
@@ -6,6 +7,9 @@ from ssbg.services.container import Services
 from tests.support.audit import audit_entries, chain_problems
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
+
+# Filters on timestamps, UUIDs and actions are SQL; details are JSON (JSONB on PostgreSQL).
+pytestmark = pytest.mark.both_backends
 
 
 async def _make_some_history(client: httpx.AsyncClient, bootstrap_key: IssuedApiKey) -> None:

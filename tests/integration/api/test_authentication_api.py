@@ -49,10 +49,12 @@ async def test_malformed_key_is_rejected(
     await _expect_rejected(client, services, {"X-API-Key": presented}, "MALFORMED")
 
 
+@pytest.mark.both_backends
 async def test_unknown_key_is_rejected(client: httpx.AsyncClient, services: Services) -> None:
     await _expect_rejected(client, services, {"X-API-Key": "ssbg_" + "0" * 32}, "UNKNOWN")
 
 
+@pytest.mark.both_backends
 async def test_revoked_key_is_rejected(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -65,6 +67,7 @@ async def test_revoked_key_is_rejected(
     await _expect_rejected(client, services, headers(operator), "REVOKED")
 
 
+@pytest.mark.both_backends
 async def test_expired_key_is_rejected(
     client: httpx.AsyncClient, services: Services, clock: FixedClock
 ) -> None:
@@ -105,6 +108,7 @@ async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
     assert (await client.get("/me", headers=spoofed)).status_code == 200
 
 
+@pytest.mark.both_backends
 async def test_valid_key_records_its_use_at_most_once_a_minute(
     client: httpx.AsyncClient, services: Services, clock: FixedClock
 ) -> None:

@@ -1,4 +1,6 @@
-"""The /backups request contract (SPEC §3, §4), through HTTP, on SQLite and PostgreSQL."""
+"""The /backups request contract (SPEC §3, §4), through HTTP, on SQLite; the tests whose outcome
+rests on the database (filters, paging, timestamps, idempotency keys, transitions, audit entries)
+also on PostgreSQL."""
 
 import hashlib
 import os
@@ -349,6 +351,7 @@ async def test_an_oversized_stream_is_stopped_failed_and_removed(
 # -- idempotency ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 async def test_the_same_idempotency_key_returns_the_same_backup(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:
@@ -364,6 +367,7 @@ async def test_the_same_idempotency_key_returns_the_same_backup(
     assert len(starts) == 1
 
 
+@pytest.mark.both_backends
 async def test_an_idempotency_key_is_scoped_to_its_api_key(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:
@@ -376,6 +380,7 @@ async def test_an_idempotency_key_is_scoped_to_its_api_key(
     assert await count_records(services) == 2
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("settings_overrides", [{"max_upload_bytes": 2 * 1024 * 1024}])
 async def test_a_failed_attempt_releases_its_idempotency_key(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
@@ -400,6 +405,7 @@ async def test_a_malformed_idempotency_key_is_refused(
 # -- reading -------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 async def test_operators_see_only_their_own_backups(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:
@@ -432,6 +438,7 @@ async def test_an_unknown_backup_is_not_found(
     assert (response.status_code, response.json()["error"]["code"]) == (404, "BACKUP_NOT_FOUND")
 
 
+@pytest.mark.both_backends
 async def test_list_filters(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -468,6 +475,7 @@ async def test_bad_list_parameters_are_refused(
     assert (response.status_code, response.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
 
 
+@pytest.mark.both_backends
 async def test_pages_have_no_duplicates_or_gaps_while_new_backups_arrive(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -497,6 +505,7 @@ async def test_pages_have_no_duplicates_or_gaps_while_new_backups_arrive(
     assert keys == sorted(keys, reverse=True)  # newest first; the id orders equal timestamps
 
 
+@pytest.mark.both_backends
 async def test_status_lists_the_persisted_transitions(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -522,6 +531,7 @@ async def test_status_lists_the_persisted_transitions(
 # -- delete --------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("storage_backend", ["local", "s3"])
 async def test_delete_removes_the_ciphertext_and_keeps_the_metadata(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
@@ -593,6 +603,7 @@ async def test_auditors_may_not_submit_backups(
     await assert_nothing_created(services)
 
 
+@pytest.mark.both_backends
 async def test_a_deny_record_refuses_with_its_name_and_leaves_evidence(
     client: httpx.AsyncClient,
     services: Services,
@@ -631,6 +642,7 @@ async def test_a_deny_record_refuses_with_its_name_and_leaves_evidence(
     assert checks[0].actor_id == operator.record.id
 
 
+@pytest.mark.both_backends
 async def test_lockdown_refuses_backups_with_423(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:
@@ -678,6 +690,7 @@ async def test_a_require_mfa_record_asks_for_a_totp_code(
     assert with_code.status_code == 201, with_code.text
 
 
+@pytest.mark.both_backends
 async def test_a_successful_backup_leaves_its_audit_trail_in_order(
     client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
 ) -> None:

@@ -1,4 +1,5 @@
 import httpx
+import pytest
 
 from ssbg.domain.enums import Role
 from ssbg.services.container import Services
@@ -12,6 +13,7 @@ async def test_health_answers_without_a_key(client: httpx.AsyncClient) -> None:
     assert response.headers["X-Request-ID"]
 
 
+@pytest.mark.both_backends
 async def test_ready_when_database_storage_and_keys_answer(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
@@ -42,6 +44,7 @@ async def test_not_ready_names_the_storage_check_when_the_store_cannot_be_writte
     assert error["details"]["failed_checks"] == ["storage"]
 
 
+@pytest.mark.both_backends
 async def test_not_ready_names_the_database_check_when_the_database_is_gone(
     client: httpx.AsyncClient, services: Services
 ) -> None:

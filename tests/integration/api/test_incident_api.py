@@ -20,6 +20,7 @@ async def _set(
     )
 
 
+@pytest.mark.both_backends
 async def test_level_starts_normal_and_admins_can_read_it(
     client: httpx.AsyncClient, services: Services
 ) -> None:
@@ -32,6 +33,7 @@ async def test_level_starts_normal_and_admins_can_read_it(
     assert (data["level"], data["name"], data["history"]) == (0, "NORMAL", [])
 
 
+@pytest.mark.both_backends
 async def test_super_admin_with_mfa_raises_the_level_and_it_is_audited(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -59,6 +61,7 @@ async def test_super_admin_with_mfa_raises_the_level_and_it_is_audited(
     assert later.json()["data"]["level"] == 2
 
 
+@pytest.mark.both_backends
 async def test_alert_level_reverts_thirty_minutes_after_it_was_raised(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -75,6 +78,7 @@ async def test_alert_level_reverts_thirty_minutes_after_it_was_raised(
     assert reverted.json()["data"]["auto_revert_at"] is None
 
 
+@pytest.mark.both_backends
 async def test_quarantine_stays_until_manually_lowered(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -89,6 +93,7 @@ async def test_quarantine_stays_until_manually_lowered(
     assert lowered.json()["data"]["level"] == 0
 
 
+@pytest.mark.both_backends
 async def test_lockdown_is_permanent(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -104,6 +109,7 @@ async def test_lockdown_is_permanent(
     ] == 3
 
 
+@pytest.mark.both_backends
 async def test_setting_the_current_level_again_is_refused(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:

@@ -17,6 +17,7 @@ RULE = {
 }
 
 
+@pytest.mark.both_backends
 async def test_admin_creates_reads_and_lists_a_policy(
     client: httpx.AsyncClient, services: Services
 ) -> None:
@@ -48,6 +49,7 @@ async def test_admin_creates_reads_and_lists_a_policy(
     assert entry.details["rule"] == RULE
 
 
+@pytest.mark.both_backends
 async def test_patch_changes_only_given_fields_and_audits_before_and_after(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -76,6 +78,7 @@ async def test_patch_changes_only_given_fields_and_audits_before_and_after(
     }
 
 
+@pytest.mark.both_backends
 async def test_policy_names_are_unique(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey
 ) -> None:

@@ -1,22 +1,40 @@
-"""Every route of the foundation, called by every role: allowed roles pass, the rest get
-403 ``FORBIDDEN_ROLE`` and leave an ``AUTHZ_DENY`` entry."""
+"""Every route of the foundation, called by a role it allows and by a role it refuses: the
+allowed role gets past the role check, the refused one gets 403 ``FORBIDDEN_ROLE`` and leaves
+an ``AUTHZ_DENY`` entry.
 
+Which role holds which permission is tested for every role and every permission in
+``tests/unit/domain/test_permissions.py``. Here each route is called by the roles at the edge of
+its allowed set: the first role (in the order operator, auditor, admin, super_admin) it allows
+and the last one it refuses, if any. The calls share one gateway, its keys, one backup and one
+completed restore (module scope); a call that would change what the others need gets a target
+of its own (the backup it deletes) or is undone after it (the incident level it raises).
+"""
+
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from ssbg.api.app import create_app
 from ssbg.api.paths import API_PREFIX
 from ssbg.domain.enums import Role
+from ssbg.domain.incident import IncidentLevel
+from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.services.api_key_service import IssuedApiKey
-from ssbg.services.container import Services
+from ssbg.services.container import Services, build_services
+from tests.conftest import gateway_settings
 from tests.support.audit import audit_entries
 from tests.support.backups import upload
 from tests.support.clock import FixedClock
+from tests.support.databases import SqliteTemplate
 from tests.support.factories import create_api_key, headers
-from tests.support.restores import request_restore
+from tests.support.restores import backup_of, request_restore, set_incident_level
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ALL = set(Role)
 ADMINS = {Role.ADMIN, Role.SUPER_ADMIN}
@@ -33,8 +51,12 @@ class Call:
     body: dict[str, Any] | None = None
     mfa: bool = False
     upload: bool = False  # send a small raw backup payload instead of a JSON body
-    restore_token: bool = False  # send the caller's download token
+    restore_token: bool = False  # send a valid download token of the shared restore
+    own_backup: bool = False  # {backup_id} is a backup made for this call (it is changed)
     ok: frozenset[int] = frozenset({200, 201})  # what an allowed role gets
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.template}"
 
 
 CALLS = [
@@ -48,7 +70,8 @@ CALLS = [
         "POST",
         "/admin/policies",
         ADMINS,
-        {"name": "p-{n}", "effect": "deny", "rule": {"operations": ["backup"]}},
+        # Inactive: an active deny record would refuse the other calls' uploads.
+        {"name": "p-{n}", "effect": "deny", "is_active": False, "rule": {"operations": ["backup"]}},
     ),
     Call("GET", "/admin/policies", ADMINS),
     Call("GET", "/admin/policies/{policy_id}", ADMINS),
@@ -61,7 +84,7 @@ CALLS = [
     Call("GET", "/backups", ALL),
     Call("GET", "/backups/{backup_id}", ALL),
     Call("GET", "/backups/{backup_id}/status", ALL),
-    Call("DELETE", "/backups/{backup_id}", ADMINS),
+    Call("DELETE", "/backups/{backup_id}", ADMINS, own_backup=True),
     Call(
         "POST", "/restores", ADMINS, {"backup_id": "{backup_id}", "justification": "matrix test!"}
     ),
@@ -85,8 +108,107 @@ CALLS = [
 PUBLIC = {("GET", "/health"), ("GET", "/health/ready")}
 
 
-def test_the_matrix_covers_every_route(services: Services) -> None:
-    paths = create_app(services=services).openapi()["paths"]
+def first_allowed(call: Call) -> Role:
+    return next(role for role in Role if role in call.allowed)
+
+
+def last_refused(call: Call) -> Role | None:
+    return next((role for role in reversed(Role) if role not in call.allowed), None)
+
+
+ALLOWED = [
+    pytest.param(call, first_allowed(call), id=f"{call}-{first_allowed(call)}") for call in CALLS
+]
+REFUSED = [
+    pytest.param(call, role, id=f"{call}-{role}")
+    for call in CALLS
+    if (role := last_refused(call)) is not None
+]
+
+
+@dataclass(frozen=True)
+class Gateway:
+    services: Services
+    client: httpx.AsyncClient
+    clock: FixedClock
+    keys: dict[Role, IssuedApiKey]  # one key per role; the backup is the operator's
+    names: dict[str, str]  # what the templates name: key_id, policy_id, backup_id, restore_id
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: SqliteTemplate,
+    shared_key_store: FileKeyStore,
+) -> AsyncIterator[Gateway]:
+    directory: Path = tmp_path_factory.mktemp("rbac")
+    settings = gateway_settings(sqlite_template.fresh(directory), directory, shared_key_store)
+    clock = FixedClock()
+    services = build_services(settings, clock=clock, key_store=shared_key_store)
+    try:
+        bootstrap = (await services.bootstrap.initialize()).issued
+        assert bootstrap is not None
+        keys = {role: await create_api_key(services, role) for role in Role}
+        revocable = await create_api_key(services, Role.OPERATOR, description="to revoke")
+        transport = httpx.ASGITransport(
+            app=create_app(services=services),
+            client=("192.0.2.10", 50000),
+            raise_app_exceptions=False,
+        )
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://ssbg.test/api/v1"
+        ) as http:
+            policy = await http.post(
+                "/admin/policies",
+                headers=headers(bootstrap),
+                json={"name": "target", "effect": "deny", "is_active": False, "rule": {}},
+            )
+            assert policy.status_code == 201, policy.text
+            # Operators see only their own backups (another's is a 404, visibility rather than
+            # a role decision), so the backup is the operator's; admins see every backup.
+            backup_id = await backup_of(http, keys[Role.OPERATOR], b"matrix payload")
+            restore = await request_restore(http, keys[Role.ADMIN], backup_id)
+            assert restore.status_code == 201, restore.text
+            assert restore.json()["data"]["status"] == "COMPLETED"
+            names = {
+                "key_id": str(revocable.record.id),
+                "policy_id": policy.json()["data"]["policy_id"],
+                "backup_id": backup_id,
+                "restore_id": restore.json()["data"]["restore_id"],
+            }
+            yield Gateway(services, http, clock, keys, names)
+    finally:
+        await services.close()
+
+
+async def send(gateway: Gateway, call: Call, role: Role) -> httpx.Response:
+    client, caller = gateway.client, gateway.keys[role]
+    if call.upload:
+        return await upload(client, caller, b"matrix payload", mode="raw")
+    names = {**gateway.names, "n": role.value}
+    if call.own_backup:
+        names["backup_id"] = await backup_of(client, gateway.keys[Role.OPERATOR], b"doomed")
+    sent = headers(caller)
+    if call.mfa and caller.totp_secret:
+        # A TOTP step of its own for every call: the same key's code is accepted once.
+        sent = headers(caller, totp_at=gateway.clock.advance(seconds=30))
+    if call.restore_token:
+        # The restore's requester collects a fresh token (another call may have replaced one).
+        collected = await client.post(
+            f"/restores/{names['restore_id']}/token", headers=headers(gateway.keys[Role.ADMIN])
+        )
+        assert collected.status_code == 201, collected.text
+        sent["X-Restore-Token"] = collected.json()["data"]["download"]["token"]
+    body = (
+        {k: (v.format(**names) if isinstance(v, str) else v) for k, v in call.body.items()}
+        if call.body is not None
+        else None
+    )
+    return await client.request(call.method, call.template.format(**names), headers=sent, json=body)
+
+
+async def test_the_matrix_covers_every_route(gateway: Gateway) -> None:
+    paths = create_app(services=gateway.services).openapi()["paths"]
     routes = {
         (method.upper(), path.removeprefix(API_PREFIX))
         for path, operations in paths.items()
@@ -97,67 +219,37 @@ def test_the_matrix_covers_every_route(services: Services) -> None:
     assert routes <= covered, f"routes without an RBAC test: {sorted(routes - covered)}"
 
 
-@pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
-@pytest.mark.parametrize("call", CALLS, ids=lambda call: f"{call.method} {call.template}")
-async def test_role_matrix(
-    client: httpx.AsyncClient,
-    services: Services,
-    bootstrap_key: IssuedApiKey,
-    clock: FixedClock,
-    call: Call,
-    role: Role,
+@pytest.mark.parametrize(("call", "role"), ALLOWED)
+async def test_an_allowed_role_gets_past_the_role_check(
+    gateway: Gateway, call: Call, role: Role
 ) -> None:
-    caller = await create_api_key(services, role)
-    target = await create_api_key(services, Role.OPERATOR)
-    policy = await client.post(
-        "/admin/policies",
-        headers=headers(bootstrap_key),
-        json={"name": "target", "effect": "deny", "is_active": False, "rule": {}},
-    )
-    # Operators see only their own backups, so the target backup is the caller's when it may
-    # create one (a 404 for someone else's backup is visibility, not a role decision).
-    owner = caller if role in BACKUP_WRITERS else bootstrap_key
-    backup = await upload(client, owner, b"matrix payload", mode="raw")
-    assert backup.status_code == 201, backup.text
-    backup_id = backup.json()["data"]["backup_id"]
-    # A restore requester only sees its own restores' tokens and downloads.
-    requester = caller if role in ADMINS else bootstrap_key
-    restore = await request_restore(client, requester, backup_id)
-    assert restore.status_code == 201, restore.text
-    restore_data = restore.json()["data"]
-    names = {
-        "key_id": target.record.id,
-        "policy_id": policy.json()["data"]["policy_id"],
-        "backup_id": backup_id,
-        "restore_id": restore_data["restore_id"],
-        "n": role.value,
-    }
-    path = call.template.format(**names)
-    body = (
-        {k: (v.format(**names) if isinstance(v, str) else v) for k, v in call.body.items()}
-        if call.body
-        else None
-    )
-    denials_before = len(await audit_entries(services.db, "AUTHZ_DENY"))
+    denials_before = len(await audit_entries(gateway.services.db, "AUTHZ_DENY"))
 
-    sent = (
-        headers(caller, totp_at=clock.now()) if call.mfa and caller.totp_secret else headers(caller)
-    )
-    if call.restore_token:
-        sent["X-Restore-Token"] = restore_data["download"]["token"]
-    if call.upload:
-        response = await upload(client, caller, b"matrix payload", mode="raw")
-    else:
-        response = await client.request(call.method, path, headers=sent, json=body)
+    try:
+        response = await send(gateway, call, role)
+    finally:
+        if call.template == "/admin/incident" and call.method == "POST":
+            # Back to NORMAL, so no other call runs at a raised level.
+            await set_incident_level(
+                gateway.services, gateway.keys[Role.SUPER_ADMIN], IncidentLevel.NORMAL
+            )
 
-    denials = await audit_entries(services.db, "AUTHZ_DENY")
-    if role in call.allowed:
-        assert response.status_code in call.ok, response.text
-        assert len(denials) == denials_before
-    else:
-        assert response.status_code == 403, response.text
-        assert response.json()["error"]["code"] == "FORBIDDEN_ROLE"
-        assert len(denials) == denials_before + 1
-        assert denials[-1].result == "DENIED"
-        assert denials[-1].actor_id == caller.record.id
-        assert denials[-1].actor_role == role.value
+    assert response.status_code in call.ok, response.text
+    assert len(await audit_entries(gateway.services.db, "AUTHZ_DENY")) == denials_before
+
+
+@pytest.mark.parametrize(("call", "role"), REFUSED)
+async def test_a_refused_role_gets_forbidden_role_and_an_authz_deny_entry(
+    gateway: Gateway, call: Call, role: Role
+) -> None:
+    denials_before = len(await audit_entries(gateway.services.db, "AUTHZ_DENY"))
+
+    response = await send(gateway, call, role)
+
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "FORBIDDEN_ROLE"
+    denials = await audit_entries(gateway.services.db, "AUTHZ_DENY")
+    assert len(denials) == denials_before + 1
+    assert denials[-1].result == "DENIED"
+    assert denials[-1].actor_id == gateway.keys[role].record.id
+    assert denials[-1].actor_role == role.value

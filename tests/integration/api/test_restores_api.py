@@ -1,4 +1,5 @@
-"""Restores through the HTTP API: the PRD's security cases, on SQLite and PostgreSQL."""
+"""Restores through the HTTP API: the PRD's security cases, on SQLite; those that rest on row
+locks, compare-and-set, counted windows or expiry in the database also on PostgreSQL."""
 
 import hashlib
 from datetime import UTC, datetime
@@ -90,6 +91,7 @@ async def test_super_admin_restores_secret_with_mfa(
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("settings_overrides", [{"max_restores_per_key_per_hour": 10}])
 async def test_the_eleventh_restore_in_an_hour_is_rate_limited(
     client: httpx.AsyncClient, services: Services, clock: FixedClock
@@ -130,6 +132,7 @@ async def test_restore_outside_business_hours_is_denied_naming_them(
     assert "business hours" in error["message"].lower()
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("storage_backend", ["local", "s3"])
 async def test_tampered_ciphertext_fails_quarantines_and_issues_no_token(
     client: httpx.AsyncClient, services: Services
@@ -158,6 +161,7 @@ async def test_tampered_ciphertext_fails_quarantines_and_issues_no_token(
     await assert_chain_valid(services.db)
 
 
+@pytest.mark.both_backends
 async def test_expired_token_is_gone_and_a_fresh_one_can_be_collected(
     client: httpx.AsyncClient, services: Services, clock: FixedClock
 ) -> None:
@@ -179,6 +183,7 @@ async def test_expired_token_is_gone_and_a_fresh_one_can_be_collected(
     assert (await download(client, admin, restore)).status_code == 404  # the old token is dead
 
 
+@pytest.mark.both_backends
 async def test_download_is_bound_to_the_requesting_key(
     client: httpx.AsyncClient, services: Services
 ) -> None:
@@ -202,6 +207,7 @@ async def test_download_is_bound_to_the_requesting_key(
     assert [e.actor_id for e in refused] == [other.record.id, admin.record.id]
 
 
+@pytest.mark.both_backends
 async def test_replayed_totp_code_is_refused(
     client: httpx.AsyncClient, services: Services, clock: FixedClock
 ) -> None:
@@ -217,6 +223,7 @@ async def test_replayed_totp_code_is_refused(
     assert replay.json()["error"]["code"] == "AUTH_MFA_INVALID"
 
 
+@pytest.mark.both_backends
 async def test_quarantine_level_sends_restores_to_approval_by_a_second_admin(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -258,6 +265,7 @@ async def test_quarantine_level_sends_restores_to_approval_by_a_second_admin(
     assert actions.index("RESTORE_APPROVED") < actions.index("KEY_UNWRAP")
 
 
+@pytest.mark.both_backends
 async def test_rejected_restore_never_unwraps_a_key(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -278,6 +286,7 @@ async def test_rejected_restore_never_unwraps_a_key(
     assert await audit_entries(services.db, "KEY_UNWRAP") == []
 
 
+@pytest.mark.both_backends
 async def test_lockdown_blocks_backups_restores_approvals_and_downloads_for_good(
     client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:

@@ -13,16 +13,18 @@ from ssbg.infrastructure.db.models import SystemState
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit_chain import rich_event
+from tests.support.processes import wait_until
 from tests.support.rows import set_fields
 
 FLUSHED_SINCE = text("SELECT pg_current_wal_flush_lsn() >= CAST(CAST(:lsn AS text) AS pg_lsn)")
 INSERT_POSITION = text("SELECT CAST(pg_current_wal_insert_lsn() AS text)")
 
 
-@pytest.fixture(autouse=True)
-def _postgres_only(services: Services) -> None:
-    if services.db.dialect != "postgresql":
-        pytest.skip("WAL flushes are PostgreSQL's")
+# WAL flushes are PostgreSQL's.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+]
 
 
 async def test_barrier_flushes_every_earlier_asynchronous_commit(services: Services) -> None:
@@ -88,12 +90,18 @@ async def test_an_incident_change_committed_while_an_append_waits_for_the_lock_i
 
         queued = asyncio.create_task(append())
         async with AsyncSession(services.db.engine) as observer:
-            for _ in range(500):
-                if (await observer.execute(WAITING_ON_A_LOCK)).scalar_one() > 0:
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("the append never queued for the chain-head lock")
+
+            async def queued_for_the_lock() -> bool:
+                # A transaction reads pg_stat_activity once, on first access, and sees that
+                # snapshot until it ends: each look is a transaction of its own.
+                async with observer.begin():
+                    waiting = (await observer.execute(WAITING_ON_A_LOCK)).scalar_one()
+                return bool(waiting > 0) or queued.done()
+
+            await wait_until(queued_for_the_lock)
+        if queued.done():
+            level = await queued  # raises the append's error if it failed
+            pytest.fail(f"the append finished (level {level}) without waiting for the lock")
         await ahead.commit()
 
         assert await queued == 2

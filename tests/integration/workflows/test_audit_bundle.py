@@ -87,6 +87,7 @@ async def assert_bundle_reports(path: Path, sequence: int, reason: str, *extra: 
         assert verify_bundle(path).as_dict() == cli
 
 
+@pytest.mark.both_backends
 async def test_exported_bundle_verifies_offline(
     bundle: Path, shared_key_store: FileKeyStore, tmp_path: Path
 ) -> None:

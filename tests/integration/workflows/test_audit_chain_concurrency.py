@@ -16,6 +16,9 @@ from ssbg.settings import Settings
 from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit import audit_entries, chain_problems
 
+# Appends serialise on BEGIN IMMEDIATE (SQLite) or the chain-head row lock (PostgreSQL).
+pytestmark = pytest.mark.both_backends
+
 APPENDS_PER_WORKER = 200
 CHECKPOINT_INTERVAL = 50
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

@@ -10,6 +10,9 @@ from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.support.audit_chain import rich_event
 
+# Appends serialise on BEGIN IMMEDIATE (SQLite) or the chain-head row lock (PostgreSQL).
+pytestmark = pytest.mark.both_backends
+
 INTERVAL = 7
 
 

@@ -38,6 +38,10 @@ from tests.support.audit_chain import (
 )
 from tests.support.factories import create_api_key, headers
 
+# Validation reads canonical text (UUIDs, timestamps, JSON) computed in SQL, differently per
+# dialect; tampering goes through each column type.
+pytestmark = pytest.mark.both_backends
+
 INTERVAL = 10
 LENGTH = 45
 TARGET = 17  # an ordinary entry between the checkpoints at 10 and 20

@@ -2,6 +2,8 @@
 
 import socket
 
+import pytest
+
 from ssbg.domain.queries import AuditEntryFilters
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
@@ -9,6 +11,7 @@ from ssbg.settings import Settings
 from tests.support.audit_chain import append_until, cli_env, run_cli
 
 
+@pytest.mark.both_backends
 async def test_verify_a_range_of_the_configured_database(
     services: Services, settings: Settings, bootstrap_key: IssuedApiKey
 ) -> None:
@@ -24,6 +27,7 @@ async def test_verify_a_range_of_the_configured_database(
     assert outcome.json()["entries_checked"] == 4
 
 
+@pytest.mark.both_backends
 async def test_verify_records_its_validation_in_the_chain(
     services: Services, settings: Settings, bootstrap_key: IssuedApiKey
 ) -> None:

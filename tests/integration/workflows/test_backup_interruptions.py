@@ -150,6 +150,7 @@ async def _leave_a_dead_upload(
     return backup_id
 
 
+@pytest.mark.both_backends
 async def test_recovery_fails_a_dead_upload_once_its_lease_lapsed(
     services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -177,6 +178,7 @@ async def test_recovery_fails_a_dead_upload_once_its_lease_lapsed(
     await assert_chain_valid(services.db)
 
 
+@pytest.mark.both_backends
 async def test_replicas_sweeping_together_fail_each_dead_upload_exactly_once(
     services: Services, settings: Settings, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
@@ -205,6 +207,7 @@ async def test_replicas_sweeping_together_fail_each_dead_upload_exactly_once(
 # -- a real gateway process killed mid-upload and restarted --------------------------------
 
 
+@pytest.mark.both_backends
 @pytest.mark.slow
 async def test_a_gateway_killed_mid_upload_fails_the_backup_when_it_restarts(
     services: Services,

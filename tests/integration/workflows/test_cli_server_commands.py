@@ -46,6 +46,7 @@ def env(tmp_path: Path, empty_database: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.both_backends
 def test_init_creates_keys_and_a_bootstrap_key_then_is_idempotent(env: dict[str, str]) -> None:
     first = run_ssbg("init", "--json", env=env)
     second = run_ssbg("init", "--json", env=env)
@@ -128,6 +129,7 @@ def test_key_files_are_private_and_every_password_guess_costs_600000_pbkdf2_roun
         assert wrong.returncode != 0
 
 
+@pytest.mark.both_backends
 def test_migrate_reports_the_head_revision(env: dict[str, str]) -> None:
     result = run_ssbg("migrate", env=env)
     again = run_ssbg("migrate", env=env)

@@ -12,13 +12,15 @@ from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db import engine as engine_module
 from ssbg.services.unit_of_work import AppDatabase, open_database
 
-pytestmark = pytest.mark.postgres
+# Connection pooling and server-side termination are PostgreSQL's.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+]
 
 
 @pytest.fixture
-async def db(backend: str, database_url: str) -> AsyncIterator[AppDatabase]:
-    if backend != "postgres":
-        pytest.skip("connection pooling and server-side termination are PostgreSQL's")
+async def db(database_url: str) -> AsyncIterator[AppDatabase]:
     # Plain statements only: no sealed row is read.
     database = open_database(database_url, IntegrityKey.unavailable("test"), pool_size=1)
     try:

@@ -13,6 +13,9 @@ from tests.support.audit import audit_entries
 from tests.support.clock import FixedClock
 from tests.support.factories import actor, create_api_key
 
+# A TOTP step is claimed by a compare-and-set UPDATE.
+pytestmark = pytest.mark.both_backends
+
 CONTEXT = RequestContext(request_id="mfa-test", source_ip="192.0.2.10")
 
 

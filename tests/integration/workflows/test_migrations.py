@@ -11,6 +11,9 @@ from ssbg.infrastructure.db.base import Base
 from ssbg.infrastructure.db.engine import create_engine
 from tests.support.databases import create_empty_postgres, drop_postgres, postgres_base_url
 
+# Alembic runs batch mode on SQLite and transactional DDL on PostgreSQL.
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 async def empty_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:

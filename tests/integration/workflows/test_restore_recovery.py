@@ -46,6 +46,7 @@ async def _verifying(
     return restore
 
 
+@pytest.mark.both_backends
 async def test_recovery_fails_verifications_whose_lease_lapsed_and_spares_live_ones(
     services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:

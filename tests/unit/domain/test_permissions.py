@@ -1,3 +1,5 @@
+import pytest
+
 from ssbg.domain.enums import Role
 from ssbg.domain.permissions import ROLE_PERMISSIONS, Permission, is_allowed
 
@@ -36,3 +38,37 @@ def test_super_admin_may_do_everything_admin_may() -> None:
     for permission in Permission:
         if is_allowed(Role.ADMIN, permission):
             assert is_allowed(Role.SUPER_ADMIN, permission)
+
+
+# Every role against every permission, written out (SPEC §1), so that any change to the table
+# fails here by name. The HTTP matrix (tests/integration/api/test_rbac_matrix.py) then checks
+# one allowed and one refused role per route.
+OP, AU, AD, SA = Role.OPERATOR, Role.AUDITOR, Role.ADMIN, Role.SUPER_ADMIN
+EXPECTED: dict[Permission, set[Role]] = {
+    Permission.IDENTITY_READ: {OP, AU, AD, SA},
+    Permission.BACKUP_CREATE: {OP, AD, SA},
+    Permission.BACKUP_READ: {OP, AU, AD, SA},
+    Permission.BACKUP_READ_ALL: {AU, AD, SA},
+    Permission.BACKUP_DELETE: {AD, SA},
+    Permission.RESTORE_REQUEST: {AD, SA},
+    Permission.RESTORE_APPROVE: {AD, SA},
+    Permission.AUDIT_READ: {AU, AD, SA},
+    Permission.POLICY_MANAGE: {AD, SA},
+    Permission.API_KEY_MANAGE: {SA},
+    Permission.KEY_READ: {AD, SA},
+    Permission.KEY_MANAGE: {SA},
+    Permission.ALERT_MANAGE: {AD, SA},
+    Permission.INCIDENT_READ: {AD, SA},
+    Permission.INCIDENT_SET: {SA},
+    Permission.HEALTH_DETAILED: {AD, SA},
+}
+
+
+def test_the_expected_table_names_every_permission() -> None:
+    assert set(EXPECTED) == set(Permission)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
+@pytest.mark.parametrize("permission", list(Permission), ids=lambda permission: permission.value)
+def test_every_role_against_every_permission(permission: Permission, role: Role) -> None:
+    assert is_allowed(role, permission) is (role in EXPECTED[permission])
