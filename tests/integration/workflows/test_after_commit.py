@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from ssbg.services.unit_of_work import AppDatabase, open_database
 
@@ -80,9 +81,7 @@ async def test_no_callback_runs_after_a_rollback(db: AppDatabase) -> None:
     assert await incident_level(db) == 0
 
 
-async def test_a_failing_callback_is_logged_and_the_commit_stands(
-    db: AppDatabase, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_a_failing_callback_is_logged_and_the_commit_stands(db: AppDatabase) -> None:
     seen: list[str] = []
 
     async def broken() -> None:
@@ -91,14 +90,14 @@ async def test_a_failing_callback_is_logged_and_the_commit_stands(
     async def after() -> None:
         seen.append("ran")
 
-    async with db.transaction(write=True) as tx:
-        await tx.session.execute(text("UPDATE system_state SET incident_level = 1"))
-        tx.after_commit("broken", broken)
-        tx.after_commit("after", after)
+    with capture_logs() as logged:
+        async with db.transaction(write=True) as tx:
+            await tx.session.execute(text("UPDATE system_state SET incident_level = 1"))
+            tx.after_commit("broken", broken)
+            tx.after_commit("after", after)
 
     assert await incident_level(db) == 1
     assert seen == ["ran"]
-    logged = capsys.readouterr().out
-    assert "after_commit_callback_failed" in logged
-    assert "OSError" in logged
-    assert "/secret/path" not in logged
+    assert logged == [
+        {"event": "after_commit_callback_failed", "error": "OSError", "log_level": "error"}
+    ]
