@@ -133,6 +133,9 @@ def settings(
         storage_path=tmp_path / "objects",
         keystore_dir=shared_key_store.directory,
         key_password=SecretStr(TEST_KEY_PASSWORD),
+        # The key store is shared between tests (its keys are slow to derive); each test's
+        # chain has an anchor of its own.
+        audit_anchor_file=tmp_path / "anchor" / "audit-anchor.json",
         **{**storage, **settings_overrides},  # type: ignore[arg-type]
     )
 

@@ -67,10 +67,12 @@ def _print_result(result: ValidationResult, *, as_json: bool, source: str) -> No
         print(json.dumps(result.as_dict()))
         return
     if result.valid:
+        anchor = result.anchor
+        reached = f"; anchor {anchor.sequence} reached" if anchor is not None else ""
         out.print(
             f"[green]VALID[/] {source}: {result.entries_checked} entries and "
             f"{result.checkpoints_verified} checkpoints verified; head {result.head.sequence} "
-            f"{result.head.hash[:16]}…",
+            f"{result.head.hash[:16]}…{reached}",
             soft_wrap=True,
         )
     else:

@@ -59,12 +59,29 @@ class ValidationReason(StrEnum):
     CHECKPOINT_MISMATCH = "CHECKPOINT_MISMATCH"
     CHECKPOINT_SIGNATURE_INVALID = "CHECKPOINT_SIGNATURE_INVALID"
     CHECKPOINT_BEYOND_HEAD = "CHECKPOINT_BEYOND_HEAD"
+    # The audit anchor (``domain.audit_anchor``): the database's chain against the key store.
+    BEHIND_ANCHOR = "BEHIND_ANCHOR"
+    ANCHOR_MISMATCH = "ANCHOR_MISMATCH"
+    ANCHOR_MISSING = "ANCHOR_MISSING"
+    ANCHOR_INVALID = "ANCHOR_INVALID"
 
 
 @dataclass(frozen=True, slots=True)
 class HeadRef:
     sequence: int
     hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorRef:
+    """The audit anchor a validation was checked against (its signature already verified)."""
+
+    sequence: int
+    hash: str
+    anchored_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sequence": self.sequence, "hash": self.hash, "anchored_at": self.anchored_at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +92,11 @@ class ValidationResult:
     reason: ValidationReason | None
     head: HeadRef
     checkpoints_verified: int
+    anchor: AnchorRef | None = None  # database validations: the anchor it was checked against
 
     def as_dict(self) -> dict[str, Any]:
         """The contract's shape (SPEC §3), shared by the API, the CLI and the audit entry."""
+        anchor = self.anchor
         return {
             "valid": self.valid,
             "entries_checked": self.entries_checked,
@@ -85,7 +104,15 @@ class ValidationResult:
             "reason": self.reason.value if self.reason else None,
             "head": {"sequence": self.head.sequence, "hash": self.head.hash},
             "checkpoints_verified": self.checkpoints_verified,
+            "anchor": None if anchor is None else anchor.as_dict(),
         }
+
+    def failed(self, sequence_number: int, reason: ValidationReason) -> "ValidationResult":
+        """This result, invalid at ``sequence_number`` for ``reason`` (a check made after the
+        chain's own rules; a result that is already invalid keeps its first problem)."""
+        if not self.valid:
+            return self
+        return replace(self, valid=False, first_invalid_sequence=sequence_number, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

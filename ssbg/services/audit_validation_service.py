@@ -6,6 +6,12 @@ Trust: checkpoint signatures are checked against the audit signing key of the *k
 (its public half, derived from the password-protected private key), never against the key
 row in the database, which anyone able to rewrite the chain could replace. A bundle is checked
 against the key its header names unless the auditor pins a key they obtained independently.
+
+The chain must also reach the audit anchor, the signed high-water mark the key store keeps
+(``domain.audit_anchor``, rule 10): a history replaced or cut below it is reported even where
+no checkpoint vouches for it. The anchor is read *before* the database snapshot: it only ever
+names committed entries, so every entry it names is in any snapshot taken after it (read the
+other way round, an append committed in between could look like a cut chain).
 """
 
 import asyncio
@@ -14,12 +20,13 @@ import multiprocessing
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import structlog
 
+from ssbg.domain.audit_anchor import AnchorReading, anchor_problem
 from ssbg.domain.audit_bundle import (
     ENTRY_PREFIX,
     BundleHeader,
@@ -54,6 +61,7 @@ from ssbg.domain.errors import (
 from ssbg.domain.identity import Actor
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
 from ssbg.repositories.audit_repository import AuditRepository, ChainHead
+from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork, open_database
 
@@ -69,6 +77,7 @@ class AuditValidationService:
         trail: AuditTrail,
         signer: CheckpointSigner,
         checkpoint_interval: int,
+        anchor: AnchorKeeper,
         *,
         workers: int = 1,
         segment_entries: int = DEFAULT_SEGMENT_ENTRIES,
@@ -78,6 +87,7 @@ class AuditValidationService:
         self._db = db
         self._trail = trail
         self._signer = signer
+        self._anchor = anchor
         self._checkpoint_interval = checkpoint_interval
         self._workers = workers
         self._segment_entries = segment_entries
@@ -124,6 +134,7 @@ class AuditValidationService:
         one pass, which alone says exactly where the first problem is and why.
         """
         trusted = [(await self._signer.key_info()).public_key_pem]
+        anchor = await self._anchor.read()  # before the snapshot: see the module's docstring
         async with self._db.snapshot() as tx:
             head = await tx.audit.get_head()
             requested.check_start(head.sequence_number)
@@ -134,13 +145,15 @@ class AuditValidationService:
             segments = split_range(first, last, self._workers, self._segment_entries)
             if len(segments) == 1:
                 result = await self._check_in_one_pass(tx, requested, trusted, head)
+                result = await _against_anchor(tx.audit, result, anchor, requested)
                 return ChainCheck(result, whole_chain, segments=1)
             jobs = await self._segment_jobs(tx, segments, first, reaches_head, trusted, head)
         result = await check_segments(jobs)
-        if not result.valid:
-            async with self._db.snapshot() as tx:
+        async with self._db.snapshot() as tx:
+            if not result.valid:
                 head = await tx.audit.get_head()
                 result = await self._check_in_one_pass(tx, requested, trusted, head)
+            result = await _against_anchor(tx.audit, result, anchor, requested)
         return ChainCheck(result, whole_chain, segments=len(jobs))
 
     async def _check_in_one_pass(
@@ -194,6 +207,36 @@ class AuditValidationService:
                 )
             )
         return jobs
+
+
+async def _against_anchor(
+    audit: AuditRepository,
+    result: ValidationResult,
+    reading: AnchorReading,
+    requested: SequenceRange,
+) -> ValidationResult:
+    """``result`` with rule 10 applied: the chain must reach the anchor with the same hash.
+    One indexed read, of the entry at the anchor's sequence, when the range contains it."""
+    anchor = reading.anchor
+    if anchor is not None:
+        result = replace(result, anchor=anchor.ref)
+    if not result.valid:
+        return result
+    head = result.head.sequence
+    reaches_head = requested.reaches(head)
+    first, last = requested.first, head if reaches_head else requested.to_sequence or head
+    in_range = anchor is not None and first <= anchor.sequence_number <= last
+    problem = anchor_problem(
+        reading,
+        first=first,
+        last=last,
+        head=head,
+        reaches_head=reaches_head,
+        hash_at_anchor=await audit.hash_before(anchor.sequence_number + 1)
+        if anchor is not None and in_range
+        else None,
+    )
+    return result if problem is None else result.failed(*problem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
-from tests.support.audit_chain import append_until, entry_row
+from tests.support.audit_chain import anchor_at, append_until, entry_row
+from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
 INTERVAL = 5
@@ -44,7 +45,7 @@ async def last_entry(client: httpx.AsyncClient, reviewer: IssuedApiKey) -> dict[
 
 
 async def test_validate_returns_the_contract_shape_and_records_audit_validate(
-    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
+    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, clock: FixedClock
 ) -> None:
     await append_until(services, 12)
 
@@ -59,6 +60,7 @@ async def test_validate_returns_the_contract_shape_and_records_audit_validate(
         "reason": None,
         "head": {"sequence": 12, "hash": (await entry_row(services, 12))["entry_hash"]},
         "checkpoints_verified": 2,
+        "anchor": await anchor_at(services, 12, clock.now()),
     }
     recorded = (
         await client.get(
@@ -117,13 +119,14 @@ async def test_range_validation_is_anchored_on_the_entry_before_it(
         "/audit/validate", json={"from_sequence": 3, "to_sequence": 14}, headers=headers(auditor)
     )
 
-    assert inside.json()["data"] | {"head": None} == {
+    assert inside.json()["data"] | {"head": None, "anchor": None} == {
         "valid": True,
         "entries_checked": 9,
         "first_invalid_sequence": None,
         "reason": None,
         "head": None,
         "checkpoints_verified": 1,  # 10
+        "anchor": None,  # at 20: after the range, which does not run to the head
     }
     assert across.json()["data"]["first_invalid_sequence"] == 4
     recorded = await last_entry(client, auditor)
