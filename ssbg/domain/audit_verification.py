@@ -64,6 +64,11 @@ class ValidationReason(StrEnum):
     ANCHOR_MISMATCH = "ANCHOR_MISMATCH"
     ANCHOR_MISSING = "ANCHOR_MISSING"
     ANCHOR_INVALID = "ANCHOR_INVALID"
+    # Evidence bundles (``domain.audit_bundle_checks``): what the signatures cover.
+    SIGNED_HEAD_MISSING = "SIGNED_HEAD_MISSING"
+    SIGNED_HEAD_SIGNATURE_INVALID = "SIGNED_HEAD_SIGNATURE_INVALID"
+    SIGNED_HEAD_MISMATCH = "SIGNED_HEAD_MISMATCH"
+    UNCOVERED_ENTRIES = "UNCOVERED_ENTRIES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +252,16 @@ class ChainVerifier:
     def last_sequence(self) -> int:
         """The last entry checked (``first_sequence - 1`` before any)."""
         return self._next_sequence - 1
+
+    @property
+    def last_hash(self) -> str | None:
+        """The hash of the last entry checked (the anchor hash before any)."""
+        return self._last_hash
+
+    @property
+    def last_checkpoint_sequence(self) -> int | None:
+        """The last checkpoint verified (``None``: none yet)."""
+        return None if self._last_checkpoint is None else self._last_checkpoint.sequence_number
 
     def add_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
         for checkpoint in checkpoints:

@@ -142,7 +142,7 @@ def build_services(
             workers=settings.audit_validation_workers,
             segment_entries=settings.audit_validation_segment_entries,
         ),
-        audit_export=AuditExportService(db, trail, signer, clock, interval),
+        audit_export=AuditExportService(db, trail, signer, clock, anchor),
         policy_enforcer=policy_enforcer,
         backups=backups,
         backup_recovery=BackupRecoveryService(db, trail, clock, backups.lifecycle, restores),

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from ssbg.cli.main import app as cli_app
+from ssbg.domain.audit_bundle import parse_header, signed_head_input
 from ssbg.domain.audit_chain import (
     GENESIS_HASH,
     ChainedFields,
@@ -282,6 +283,28 @@ def sign_checkpoint(
         "signing_key_id": fingerprint_of(private_key.public_key()),
         "signature": base64.b64encode(signature).decode("ascii"),
     }
+
+
+def sign_bundle_head(
+    private_key: ec.EllipticCurvePrivateKey, records: list[dict[str, Any]]
+) -> None:
+    """Sign the signed head of the bundle ``records`` afresh with ``private_key``, over their
+    header and last entry as they now are (what a forger holding that key would do)."""
+    header = parse_header(records[0], 1)
+    entries = [record for record in records if record["type"] == "entry"]
+    if entries:
+        sequence_number, entry_hash = entries[-1]["sequence_number"], entries[-1]["entry_hash"]
+    else:
+        sequence_number, entry_hash = header.from_sequence - 1, header.anchor_hash or ""
+    message = signed_head_input(header, sequence_number, entry_hash)
+    signature = private_key.sign(message, ec.ECDSA(hashes.SHA384()))
+    head = next(record for record in records if record["type"] == "signed_head")
+    head.update(
+        sequence_number=sequence_number,
+        entry_hash=entry_hash,
+        signing_key_id=fingerprint_of(private_key.public_key()),
+        signature=base64.b64encode(signature).decode("ascii"),
+    )
 
 
 # -- undoing a validator's own entry, so the second validator sees the same tampered state --

@@ -204,9 +204,12 @@ async def test_export_streams_a_bundle_and_records_audit_export_with_the_range(
     header, end = records[0], records[-1]
     assert header["type"] == "header"
     assert header["format"] == "SSBG-AUDIT-BUNDLE"
-    assert header["version"] == 1
+    assert header["version"] == 2
     assert header["range"] == {"from_sequence": 3, "to_sequence": 12}
     assert header["anchor_hash"] == (await entry_row(services, 2))["entry_hash"]
+    # The audit anchor as the key store held it after the export's entry committed: the
+    # appends up to 11 were one transaction, which advanced it at its checkpoints to its last.
+    assert header["audit_anchor"]["sequence"] == 11
     assert header["signing_key"]["algorithm"] == "ECDSA-P384-SHA384"
     assert "BEGIN PUBLIC KEY" in header["signing_key"]["public_key_pem"]
     entries = [r for r in records if r["type"] == "entry"]
@@ -215,6 +218,12 @@ async def test_export_streams_a_bundle_and_records_audit_export_with_the_range(
     assert entries[-1]["action"] == "AUDIT_EXPORT"
     assert entries[-1]["details"] == {"from_sequence": 3, "to_sequence": None}
     assert [r["sequence_number"] for r in records if r["type"] == "checkpoint"] == [5, 10]
+    # Then the signed head, over the last entry exported.
+    assert records[-2]["type"] == "signed_head"
+    assert (records[-2]["sequence_number"], records[-2]["entry_hash"]) == (
+        12,
+        entries[-1]["entry_hash"],
+    )
     assert end == {"type": "end", "entries": 10, "checkpoints": 2}
 
 
