@@ -2,13 +2,14 @@
 rollback, with the connection back in the pool; a failing one does not fail the committed
 transaction."""
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
-from structlog.testing import capture_logs
 
 from ssbg.services.unit_of_work import AppDatabase, open_database
+from tests.support.log_capture import logged_events
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ async def test_a_failing_callback_is_logged_and_the_commit_stands(db: AppDatabas
     async def after() -> None:
         seen.append("ran")
 
-    with capture_logs() as logged:
+    with logged_events() as logged:
         async with db.transaction(write=True) as tx:
             await tx.session.execute(text("UPDATE system_state SET incident_level = 1"))
             tx.after_commit("broken", broken)
@@ -98,6 +99,6 @@ async def test_a_failing_callback_is_logged_and_the_commit_stands(db: AppDatabas
 
     assert await incident_level(db) == 1
     assert seen == ["ran"]
-    assert logged == [
-        {"event": "after_commit_callback_failed", "error": "OSError", "log_level": "error"}
-    ]
+    failures = [line for line in logged if line["event"] == "after_commit_callback_failed"]
+    assert [(line["error"], line["level"]) for line in failures] == [("OSError", "error")]
+    assert "/secret/path" not in json.dumps(logged)

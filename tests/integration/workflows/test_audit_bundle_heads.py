@@ -10,11 +10,13 @@ The chain: 25 entries, a checkpoint every 5 (5, 10, 15, 20, 25); the export's ow
 """
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ssbg.domain.enums import Role
 from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore
@@ -22,7 +24,13 @@ from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.integration.workflows.test_audit_bundle import _rehash
-from tests.support.audit_chain import append_until, read_lines, run_cli, write_lines
+from tests.support.audit_chain import (
+    append_until,
+    read_lines,
+    run_cli,
+    sign_bundle_head,
+    write_lines,
+)
 from tests.support.factories import create_api_key, headers
 
 INTERVAL = 5
@@ -108,3 +116,107 @@ async def test_unsigned_version_2_bundle_fails_under_a_pinned_key(
     assert (result["valid"], result["first_invalid_sequence"]) == (False, 1)
     assert result["reason"] == "SIGNED_HEAD_MISSING"
     assert exit_code == 1
+
+
+async def test_genuine_bundle_verifies_under_a_pinned_key_with_its_head_signed(
+    bundle: Path, trusted_key: Path
+) -> None:
+    exit_code, result = await verify_cli(bundle, "--trusted-key", str(trusted_key))
+
+    assert exit_code == 0
+    assert (result["valid"], result["entries_checked"], result["checkpoints_verified"]) == (
+        True,
+        LENGTH,
+        5,
+    )
+    assert (result["key_source"], result["signed_head"], result["warnings"]) == (
+        "pinned",
+        True,
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        pytest.param(lambda h: h["chain_head"].update(sequence=LENGTH + 1), id="chain-head"),
+        pytest.param(lambda h: h.update(exported_at="2027-01-01T00:00:00.000000Z"), id="time"),
+        pytest.param(lambda h: h["audit_anchor"].update(sequence=5), id="audit-anchor"),
+    ],
+)
+async def test_a_header_changed_after_signing_fails_the_signed_head(
+    field: Any, bundle: Path, trusted_key: Path
+) -> None:
+    records = read_lines(bundle)
+    field(records[0])
+    write_lines(bundle, records)
+
+    exit_code, result = await verify_cli(bundle, "--trusted-key", str(trusted_key))
+
+    assert (result["valid"], result["reason"]) == (False, "SIGNED_HEAD_SIGNATURE_INVALID")
+    assert result["first_invalid_sequence"] == LENGTH  # after the last checkpoint (25)
+    assert result["signed_head"] is False
+    assert exit_code == 1
+
+
+async def test_a_signed_head_by_another_key_fails_under_the_pinned_key(
+    bundle: Path, trusted_key: Path
+) -> None:
+    records = read_lines(bundle)
+    sign_bundle_head(ec.generate_private_key(ec.SECP384R1()), records)
+    write_lines(bundle, records)
+
+    exit_code, result = await verify_cli(bundle, "--trusted-key", str(trusted_key))
+
+    assert (result["valid"], result["first_invalid_sequence"], result["reason"]) == (
+        False,
+        LENGTH,
+        "SIGNED_HEAD_SIGNATURE_INVALID",
+    )
+    assert exit_code == 1
+
+
+async def test_the_last_checkpoint_removed_is_missed_by_its_predecessors_signed_interval(
+    bundle: Path, trusted_key: Path
+) -> None:
+    """Checkpoint 20 signed the interval 5, so one was due at 25: however the header reads."""
+    records = [
+        r for r in read_lines(bundle) if r["type"] != "checkpoint" or r["sequence_number"] != 25
+    ]
+    records[-1]["checkpoints"] = 4
+    write_lines(bundle, records)
+
+    exit_code, result = await verify_cli(bundle, "--trusted-key", str(trusted_key))
+
+    assert (result["valid"], result["first_invalid_sequence"], result["reason"]) == (
+        False,
+        25,
+        "CHECKPOINT_MISMATCH",
+    )
+    assert exit_code == 1
+
+
+async def test_a_version_1_bundle_covered_by_its_last_checkpoint_passes_with_a_warning(
+    client: httpx.AsyncClient,
+    services: Services,
+    auditor: IssuedApiKey,
+    trusted_key: Path,
+    tmp_path: Path,
+) -> None:
+    """As an earlier gateway wrote it: a range that ends on a checkpoint, no signed head."""
+    await append_until(services, LENGTH)
+    response = await client.get(
+        "/audit/export", params={"to_sequence": 25}, headers=headers(auditor)
+    )
+    records = [json.loads(line) for line in response.content.splitlines()]
+    records = [r for r in records if r["type"] != "signed_head"]
+    del records[0]["audit_anchor"]
+    records[0].update(version=1, checkpoint_interval=INTERVAL)
+    path = tmp_path / "v1.jsonl"
+    write_lines(path, records)
+
+    exit_code, result = await verify_cli(path, "--trusted-key", str(trusted_key))
+
+    assert exit_code == 0
+    assert (result["valid"], result["bundle_version"], result["signed_head"]) == (True, 1, False)
+    assert result["warnings"] == ["VERSION_1"]
