@@ -8,7 +8,8 @@ The anchor closes that gap: the gateway signs "entry ``sequence_number`` has has
 ``entry_hash``" with the audit signing key and keeps the statement in a file in the key store —
 which that person cannot write — at every checkpoint and at least every
 ``SSBG_AUDIT_ANCHOR_SECONDS`` while entries are appended. It never moves backwards. Validation
-then requires the chain to reach the anchor with the same hash (:func:`anchor_problem`).
+then requires the chain to reach the anchor with the same hash (rule 11,
+:func:`anchor_problem`).
 
 The signed bytes (:func:`anchor_signing_input`) are ASCII lines, each ending in LF, the first
 naming the statement's kind — so no anchor signature can pass for a checkpoint's or a bundle
@@ -177,7 +178,7 @@ def anchor_problem(
     reaches_head: bool,
     hash_at_anchor: str | None,
 ) -> tuple[int, ValidationReason] | None:
-    """Rule 10 of validation: does a chain whose range ``first..last`` passed rules 1-9 reach
+    """Rule 11 of validation: does a chain whose range ``first..last`` passed rules 1-9 reach
     the anchor? ``head``: the chain head's sequence; ``reaches_head``: whether the range runs
     to it; ``hash_at_anchor``: the stored hash of the entry at the anchor's sequence, when that
     lies in the range. The first problem as ``(first_invalid_sequence, reason)``:

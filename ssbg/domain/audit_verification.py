@@ -27,8 +27,13 @@ after the last entry
   9. ``CHECKPOINT_MISMATCH`` - when the range runs to the head: the chain runs past the
      sequence where the next checkpoint had to be written, judged by both the last
      checkpoint's signed interval and the configured one (so changing the interval never
-     raises a false alarm); reported at that sequence. This is what makes deleting the
+     raises a false alarm; offline, with no configured interval, the signed one alone — never
+     a bundle's unsigned header); reported at that sequence. This is what makes deleting the
      checkpoints along with a rewritten tail evident.
+
+Then rule 11: the chain must reach the audit anchor the key store keeps, with the same hash
+(``domain.audit_anchor``, applied by the validation service); and for a bundle, rules 10-12 —
+what its signatures cover (``domain.audit_bundle_checks``).
 
 A long range can be checked in contiguous segments, each by its own verifier (in its own
 process): segment *k* starts from the stored hash of the entry before it and from the last

@@ -8,7 +8,7 @@ Trust: checkpoint signatures are checked against the audit signing key of the *k
 row in the database, which anyone able to rewrite the chain could replace.
 
 The chain must also reach the audit anchor, the signed high-water mark the key store keeps
-(``domain.audit_anchor``, rule 10): a history replaced or cut below it is reported even where
+(``domain.audit_anchor``, rule 11): a history replaced or cut below it is reported even where
 no checkpoint vouches for it. The anchor is read *before* the database snapshot: it only ever
 names committed entries, so every entry it names is in any snapshot taken after it (read the
 other way round, an append committed in between could look like a cut chain).
@@ -198,7 +198,7 @@ async def _against_anchor(
     reading: AnchorReading,
     requested: SequenceRange,
 ) -> ValidationResult:
-    """``result`` with rule 10 applied: the chain must reach the anchor with the same hash.
+    """``result`` with rule 11 applied: the chain must reach the anchor with the same hash.
     One indexed read, of the entry at the anchor's sequence, when the range contains it."""
     anchor = reading.anchor
     if anchor is not None:

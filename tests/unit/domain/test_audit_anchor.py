@@ -1,5 +1,5 @@
 """The audit anchor's pure parts: its signed bytes and file format, when it is due, that it
-never moves backwards, and rule 10 of validation (does the chain reach it?)."""
+never moves backwards, and rule 11 of validation (does the chain reach it?)."""
 
 import json
 from datetime import UTC, datetime, timedelta
