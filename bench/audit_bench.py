@@ -8,8 +8,11 @@
 Append: W writers are **separate OS processes**, each with its own database connection and
 its own ``AuditTrail`` (as W gateway replicas would be). Each append is one write transaction
 (``AuditTrail.append`` of one event, then commit: for PostgreSQL including the wait for the WAL
-flush), exactly what a request does. Writers start together and run for a fixed time; the
-chain is validated afterwards to show it never forked.
+flush), exactly what a request does — including the audit anchor the writers share (one file
+per scratch database, in the bench's key store), which each writer advances after its first
+append, at every checkpoint and every ``SSBG_AUDIT_ANCHOR_SECONDS`` (60). Writers start
+together and run for a fixed time; the chain is validated afterwards (against the anchor too)
+to show it never forked.
 
 Append floor (PostgreSQL; ``--no-floor`` skips it): the same writers sending the same SQL
 (compiled from the gateway's statements) in the same round trips — BEGIN, lock the head (and
@@ -48,6 +51,7 @@ A full run also exits non-zero when a chain is invalid (its figures would mean n
 
 import argparse
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import os
@@ -77,6 +81,7 @@ from ssbg.domain.audit_verification import DEFAULT_SEGMENT_ENTRIES, SequenceRang
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.incident import IncidentState
 from ssbg.infrastructure.clock import SystemClock
+from ssbg.infrastructure.crypto.audit_anchor import AnchorFile
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.database import DURABILITY_BARRIER
@@ -88,14 +93,16 @@ from ssbg.repositories.audit_repository import (
     append_parameters,
     postgres_append_statements,
 )
+from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.audit_validation_service import AuditValidationService
 from ssbg.services.unit_of_work import AppDatabase, open_database
-from ssbg.settings import default_validation_workers
+from ssbg.settings import Settings, default_validation_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_PASSWORD = "bench-key-password-not-secret"  # noqa: S105 (a throwaway key store)
 INTERVAL = 1_000  # entries per signed checkpoint, the gateway's default
+ANCHOR_SECONDS = Settings.model_fields["audit_anchor_seconds"].default  # the gateway's default
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ENTRY_COLUMNS = tuple(column.key for column in AuditLogEntry.__table__.columns)
 CHECKPOINT_COLUMNS = tuple(column.key for column in AuditCheckpoint.__table__.columns)
@@ -177,9 +184,15 @@ def key_store(directory: Path) -> FileKeyStore:
     return store
 
 
-def trail_of(keys: Path, interval: int) -> tuple[CheckpointSigner, AuditTrail]:
+def trail_of(db: AppDatabase, keys: Path, interval: int) -> tuple[CheckpointSigner, AuditTrail]:
+    """The gateway's trail over ``db``, with the audit anchor of that database's chain (one
+    anchor file per scratch database, beside the keys)."""
     signer = CheckpointSigner(FileKeyStore(keys, KEY_PASSWORD))
-    return signer, AuditTrail(SystemClock(), signer, interval)
+    tag = hashlib.sha256(db.url.encode()).hexdigest()[:16]
+    clock = SystemClock()
+    anchor_file = AnchorFile(keys / f"anchor-{tag}.json")
+    anchor = AnchorKeeper(db, signer, anchor_file, clock, ANCHOR_SECONDS)
+    return signer, AuditTrail(clock, signer, interval, anchor)
 
 
 # -- append ---------------------------------------------------------------------------------
@@ -188,7 +201,7 @@ def trail_of(keys: Path, interval: int) -> tuple[CheckpointSigner, AuditTrail]:
 def _writer(url: str, keys: str, plan: Plan, barrier: Barrier, results: Any) -> None:
     async def run() -> int:
         db = open_database(url, pool_size=1)
-        signer, trail = trail_of(Path(keys), plan.interval)
+        signer, trail = trail_of(db, Path(keys), plan.interval)
         await signer.key_info()  # the slow key derivation, before the clock starts
         async with db.transaction(write=False) as tx:  # connect before the clock starts
             await tx.audit.get_head()
@@ -234,7 +247,7 @@ def _run_writers(
     for process in processes:
         process.join()
     total = sum(counts)
-    valid, checked, reason = _validate_in_process(url, keys, plan)
+    valid, checked, reason = _validate_in_process(url, keys, plan, adopt=target is _floor_writer)
     ok = valid and checked == total
     return total, elapsed, ok, "chain valid" if ok else f"INVALID ({checked}/{total}: {reason})"
 
@@ -269,7 +282,7 @@ def _floor_sql() -> dict[str, tuple[str, tuple[str, ...], dict[str, Any]]]:
 
 def _floor_writer(url: str, keys: str, plan: Plan, barrier: Barrier, results: Any) -> None:
     sql = _floor_sql()
-    signer, trail = trail_of(Path(keys), plan.interval)
+    signer, trail = trail_of(open_database(url, pool_size=1), Path(keys), plan.interval)
 
     def bound(name: str, values: dict[str, Any]) -> list[Any]:
         statement, names, literals = sql[name]
@@ -395,12 +408,19 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def _validate_in_process(url: str, keys: Path, plan: Plan) -> tuple[bool, int, str | None]:
+def _validate_in_process(
+    url: str, keys: Path, plan: Plan, *, adopt: bool = False
+) -> tuple[bool, int, str | None]:
+    """Validate the whole chain. ``adopt``: first anchor the chain as it stands — for the
+    floor's writers, which send the append's statements and keep no anchor."""
+
     async def run() -> tuple[bool, int, str | None]:
         db = open_database(url)
-        signer, trail = trail_of(keys, plan.interval)
-        service = AuditValidationService(db, trail, signer, plan.interval)
+        signer, trail = trail_of(db, keys, plan.interval)
+        service = AuditValidationService(db, trail, signer, plan.interval, trail.anchor)
         try:
+            if adopt:
+                await _anchor_head(db, trail)
             result = (await service.check_chain(SequenceRange())).result
         finally:
             await db.dispose()
@@ -415,13 +435,14 @@ def _validate_in_process(url: str, keys: Path, plan: Plan) -> tuple[bool, int, s
 def _validator(url: str, keys: str, plan: Plan, results: Any) -> None:
     async def run() -> dict[str, Any]:
         db = open_database(url)
-        signer, trail = trail_of(Path(keys), plan.interval)
+        signer, trail = trail_of(db, Path(keys), plan.interval)
         await signer.key_info()
         service = AuditValidationService(
             db,
             trail,
             signer,
             plan.interval,
+            trail.anchor,
             workers=default_validation_workers(),  # as the gateway and the CLI configure it
             segment_entries=plan.segment_entries,
         )
@@ -496,7 +517,9 @@ async def _seed(url: str, keys: Path, entries: int, plan: Plan) -> None:
     set (PostgreSQL ``VACUUM ANALYZE``), the write-ahead log checkpointed (SQLite)."""
     db = open_database(url)
     try:
-        await seed_chain(db, trail_of(keys, plan.interval)[1], entries, plan.interval)
+        trail = trail_of(db, keys, plan.interval)[1]
+        await seed_chain(db, trail, entries, plan.interval)
+        await _anchor_head(db, trail)  # as the gateway would have at the last checkpoint
         autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         async with autocommit.connect() as connection:
             if db.dialect == "sqlite":
@@ -508,6 +531,13 @@ async def _seed(url: str, keys: Path, entries: int, plan: Plan) -> None:
                 )
     finally:
         await db.dispose()
+
+
+async def _anchor_head(db: AppDatabase, trail: AuditTrail) -> None:
+    """Advance the chain's audit anchor to its head (written in bulk, not through appends)."""
+    async with db.transaction(write=False) as tx:
+        head = await tx.audit.get_head()
+    await trail.anchor.advance_to(head.sequence_number, head.entry_hash)
 
 
 async def seed_chain(

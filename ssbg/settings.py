@@ -21,6 +21,7 @@ from ssbg.domain.hours import parse_hours
 MIB = 1024 * 1024
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "password", "secret", "ssbg", "admin"})
 MIN_PRODUCTION_PASSWORD_LENGTH = 16
+ANCHOR_FILE_NAME = "audit-anchor.json"
 
 
 class ProductionRefused(ValueError):
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     # worth one (ranges shorter than twice that are validated in one pass).
     audit_validation_workers: int = Field(default_factory=default_validation_workers, ge=1, le=64)
     audit_validation_segment_entries: int = Field(default=DEFAULT_SEGMENT_ENTRIES, ge=1)
+    # The audit anchor (SPEC §13.7): advanced at every checkpoint and at least this often while
+    # entries are appended; kept in the key store unless a path is given.
+    audit_anchor_seconds: int = Field(default=60, ge=1, le=86_400)
+    audit_anchor_file: Path | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
@@ -162,6 +167,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_keystore_dir(self) -> Path:
         return (self.keystore_dir or self.data_dir / "keys").resolve()
+
+    @cached_property
+    def resolved_audit_anchor_file(self) -> Path:
+        return (self.audit_anchor_file or self.resolved_keystore_dir / ANCHOR_FILE_NAME).resolve()
 
     @property
     def is_sqlite(self) -> bool:

@@ -162,6 +162,9 @@ def gateway_settings(
         storage_path=directory / "objects",
         keystore_dir=key_store.directory,
         key_password=SecretStr(TEST_KEY_PASSWORD),
+        # The key store is shared between tests (its keys are slow to derive); each test's
+        # chain has an audit anchor of its own.
+        audit_anchor_file=directory / "anchor" / "audit-anchor.json",
         **overrides,  # type: ignore[arg-type]
     )
 

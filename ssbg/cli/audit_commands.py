@@ -67,10 +67,12 @@ def _print_result(result: ValidationResult, *, as_json: bool, source: str) -> No
         print(json.dumps(result.as_dict()))
         return
     if result.valid:
+        anchor = result.anchor
+        reached = f"; anchor {anchor.sequence} reached" if anchor is not None else ""
         out.print(
             f"[green]VALID[/] {source}: {result.entries_checked} entries and "
             f"{result.checkpoints_verified} checkpoints verified; head {result.head.sequence} "
-            f"{result.head.hash[:16]}…",
+            f"{result.head.hash[:16]}…{reached}",
             soft_wrap=True,
         )
     else:
@@ -139,9 +141,20 @@ def verify(
     raise typer.Exit(0 if result.valid else EXIT_INVALID)
 
 
+WARNINGS = {
+    "KEY_NOT_PINNED": "Signatures were checked against the key in the bundle's own header, "
+    "which shows the bundle is consistent, not who made it. Pin the gateway's key, obtained "
+    "independently, with --trusted-key audit-signing.public.pem.",
+    "VERSION_1": "A version 1 bundle: no signed head, so its header and the entries after its "
+    "last checkpoint are signed by nothing. Export it again for a version 2 bundle.",
+    "NO_AUDIT_ANCHOR": "The gateway had no audit anchor when it exported this bundle, so it "
+    "could not show the chain reached one.",
+}
+
+
 def _verify_bundle(bundle: Path, trusted_key: Path | None, *, as_json: bool) -> None:
     from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
-    from ssbg.services.audit_validation_service import verify_bundle
+    from ssbg.services.audit_bundle_verification import verify_bundle
 
     trusted: list[str] | None = None
     if trusted_key is not None:
@@ -152,19 +165,23 @@ def _verify_bundle(bundle: Path, trusted_key: Path | None, *, as_json: bool) -> 
             _fail("USAGE", f"{trusted_key} is not an EC P-384 PEM public key.", as_json=as_json)
         trusted = [pem]
     try:
-        result = verify_bundle(bundle, trusted)
+        verification = verify_bundle(bundle, trusted)
     except OSError as exc:
         _fail("USAGE", f"Cannot read {bundle}: {exc.strerror}.", as_json=as_json)
     except SsbgError as exc:
         _fail(exc.code, f"Cannot verify {bundle}: {exc.message}", as_json=as_json)
-    _print_result(result, as_json=as_json, source=str(bundle))
-    if not as_json and trusted is None:
-        err.print(
-            "Checkpoint signatures were checked against the key in the bundle's own header. "
-            "Pin the gateway's key, obtained independently, with --trusted-key "
-            "audit-signing.public.pem."
+    if as_json:
+        print(json.dumps(verification.as_dict()))
+    else:
+        _print_result(verification.result, as_json=False, source=str(bundle))
+        out.print(
+            f"Bundle version {verification.bundle_version}; key {verification.key_source}; "
+            f"signed head {'verified' if verification.signed_head else 'none verified'}.",
+            soft_wrap=True,
         )
-    raise typer.Exit(0 if result.valid else EXIT_INVALID)
+        for warning in verification.warnings:
+            err.print(f"[yellow]Warning:[/] {WARNINGS[warning.value]}")
+    raise typer.Exit(0 if verification.valid else EXIT_INVALID)
 
 
 @app.command()

@@ -1,19 +1,26 @@
-"""The evidence bundle, format version 1: JSON Lines an auditor verifies offline (pure).
+"""The evidence bundle, format version 2 (version 1 still read): JSON Lines an auditor verifies
+offline (pure).
 
-Documented with a test vector in docs/audit-evidence.md. One JSON object per line (UTF-8, LF):
+Documented with test vectors in docs/audit-evidence.md. One JSON object per line (UTF-8, LF):
 
 1. ``header`` - format name and version, generator, export time, the range, the hash that
-   anchors the range's first entry, the chain head at export time, the checkpoint interval,
-   and the checkpoint signing key (key id, algorithm, public key PEM);
+   anchors the range's first entry, the chain head at export time, the gateway's audit anchor
+   at export time (version 2; version 1 had the configured checkpoint interval instead), and
+   the signing key (key id, algorithm, public key PEM);
 2. one ``entry`` per audit entry of the range, ascending: the twelve hashed fields, in their
    canonical form, plus ``prev_hash`` and ``entry_hash``;
 3. one ``checkpoint`` per signed checkpoint of the range, ascending;
-4. ``end`` - counts of entries and checkpoints, so an interrupted download is evident.
+4. ``signed_head`` (version 2) - the gateway's signature over the bundle's last entry and the
+   header's range, chain head, audit anchor and export time (:func:`signed_head_input`), like
+   a transparency log's signed tree head: it covers every entry, and makes the header's claims
+   signed ones;
+5. ``end`` - counts of entries and checkpoints, so an interrupted download is evident.
 
-The line layout is not itself hashed or signed — the entry hashes and checkpoint signatures
-are — so the parser is strict instead: unknown or missing fields, wrong JSON types, duplicate
-keys or records out of order make the bundle :class:`BundleMalformed`. A well-formed bundle
-whose content was changed is reported by the verifier as an invalid chain, not here.
+The line layout is not itself hashed or signed — the entry hashes and the signatures are — so
+the parser is strict instead: unknown or missing fields, wrong JSON types, duplicate keys or
+records out of order make the bundle :class:`BundleMalformed`. A well-formed bundle whose
+content was changed is reported by the verifier as an invalid chain, not here (a version 2
+bundle without its signed head, too: ``domain.audit_bundle_checks``).
 """
 
 import json
@@ -28,15 +35,24 @@ from ssbg.domain.audit_chain import (
     canonical_entry_text,
     check_canonical,
 )
-from ssbg.domain.audit_checkpoint import SIGNATURE_ALGORITHM, Checkpoint
-from ssbg.domain.audit_verification import EntryColumns, EntryTuple, HeadRef
+from ssbg.domain.audit_checkpoint import (
+    HASH_FORMAT,
+    SIGNATURE_ALGORITHM,
+    TIMESTAMP_FORMAT,
+    Checkpoint,
+)
+from ssbg.domain.audit_verification import AnchorRef, EntryColumns, EntryTuple, HeadRef
 from ssbg.domain.errors import BundleMalformed
 
 BUNDLE_FORMAT = "SSBG-AUDIT-BUNDLE"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # what the gateway writes
+READABLE_VERSIONS = (1, 2)
 BUNDLE_MEDIA_TYPE = "application/x-ndjson"
+SIGNED_HEAD_STATEMENT = "SSBG-AUDIT-BUNDLE-HEAD-V1"
 
 ENTRY_PREFIX = b'{"type":"entry",'
+# The records in the order a bundle holds them (a signed head only in version 2).
+RECORD_ORDER = ("header", "entry", "checkpoint", "signed_head", "end")
 
 _INT_FIELDS = frozenset({"sequence_number", "incident_level"})
 _OPTIONAL_FIELDS = frozenset({"actor_id", "actor_role", "source_ip", "request_id"})
@@ -53,7 +69,7 @@ _CHECKPOINT_KEYS = frozenset(
         "signature",
     }
 )
-_HEADER_KEYS = frozenset(
+_COMMON_HEADER_KEYS = frozenset(
     {
         "type",
         "format",
@@ -63,9 +79,15 @@ _HEADER_KEYS = frozenset(
         "range",
         "anchor_hash",
         "chain_head",
-        "checkpoint_interval",
         "signing_key",
     }
+)
+_HEADER_KEYS = {
+    1: _COMMON_HEADER_KEYS | {"checkpoint_interval"},
+    2: _COMMON_HEADER_KEYS | {"audit_anchor"},
+}
+_SIGNED_HEAD_KEYS = frozenset(
+    {"type", "sequence_number", "entry_hash", "signing_key_id", "signature"}
 )
 
 
@@ -77,27 +99,83 @@ class BundleHeader:
     to_sequence: int
     anchor_hash: str | None  # None: the entry before the range was missing at export
     chain_head: HeadRef
-    checkpoint_interval: int | None
     signing_key_id: str
     public_key_pem: str
+    version: int = BUNDLE_VERSION
+    # Version 2: the gateway's audit anchor when it exported (None: it had none).
+    audit_anchor: AnchorRef | None = None
+    # Version 1 only: the interval the gateway was configured with — unsigned, never used to
+    # judge checkpoint positions (each checkpoint's signed interval is).
+    checkpoint_interval: int | None = None
 
     def as_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "type": "header",
             "format": BUNDLE_FORMAT,
-            "version": BUNDLE_VERSION,
+            "version": self.version,
             "generator": self.generator,
             "exported_at": self.exported_at,
             "range": {"from_sequence": self.from_sequence, "to_sequence": self.to_sequence},
             "anchor_hash": self.anchor_hash,
             "chain_head": {"sequence": self.chain_head.sequence, "hash": self.chain_head.hash},
-            "checkpoint_interval": self.checkpoint_interval,
-            "signing_key": {
-                "key_id": self.signing_key_id,
-                "algorithm": SIGNATURE_ALGORITHM,
-                "public_key_pem": self.public_key_pem,
-            },
         }
+        if self.version == 1:
+            record["checkpoint_interval"] = self.checkpoint_interval
+        else:
+            anchor = self.audit_anchor
+            record["audit_anchor"] = None if anchor is None else anchor.as_dict()
+        record["signing_key"] = {
+            "key_id": self.signing_key_id,
+            "algorithm": SIGNATURE_ALGORITHM,
+            "public_key_pem": self.public_key_pem,
+        }
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHead:
+    """The signed head of a version 2 bundle: ``sequence_number`` and ``entry_hash`` name its
+    last entry (the entry before the range and the header's ``anchor_hash`` if it has none)."""
+
+    sequence_number: int
+    entry_hash: str
+    signing_key_id: str
+    signature: str  # base64 of the DER signature over ``signed_head_input``
+
+    def signing_input(self, header: BundleHeader) -> bytes:
+        return signed_head_input(header, self.sequence_number, self.entry_hash)
+
+
+def signed_head_input(header: BundleHeader, sequence_number: int, entry_hash: str) -> bytes:
+    """The exact bytes a signed head's signature covers: ASCII ``name=value`` lines, each
+    ending in LF, the first naming the statement (so no other signed statement of the gateway
+    can pass for one). Empty values stand for null. ``ValueError`` for values that have no
+    place in it (a gateway never signed such a head)."""
+    anchor = header.audit_anchor
+    hashes = [entry_hash, header.anchor_hash or "", header.chain_head.hash]
+    times = [header.exported_at]
+    if anchor is not None:
+        hashes.append(anchor.hash)
+        times.append(anchor.anchored_at)
+    if not all(value == "" or HASH_FORMAT.fullmatch(value) for value in hashes):
+        raise ValueError("hashes are 128 lowercase hex characters")
+    if not all(TIMESTAMP_FORMAT.fullmatch(value) for value in times):
+        raise ValueError("times are YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    lines = (
+        SIGNED_HEAD_STATEMENT,
+        f"sequence_number={sequence_number}",
+        f"entry_hash={entry_hash}",
+        f"from_sequence={header.from_sequence}",
+        f"to_sequence={header.to_sequence}",
+        f"anchor_hash={header.anchor_hash or ''}",
+        f"chain_head_sequence={header.chain_head.sequence}",
+        f"chain_head_hash={header.chain_head.hash}",
+        f"audit_anchor_sequence={anchor.sequence if anchor else 0}",
+        f"audit_anchor_hash={anchor.hash if anchor else ''}",
+        f"audit_anchor_time={anchor.anchored_at if anchor else ''}",
+        f"exported_at={header.exported_at}",
+    )
+    return "".join(f"{line}\n" for line in lines).encode("ascii")
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -151,6 +229,16 @@ def checkpoint_record(checkpoint: Checkpoint) -> dict[str, Any]:
     return {"type": "checkpoint", **checkpoint.as_dict()}
 
 
+def signed_head_record(head: SignedHead) -> dict[str, Any]:
+    return {
+        "type": "signed_head",
+        "sequence_number": head.sequence_number,
+        "entry_hash": head.entry_hash,
+        "signing_key_id": head.signing_key_id,
+        "signature": head.signature,
+    }
+
+
 def end_record(entries: int, checkpoints: int) -> dict[str, Any]:
     return {"type": "end", "entries": entries, "checkpoints": checkpoints}
 
@@ -187,7 +275,7 @@ def decode_line(line: bytes, number: int) -> dict[str, Any]:
 
 def record_type(record: dict[str, Any], number: int) -> str:
     kind = record.get("type")
-    if kind not in ("header", "entry", "checkpoint", "end"):
+    if kind not in RECORD_ORDER:
         raise BundleMalformed(f"Line {number} has no known record type.")
     return str(kind)
 
@@ -213,9 +301,10 @@ def parse_header(record: dict[str, Any], number: int) -> BundleHeader:
         raise BundleMalformed("The first line of a bundle is its header.")
     if record.get("format") != BUNDLE_FORMAT:
         raise BundleMalformed(f"Not an {BUNDLE_FORMAT} bundle.")
-    if record.get("version") != BUNDLE_VERSION:
-        raise BundleMalformed(f"Unsupported bundle version {record.get('version')!r}.")
-    _keys(record, _HEADER_KEYS, number)
+    version = record.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise BundleMalformed(f"Unsupported bundle version {version!r}.")
+    _keys(record, _HEADER_KEYS[version], number)
     bounds = _field(record, "range", dict, number)
     head = _field(record, "chain_head", dict, number)
     key = _field(record, "signing_key", dict, number)
@@ -228,6 +317,8 @@ def parse_header(record: dict[str, Any], number: int) -> BundleHeader:
     if interval is not None and (type(interval) is not int or interval < 1):
         raise BundleMalformed(f"Line {number}: checkpoint_interval must be a positive integer.")
     header = BundleHeader(
+        version=version,
+        audit_anchor=_audit_anchor(record.get("audit_anchor"), number),
         generator=_field(record, "generator", str, number),
         exported_at=_field(record, "exported_at", str, number),
         from_sequence=_field(bounds, "from_sequence", int, number),
@@ -246,6 +337,29 @@ def parse_header(record: dict[str, Any], number: int) -> BundleHeader:
     if header.from_sequence < 1 or header.to_sequence < header.from_sequence - 1:
         raise BundleMalformed(f"Line {number}: the range is empty or inverted.")
     return header
+
+
+def _audit_anchor(value: Any, number: int) -> AnchorRef | None:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise BundleMalformed(f"Line {number}: audit_anchor must be a JSON object or null.")
+    _keys(value, frozenset({"sequence", "hash", "anchored_at"}), number)
+    return AnchorRef(
+        sequence=_field(value, "sequence", int, number),
+        hash=_field(value, "hash", str, number),
+        anchored_at=_field(value, "anchored_at", str, number),
+    )
+
+
+def parse_signed_head(record: dict[str, Any], number: int) -> SignedHead:
+    _keys(record, _SIGNED_HEAD_KEYS, number)
+    return SignedHead(
+        sequence_number=_field(record, "sequence_number", int, number),
+        entry_hash=_field(record, "entry_hash", str, number),
+        signing_key_id=_field(record, "signing_key_id", str, number),
+        signature=_field(record, "signature", str, number),
+    )
 
 
 def parse_entry(record: dict[str, Any], number: int) -> EntryTuple:

@@ -31,8 +31,9 @@ from typing import Any
 CHECKPOINT_FORMAT = "SSBG-AUDIT-CHECKPOINT-V1"
 SIGNATURE_ALGORITHM = "ECDSA-P384-SHA384"
 
-_HASH = re.compile(r"[0-9a-f]{128}")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+# The forms signed statements accept: an entry hash, a canonical timestamp.
+HASH_FORMAT = re.compile(r"[0-9a-f]{128}")
+TIMESTAMP_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +86,9 @@ def checkpoint_signing_input(
         raise ValueError("sequence numbers and intervals are positive")
     if not 0 <= previous_checkpoint_sequence < sequence_number:
         raise ValueError("the previous checkpoint precedes this one")
-    if not _HASH.fullmatch(entry_hash):
+    if not HASH_FORMAT.fullmatch(entry_hash):
         raise ValueError("entry_hash is 128 lowercase hex characters")
-    if not _TIMESTAMP.fullmatch(created_at):
+    if not TIMESTAMP_FORMAT.fullmatch(created_at):
         raise ValueError("created_at is YYYY-MM-DDTHH:MM:SS.ffffffZ")
     lines = (
         CHECKPOINT_FORMAT,

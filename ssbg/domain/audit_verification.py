@@ -27,8 +27,13 @@ after the last entry
   9. ``CHECKPOINT_MISMATCH`` - when the range runs to the head: the chain runs past the
      sequence where the next checkpoint had to be written, judged by both the last
      checkpoint's signed interval and the configured one (so changing the interval never
-     raises a false alarm); reported at that sequence. This is what makes deleting the
+     raises a false alarm; offline, with no configured interval, the signed one alone — never
+     a bundle's unsigned header); reported at that sequence. This is what makes deleting the
      checkpoints along with a rewritten tail evident.
+
+Then rule 11: the chain must reach the audit anchor the key store keeps, with the same hash
+(``domain.audit_anchor``, applied by the validation service); and for a bundle, rules 10-12 —
+what its signatures cover (``domain.audit_bundle_checks``).
 
 A long range can be checked in contiguous segments, each by its own verifier (in its own
 process): segment *k* starts from the stored hash of the entry before it and from the last
@@ -59,12 +64,34 @@ class ValidationReason(StrEnum):
     CHECKPOINT_MISMATCH = "CHECKPOINT_MISMATCH"
     CHECKPOINT_SIGNATURE_INVALID = "CHECKPOINT_SIGNATURE_INVALID"
     CHECKPOINT_BEYOND_HEAD = "CHECKPOINT_BEYOND_HEAD"
+    # The audit anchor (``domain.audit_anchor``): the database's chain against the key store.
+    BEHIND_ANCHOR = "BEHIND_ANCHOR"
+    ANCHOR_MISMATCH = "ANCHOR_MISMATCH"
+    ANCHOR_MISSING = "ANCHOR_MISSING"
+    ANCHOR_INVALID = "ANCHOR_INVALID"
+    # Evidence bundles (``domain.audit_bundle_checks``): what the signatures cover.
+    SIGNED_HEAD_MISSING = "SIGNED_HEAD_MISSING"
+    SIGNED_HEAD_SIGNATURE_INVALID = "SIGNED_HEAD_SIGNATURE_INVALID"
+    SIGNED_HEAD_MISMATCH = "SIGNED_HEAD_MISMATCH"
+    UNCOVERED_ENTRIES = "UNCOVERED_ENTRIES"
 
 
 @dataclass(frozen=True, slots=True)
 class HeadRef:
     sequence: int
     hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorRef:
+    """The audit anchor a validation was checked against (its signature already verified)."""
+
+    sequence: int
+    hash: str
+    anchored_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sequence": self.sequence, "hash": self.hash, "anchored_at": self.anchored_at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +102,11 @@ class ValidationResult:
     reason: ValidationReason | None
     head: HeadRef
     checkpoints_verified: int
+    anchor: AnchorRef | None = None  # database validations: the anchor it was checked against
 
     def as_dict(self) -> dict[str, Any]:
         """The contract's shape (SPEC §3), shared by the API, the CLI and the audit entry."""
+        anchor = self.anchor
         return {
             "valid": self.valid,
             "entries_checked": self.entries_checked,
@@ -85,7 +114,15 @@ class ValidationResult:
             "reason": self.reason.value if self.reason else None,
             "head": {"sequence": self.head.sequence, "hash": self.head.hash},
             "checkpoints_verified": self.checkpoints_verified,
+            "anchor": None if anchor is None else anchor.as_dict(),
         }
+
+    def failed(self, sequence_number: int, reason: ValidationReason) -> "ValidationResult":
+        """This result, invalid at ``sequence_number`` for ``reason`` (a check made after the
+        chain's own rules; a result that is already invalid keeps its first problem)."""
+        if not self.valid:
+            return self
+        return replace(self, valid=False, first_invalid_sequence=sequence_number, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +257,16 @@ class ChainVerifier:
     def last_sequence(self) -> int:
         """The last entry checked (``first_sequence - 1`` before any)."""
         return self._next_sequence - 1
+
+    @property
+    def last_hash(self) -> str | None:
+        """The hash of the last entry checked (the anchor hash before any)."""
+        return self._last_hash
+
+    @property
+    def last_checkpoint_sequence(self) -> int | None:
+        """The last checkpoint verified (``None``: none yet)."""
+        return None if self._last_checkpoint is None else self._last_checkpoint.sequence_number
 
     def add_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
         for checkpoint in checkpoints:

@@ -10,6 +10,8 @@ still the stored one (a change committed while the lock statement waited is caug
 
 The entry that reaches a multiple of the checkpoint interval also gets its signed checkpoint,
 in the same transaction: if the signing key cannot be used, neither is written (fail closed).
+That entry, and at least one every ``SSBG_AUDIT_ANCHOR_SECONDS``, also moves the audit anchor
+in the key store once the transaction has committed (``services.audit_anchor``).
 """
 
 from collections.abc import Sequence
@@ -35,6 +37,7 @@ from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.db.models import AuditCheckpoint, AuditLogEntry
 from ssbg.repositories.audit_repository import ChainHead
+from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 MAX_PAGE = 100
@@ -45,12 +48,19 @@ APPEND_ATTEMPTS = 3
 
 
 class AuditTrail:
-    def __init__(self, clock: Clock, signer: CheckpointSigner, checkpoint_interval: int) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        signer: CheckpointSigner,
+        checkpoint_interval: int,
+        anchor: AnchorKeeper,
+    ) -> None:
         if checkpoint_interval < 1:
             raise ValueError("checkpoint_interval must be positive")
         self._clock = clock
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
+        self.anchor = anchor
 
     async def append(self, tx: UnitOfWork, event: AuditEvent) -> ChainedEntry:
         if not tx.writable:
@@ -63,8 +73,12 @@ class AuditTrail:
             locked = await tx.lock_audit_head()
             entry = self.next_entry(locked.head, locked.incident, event)
             if await tx.audit.insert_entry(entry, incident=locked.incident):
-                if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
+                checkpoint = is_checkpoint_due(
+                    entry.fields.sequence_number, self._checkpoint_interval
+                )
+                if checkpoint:
                     await self._write_checkpoint(tx, entry)
+                self.anchor.schedule(tx, entry, checkpoint=checkpoint)
                 return entry
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 

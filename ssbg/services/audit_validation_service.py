@@ -1,11 +1,17 @@
 """Validating the audit chain: the one service behind ``POST /audit/validate`` and
-``ssbg audit verify`` (database), and the offline check of an evidence bundle
-(``ssbg audit verify --bundle``). The rules themselves are ``domain.audit_verification``.
+``ssbg audit verify`` (database). The rules themselves are ``domain.audit_verification``; the
+offline check of an evidence bundle (``ssbg audit verify --bundle``) is
+``services.audit_bundle_verification``.
 
 Trust: checkpoint signatures are checked against the audit signing key of the *key store*
 (its public half, derived from the password-protected private key), never against the key
-row in the database, which anyone able to rewrite the chain could replace. A bundle is checked
-against the key its header names unless the auditor pins a key they obtained independently.
+row in the database, which anyone able to rewrite the chain could replace.
+
+The chain must also reach the audit anchor, the signed high-water mark the key store keeps
+(``domain.audit_anchor``, rule 11): a history replaced or cut below it is reported even where
+no checkpoint vouches for it. The anchor is read *before* the database snapshot: it only ever
+names committed entries, so every entry it names is in any snapshot taken after it (read the
+other way round, an append committed in between could look like a cut chain).
 """
 
 import asyncio
@@ -14,29 +20,18 @@ import multiprocessing
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing, contextmanager, suppress
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import structlog
 
-from ssbg.domain.audit_bundle import (
-    ENTRY_PREFIX,
-    BundleHeader,
-    decode_line,
-    parse_checkpoint,
-    parse_end,
-    parse_entry,
-    parse_header,
-    record_type,
-)
+from ssbg.domain.audit_anchor import AnchorReading, anchor_problem
 from ssbg.domain.audit_checkpoint import Checkpoint
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
 from ssbg.domain.audit_verification import (
     DEFAULT_SEGMENT_ENTRIES,
     ChainVerifier,
     EntryColumns,
-    EntryTuple,
     HeadRef,
     SequenceRange,
     ValidationResult,
@@ -45,16 +40,12 @@ from ssbg.domain.audit_verification import (
     split_range,
 )
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.errors import (
-    BundleMalformed,
-    DatabaseUnavailable,
-    SsbgError,
-    ValidationNotRecorded,
-)
+from ssbg.domain.errors import DatabaseUnavailable, SsbgError, ValidationNotRecorded
 from ssbg.domain.identity import Actor
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.repositories.audit_repository import AuditRepository, ChainHead
+from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork, open_database
 
@@ -70,6 +61,7 @@ class AuditValidationService:
         trail: AuditTrail,
         signer: CheckpointSigner,
         checkpoint_interval: int,
+        anchor: AnchorKeeper,
         *,
         workers: int = 1,
         segment_entries: int = DEFAULT_SEGMENT_ENTRIES,
@@ -79,6 +71,7 @@ class AuditValidationService:
         self._db = db
         self._trail = trail
         self._signer = signer
+        self._anchor = anchor
         self._checkpoint_interval = checkpoint_interval
         self._workers = workers
         self._segment_entries = segment_entries
@@ -125,6 +118,7 @@ class AuditValidationService:
         one pass, which alone says exactly where the first problem is and why.
         """
         trusted = [(await self._signer.key_info()).public_key_pem]
+        anchor = await self._anchor.read()  # before the snapshot: see the module's docstring
         async with self._db.snapshot() as tx:
             head = await tx.audit.get_head()
             requested.check_start(head.sequence_number)
@@ -135,13 +129,15 @@ class AuditValidationService:
             segments = split_range(first, last, self._workers, self._segment_entries)
             if len(segments) == 1:
                 result = await self._check_in_one_pass(tx, requested, trusted, head)
+                result = await _against_anchor(tx.audit, result, anchor, requested)
                 return ChainCheck(result, whole_chain, segments=1)
             jobs = await self._segment_jobs(tx, segments, first, reaches_head, trusted, head)
         result = await check_segments(jobs)
-        if not result.valid:
-            async with self._db.snapshot() as tx:
+        async with self._db.snapshot() as tx:
+            if not result.valid:
                 head = await tx.audit.get_head()
                 result = await self._check_in_one_pass(tx, requested, trusted, head)
+            result = await _against_anchor(tx.audit, result, anchor, requested)
         return ChainCheck(result, whole_chain, segments=len(jobs))
 
     async def _check_in_one_pass(
@@ -195,6 +191,36 @@ class AuditValidationService:
                 )
             )
         return jobs
+
+
+async def _against_anchor(
+    audit: AuditRepository,
+    result: ValidationResult,
+    reading: AnchorReading,
+    requested: SequenceRange,
+) -> ValidationResult:
+    """``result`` with rule 11 applied: the chain must reach the anchor with the same hash.
+    One indexed read, of the entry at the anchor's sequence, when the range contains it."""
+    anchor = reading.anchor
+    if anchor is not None:
+        result = replace(result, anchor=anchor.ref)
+    if not result.valid:
+        return result
+    head = result.head.sequence
+    reaches_head = requested.reaches(head)
+    first, last = requested.first, head if reaches_head else requested.to_sequence or head
+    in_range = anchor is not None and first <= anchor.sequence_number <= last
+    problem = anchor_problem(
+        reading,
+        first=first,
+        last=last,
+        head=head,
+        reaches_head=reaches_head,
+        hash_at_anchor=await audit.hash_before(anchor.sequence_number + 1)
+        if anchor is not None and in_range
+        else None,
+    )
+    return result if problem is None else result.failed(*problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,94 +364,3 @@ async def _read_ahead(source: AsyncGenerator[T, None]) -> AsyncGenerator[T, None
             with suppress(Exception):
                 await pending
         await source.aclose()
-
-
-# -- offline: an evidence bundle ------------------------------------------------------------
-
-
-def verify_bundle(path: Path, trusted_public_keys: list[str] | None = None) -> ValidationResult:
-    """Verify a bundle file with no database and no network.
-
-    ``trusted_public_keys``: PEM public keys (already known to parse) the auditor obtained
-    independently; checkpoints must be signed by one of them. ``None`` trusts the key in the
-    bundle's header, which
-    proves the bundle is internally consistent — not who made it.
-    Raises ``BundleMalformed`` when the file is not a complete bundle in the documented format.
-    """
-    header, checkpoints = _read_outline(path)
-    if trusted_public_keys is not None:
-        signature_valid = CheckpointSignatureCheck.of_pems(trusted_public_keys)
-    else:
-        try:
-            signature_valid = CheckpointSignatureCheck.of_pems([header.public_key_pem])
-        except ValueError:
-            raise BundleMalformed("The header's signing key is not an EC P-384 key.") from None
-    verifier = ChainVerifier(
-        first_sequence=header.from_sequence,
-        anchor_hash=header.anchor_hash,
-        signature_valid=signature_valid,
-        checkpoint_interval=header.checkpoint_interval,
-    )
-    verifier.add_checkpoints(checkpoints)
-    for batch in _entry_batches(path):
-        if not verifier.add_entries(batch):
-            break
-    reaches_head = header.to_sequence >= header.chain_head.sequence
-    return verifier.finish(
-        head=header.chain_head,
-        expected_last_sequence=header.to_sequence,
-        expected_last_hash=header.chain_head.hash if reaches_head else None,
-    )
-
-
-def _read_outline(path: Path) -> tuple[BundleHeader, list[Checkpoint]]:
-    """First pass: the header, every checkpoint, and the order of the records."""
-    header: BundleHeader | None = None
-    checkpoints: list[Checkpoint] = []
-    phase = "header"
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if header is None:
-                header = parse_header(decode_line(line, number), number)
-                phase = "entry"
-                continue
-            kind = "entry" if line.startswith(ENTRY_PREFIX) else None
-            record = None
-            if kind is None:
-                record = decode_line(line, number)
-                kind = record_type(record, number)
-            order = ("entry", "checkpoint", "end")
-            if phase == "end" or kind == "header" or order.index(kind) < order.index(phase):
-                raise BundleMalformed(f"Line {number}: a {kind} record is out of order.")
-            phase = kind
-            if record is None:
-                continue
-            if kind == "checkpoint":
-                checkpoint = parse_checkpoint(record, number)
-                if checkpoints and checkpoint.sequence_number <= checkpoints[-1].sequence_number:
-                    raise BundleMalformed(f"Line {number}: checkpoints must ascend.")
-                checkpoints.append(checkpoint)
-            elif kind == "end":
-                parse_end(record, number)
-    if header is None:
-        raise BundleMalformed("The bundle is empty.")
-    if phase != "end":
-        raise BundleMalformed("The bundle is incomplete: it has no end record.")
-    return header, checkpoints
-
-
-def _entry_batches(path: Path) -> Iterator[list[EntryTuple]]:
-    """Second pass: the entries, parsed, in batches (memory stays flat)."""
-    batch: list[EntryTuple] = []
-    with path.open("rb") as lines:
-        next(lines)  # the header
-        for number, line in enumerate(lines, start=2):
-            record = decode_line(line, number)
-            if record.get("type") != "entry":
-                break
-            batch.append(parse_entry(record, number))
-            if len(batch) == BATCH_SIZE:
-                yield batch
-                batch = []
-    if batch:
-        yield batch

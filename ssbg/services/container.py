@@ -5,12 +5,14 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from ssbg.infrastructure.clock import Clock, SystemClock
+from ssbg.infrastructure.crypto.audit_anchor import AnchorFile
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore, resolve_key_password
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.local import LocalObjectStore
 from ssbg.services.api_key_service import ApiKeyService
+from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.audit_export_service import AuditExportService
 from ssbg.services.audit_service import AuditReader, AuditTrail
 from ssbg.services.audit_validation_service import AuditValidationService
@@ -98,7 +100,14 @@ def build_services(
     object_store = object_store or build_object_store(settings)
     signer = CheckpointSigner(key_store)
     interval = settings.audit_checkpoint_interval
-    trail = AuditTrail(clock, signer, interval)
+    anchor = AnchorKeeper(
+        db,
+        signer,
+        AnchorFile(settings.resolved_audit_anchor_file),
+        clock,
+        settings.audit_anchor_seconds,
+    )
+    trail = AuditTrail(clock, signer, interval, anchor)
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity)
     auth = AuthService(db, trail, clock, key_store.mfa_secret_box, integrity)
     policy_enforcer = PolicyEnforcer(clock, settings)
@@ -135,10 +144,11 @@ def build_services(
             trail,
             signer,
             interval,
+            anchor,
             workers=settings.audit_validation_workers,
             segment_entries=settings.audit_validation_segment_entries,
         ),
-        audit_export=AuditExportService(db, trail, signer, clock, interval),
+        audit_export=AuditExportService(db, trail, signer, clock, anchor),
         policy_enforcer=policy_enforcer,
         backups=backups,
         backup_recovery=BackupRecoveryService(db, trail, clock, backups.lifecycle, restores),

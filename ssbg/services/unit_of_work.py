@@ -5,12 +5,13 @@ The services open one with ``async with db.transaction(write=True) as tx:`` (see
 whose transactions hand out this unit of work.
 """
 
+from collections.abc import Sequence
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
-from ssbg.infrastructure.db.database import Database
+from ssbg.infrastructure.db.database import AfterCommit, Database
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
 from ssbg.repositories.backups_repository import BackupsRepository
@@ -39,6 +40,22 @@ class UnitOfWork:
         self.seals = SealsRepository(session)
         self.system_state = SystemStateRepository(session)
         self.flush_after_commit = False
+        self._after_commit: dict[str, AfterCommit] = {}
+
+    def after_commit(self, key: str, callback: AfterCommit) -> None:
+        """Run ``callback`` once this transaction has committed and is durable (never if it
+        rolls back). One callback per ``key``: registering under a key again replaces the
+        earlier callback (so a transaction that appends many entries advances the audit anchor
+        once, to its last)."""
+        self._after_commit[key] = callback
+
+    def pending_after_commit(self, key: str) -> AfterCommit | None:
+        return self._after_commit.get(key)
+
+    def take_after_commit(self) -> Sequence[AfterCommit]:
+        callbacks = list(self._after_commit.values())
+        self._after_commit.clear()
+        return callbacks
 
     async def lock_audit_head(self) -> LockedHead:
         """Lock the audit chain head for an append (held until this transaction ends); also

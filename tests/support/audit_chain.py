@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from ssbg.cli.main import app as cli_app
+from ssbg.domain.audit_bundle import parse_header, signed_head_input
 from ssbg.domain.audit_chain import (
     GENESIS_HASH,
     ChainedFields,
@@ -156,6 +157,17 @@ async def entry_row(services: Services, sequence_number: int) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+async def anchor_at(
+    services: Services, sequence_number: int, anchored_at: datetime
+) -> dict[str, Any]:
+    """The ``anchor`` a validation reports when the anchor names ``sequence_number``."""
+    return {
+        "sequence": sequence_number,
+        "hash": (await entry_row(services, sequence_number))["entry_hash"],
+        "anchored_at": format_timestamp(anchored_at),
+    }
+
+
 async def head_row(services: Services) -> tuple[int, str]:
     async with services.db.engine.connect() as connection:
         row = (await connection.execute(select(HEAD.c.sequence_number, HEAD.c.entry_hash))).one()
@@ -273,6 +285,28 @@ def sign_checkpoint(
     }
 
 
+def sign_bundle_head(
+    private_key: ec.EllipticCurvePrivateKey, records: list[dict[str, Any]]
+) -> None:
+    """Sign the signed head of the bundle ``records`` afresh with ``private_key``, over their
+    header and last entry as they now are (what a forger holding that key would do)."""
+    header = parse_header(records[0], 1)
+    entries = [record for record in records if record["type"] == "entry"]
+    if entries:
+        sequence_number, entry_hash = entries[-1]["sequence_number"], entries[-1]["entry_hash"]
+    else:
+        sequence_number, entry_hash = header.from_sequence - 1, header.anchor_hash or ""
+    message = signed_head_input(header, sequence_number, entry_hash)
+    signature = private_key.sign(message, ec.ECDSA(hashes.SHA384()))
+    head = next(record for record in records if record["type"] == "signed_head")
+    head.update(
+        sequence_number=sequence_number,
+        entry_hash=entry_hash,
+        signing_key_id=fingerprint_of(private_key.public_key()),
+        signature=base64.b64encode(signature).decode("ascii"),
+    )
+
+
 # -- undoing a validator's own entry, so the second validator sees the same tampered state --
 
 
@@ -316,6 +350,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "SSBG_DATA_DIR": str(settings.data_dir),
         "SSBG_DATABASE_URL": settings.resolved_database_url,
         "SSBG_KEYSTORE_DIR": str(settings.resolved_keystore_dir),
+        "SSBG_AUDIT_ANCHOR_FILE": str(settings.resolved_audit_anchor_file),
         "SSBG_KEY_PASSWORD": settings.key_password.get_secret_value(),
         "SSBG_STORAGE_PATH": str(settings.resolved_storage_path),
         "SSBG_AUDIT_CHECKPOINT_INTERVAL": str(settings.audit_checkpoint_interval),
@@ -363,3 +398,22 @@ def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+async def replace_history(services: Services, count: int) -> tuple[int, str]:
+    """Delete every entry and checkpoint and write ``count`` fresh entries from genesis, with
+    correct hashes, then move the head to them: a young chain's history replaced by someone
+    who can write the database (and cannot sign). Returns the new head."""
+    forger = ec.generate_private_key(ec.SECP384R1())  # never used: no checkpoint is reached
+    rows = [row for entries, _ in chain_rows(count, count + 1, forger) for row in entries]
+    for row in rows:
+        row["details"] = {**row["details"], "replaced": True}
+    prev_hash = GENESIS_HASH
+    for row in rows:
+        row["prev_hash"] = prev_hash
+        row["entry_hash"] = prev_hash = hash_of(row, prev_hash)
+    await execute(services, delete(ENTRIES), delete(CHECKPOINTS))
+    if rows:
+        await execute(services, insert(ENTRIES).values(rows))
+    await set_head(services, count, prev_hash)
+    return count, prev_hash

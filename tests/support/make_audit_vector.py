@@ -2,9 +2,12 @@
 
 A throwaway gateway (temporary SQLite database and key store, fixed clock, a checkpoint every
 3 entries) records a few events chosen to exercise the canonical form — nested and non-ASCII
-details, nulls, an IPv6 address — and exports its chain. The signing key is discarded: the
-vector is checked with the public key in its header. ECDSA signatures are randomised, so each
-run writes different bytes; the committed file is the reference.
+details, nulls, an IPv6 address — and exports its chain, as a bundle of the current format
+(version 2: with the audit anchor in its header and a signed head; the committed
+``audit-bundle-v1.jsonl`` was written by the same script before version 2). The events are a
+minute apart, so each advances the audit anchor. The signing key is discarded: the vector is
+checked with the public key in its header. ECDSA signatures are randomised, so each run writes
+different bytes; the committed file is the reference.
 """
 
 import asyncio

@@ -78,6 +78,7 @@ def gateway_env(settings: Settings, key_password: str) -> dict[str, str]:
         "SSBG_STORAGE_BACKEND": settings.storage_backend,
         "SSBG_STORAGE_PATH": str(settings.resolved_storage_path),
         "SSBG_KEYSTORE_DIR": str(settings.resolved_keystore_dir),
+        "SSBG_AUDIT_ANCHOR_FILE": str(settings.resolved_audit_anchor_file),
         "SSBG_KEY_PASSWORD": key_password,
         "SSBG_SEGMENT_SIZE": str(settings.segment_size),
         "SSBG_LOG_LEVEL": "WARNING",

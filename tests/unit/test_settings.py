@@ -63,3 +63,20 @@ def test_trusted_proxies_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPa
 def test_malformed_settings_are_refused(name: str, value: object) -> None:
     with pytest.raises(ValidationError):
         make(**{name: value})
+
+
+def test_the_audit_anchor_lives_in_the_key_store_and_advances_every_minute(
+    tmp_path: Path,
+) -> None:
+    settings = make(data_dir=tmp_path, keystore_dir=tmp_path / "vault")
+
+    assert settings.audit_anchor_seconds == 60
+    assert settings.resolved_audit_anchor_file == (tmp_path / "vault" / "audit-anchor.json")
+    moved = make(data_dir=tmp_path, audit_anchor_file=tmp_path / "elsewhere.json")
+    assert moved.resolved_audit_anchor_file == (tmp_path / "elsewhere.json").resolve()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 86_401])
+def test_the_audit_anchor_interval_is_bounded(seconds: int) -> None:
+    with pytest.raises(ValidationError, match="audit_anchor_seconds"):
+        make(audit_anchor_seconds=seconds)

@@ -59,6 +59,12 @@ class HeadOut(BaseModel):
     hash: str
 
 
+class AnchorOut(BaseModel):
+    sequence: int
+    hash: str
+    anchored_at: str = Field(description="When the gateway signed it: YYYY-MM-DDTHH:MM:SS.ffffffZ")
+
+
 class ValidationResultOut(BaseModel):
     valid: bool
     entries_checked: int
@@ -66,6 +72,11 @@ class ValidationResultOut(BaseModel):
     reason: ValidationReason | None
     head: HeadOut
     checkpoints_verified: int
+    anchor: AnchorOut | None = Field(
+        default=None,
+        description="The signed high-water mark in the key store the chain was checked "
+        "against (null: none, or none that verifies: see reason)",
+    )
 
     @classmethod
     def of(cls, result: ValidationResult) -> "ValidationResultOut":

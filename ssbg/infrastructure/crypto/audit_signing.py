@@ -77,7 +77,8 @@ class CheckpointSigner:
 
 
 class CheckpointSignatureCheck:
-    """``checkpoint -> bool``: signed by one of the trusted keys, over its own statement."""
+    """``checkpoint -> bool``: signed by one of the trusted keys, over its own statement; and
+    the same check for the other signed statements (:meth:`verifies`)."""
 
     def __init__(self, trusted: Mapping[str, ec.EllipticCurvePublicKey]) -> None:
         self._trusted = dict(trusted)
@@ -88,12 +89,20 @@ class CheckpointSignatureCheck:
         return cls({fingerprint_of(key): key for key in keys})
 
     def __call__(self, checkpoint: Checkpoint) -> bool:
-        key = self._trusted.get(checkpoint.signing_key_id)
+        try:
+            message = checkpoint.signing_input()
+        except ValueError:
+            return False
+        return self.verifies(checkpoint.signing_key_id, message, checkpoint.signature)
+
+    def verifies(self, key_id: str, message: bytes, signature: str) -> bool:
+        """Any signed statement (a checkpoint, the audit anchor, a bundle's signed head):
+        ``signature`` (base64 DER) over ``message`` by the trusted key ``key_id``."""
+        key = self._trusted.get(key_id)
         if key is None:
             return False
         try:
-            signature = base64.b64decode(checkpoint.signature, validate=True)
-            key.verify(signature, checkpoint.signing_input(), _ALGORITHM)
+            key.verify(base64.b64decode(signature, validate=True), message, _ALGORITHM)
         except (InvalidSignature, ValueError, binascii.Error):
             return False
         return True

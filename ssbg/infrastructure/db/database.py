@@ -4,12 +4,20 @@
 of work built on its session (the composition root says which: the infrastructure does not know
 the repositories), commits when the block exits and rolls back on an exception. Failures of the
 database itself surface as ``DatabaseUnavailable`` (503).
+
+Work that must only happen once a transaction is committed and durable (advancing the audit
+anchor, which must never name an entry that could still be lost) is handed to the unit of work
+as an after-commit callback: it runs after the commit (and, on PostgreSQL, the wait for the WAL
+flush), with the connection already back in the pool, and never for a transaction that rolled
+back. The transaction is committed by then, so a callback's failure is logged and swallowed:
+reporting a committed change as failed would be a lie of its own.
 """
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Generic, Protocol, TypeVar
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -43,11 +51,30 @@ async def wait_for_wal_flush(session: AsyncSession) -> None:
     await connection.exec_driver_sql(DURABILITY_BARRIER)
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+log = structlog.get_logger("ssbg.db")
+
+
+async def run_after_commit(callbacks: Sequence[AfterCommit]) -> None:
+    """Run ``callbacks`` in order; one that fails is logged (its exception's type only: no
+    message, which could carry data) and does not keep the others from running."""
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception as exc:
+            log.error("after_commit_callback_failed", error=type(exc).__name__)
+
+
 class TransactionScope(Protocol):
     """What the database needs of a unit of work: whether its commit must be followed by a
-    durability barrier (set when it committed before its WAL was flushed)."""
+    durability barrier (set when it committed before its WAL was flushed), and the callbacks
+    to run once the transaction is committed and durable."""
 
     flush_after_commit: bool
+
+    def take_after_commit(self) -> Sequence[AfterCommit]:
+        """The callbacks registered in this transaction, in order (each handed out once)."""
+        ...
 
 
 UnitOfWorkT = TypeVar("UnitOfWorkT", bound=TransactionScope)
@@ -95,6 +122,7 @@ class Database(Generic[UnitOfWorkT]):
                 yield tx
             if tx.flush_after_commit:
                 await wait_for_wal_flush(session)
+        await run_after_commit(tx.take_after_commit())
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[UnitOfWorkT]:

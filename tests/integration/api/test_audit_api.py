@@ -10,7 +10,8 @@ from ssbg.domain.enums import Role
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
-from tests.support.audit_chain import append_until, entry_row
+from tests.support.audit_chain import anchor_at, append_until, entry_row
+from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
 INTERVAL = 5
@@ -45,7 +46,7 @@ async def last_entry(client: httpx.AsyncClient, reviewer: IssuedApiKey) -> dict[
 
 @pytest.mark.both_backends
 async def test_validate_returns_the_contract_shape_and_records_audit_validate(
-    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services
+    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, clock: FixedClock
 ) -> None:
     await append_until(services, 12)
 
@@ -60,6 +61,7 @@ async def test_validate_returns_the_contract_shape_and_records_audit_validate(
         "reason": None,
         "head": {"sequence": 12, "hash": (await entry_row(services, 12))["entry_hash"]},
         "checkpoints_verified": 2,
+        "anchor": await anchor_at(services, 12, clock.now()),
     }
     recorded = (
         await client.get(
@@ -120,13 +122,14 @@ async def test_range_validation_is_anchored_on_the_entry_before_it(
         "/audit/validate", json={"from_sequence": 3, "to_sequence": 14}, headers=headers(auditor)
     )
 
-    assert inside.json()["data"] | {"head": None} == {
+    assert inside.json()["data"] | {"head": None, "anchor": None} == {
         "valid": True,
         "entries_checked": 9,
         "first_invalid_sequence": None,
         "reason": None,
         "head": None,
         "checkpoints_verified": 1,  # 10
+        "anchor": None,  # at 20: after the range, which does not run to the head
     }
     assert across.json()["data"]["first_invalid_sequence"] == 4
     recorded = await last_entry(client, auditor)
@@ -207,9 +210,12 @@ async def test_export_streams_a_bundle_and_records_audit_export_with_the_range(
     header, end = records[0], records[-1]
     assert header["type"] == "header"
     assert header["format"] == "SSBG-AUDIT-BUNDLE"
-    assert header["version"] == 1
+    assert header["version"] == 2
     assert header["range"] == {"from_sequence": 3, "to_sequence": 12}
     assert header["anchor_hash"] == (await entry_row(services, 2))["entry_hash"]
+    # The audit anchor as the key store held it after the export's entry committed: the
+    # appends up to 11 were one transaction, which advanced it at its checkpoints to its last.
+    assert header["audit_anchor"]["sequence"] == 11
     assert header["signing_key"]["algorithm"] == "ECDSA-P384-SHA384"
     assert "BEGIN PUBLIC KEY" in header["signing_key"]["public_key_pem"]
     entries = [r for r in records if r["type"] == "entry"]
@@ -218,6 +224,12 @@ async def test_export_streams_a_bundle_and_records_audit_export_with_the_range(
     assert entries[-1]["action"] == "AUDIT_EXPORT"
     assert entries[-1]["details"] == {"from_sequence": 3, "to_sequence": None}
     assert [r["sequence_number"] for r in records if r["type"] == "checkpoint"] == [5, 10]
+    # Then the signed head, over the last entry exported.
+    assert records[-2]["type"] == "signed_head"
+    assert (records[-2]["sequence_number"], records[-2]["entry_hash"]) == (
+        12,
+        entries[-1]["entry_hash"],
+    )
     assert end == {"type": "end", "entries": 10, "checkpoints": 2}
 
 

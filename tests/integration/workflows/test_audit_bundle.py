@@ -18,13 +18,14 @@ from ssbg.domain.enums import Role
 from ssbg.infrastructure.crypto.audit_signing import public_key_pem
 from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore
 from ssbg.services.api_key_service import IssuedApiKey
-from ssbg.services.audit_validation_service import verify_bundle
+from ssbg.services.audit_bundle_verification import verify_bundle
 from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.support.audit_chain import (
     append_until,
     read_lines,
     run_cli,
+    sign_bundle_head,
     sign_checkpoint,
     write_lines,
 )
@@ -101,8 +102,11 @@ async def test_exported_bundle_verifies_offline(
     assert cli["entries_checked"] == LENGTH
     assert cli["checkpoints_verified"] == 5
     assert cli["head"]["sequence"] == LENGTH
+    assert (cli["bundle_version"], cli["signed_head"]) == (2, True)
     assert (exit_code, pinned_exit) == (0, 0)
-    assert pinned == cli == verify_bundle(bundle).as_dict()
+    assert cli == verify_bundle(bundle).as_dict()
+    assert (cli["key_source"], cli["warnings"]) == ("bundle", ["KEY_NOT_PINNED"])
+    assert pinned == cli | {"key_source": "pinned", "warnings": []}
 
 
 async def test_edited_entry_is_a_hash_mismatch(bundle: Path) -> None:
@@ -157,8 +161,9 @@ async def test_public_key_swapped_for_another_key_fails_the_first_checkpoint(
 async def test_bundle_forged_end_to_end_is_caught_only_by_pinning_the_real_key(
     bundle: Path, shared_key_store: FileKeyStore, tmp_path: Path
 ) -> None:
-    # The forger rewrites entries from 8 on, recomputes every hash, re-signs every checkpoint
-    # with a key of their own and puts that key in the header: internally consistent.
+    # The forger rewrites entries from 8 on, recomputes every hash (the audit anchor's in the
+    # header too), re-signs every checkpoint and the signed head with a key of their own and
+    # puts that key in the header: internally consistent.
     forger = ec.generate_private_key(ec.SECP384R1())
 
     def forge(records: list[dict[str, Any]]) -> None:
@@ -180,7 +185,10 @@ async def test_bundle_forged_end_to_end_is_caught_only_by_pinning_the_real_key(
                     )
                 )
         records[0]["chain_head"]["hash"] = prev
+        anchor = records[0]["audit_anchor"]
+        anchor["hash"] = entry(records, anchor["sequence"])["entry_hash"]
         records[0]["signing_key"]["public_key_pem"] = public_key_pem(forger.public_key())
+        sign_bundle_head(forger, records)
 
     edit(bundle, forge)
     trusted = tmp_path / "audit-signing.public.pem"
@@ -235,7 +243,7 @@ async def test_entries_cut_from_the_tail_before_a_checkpoint_are_beyond_head(
         pytest.param(
             lambda data: data.replace(b'{"type":"entry"', b"{'type':'entry'", 1), id="not-json"
         ),
-        pytest.param(lambda data: data.replace(b'"version":1', b'"version":2', 1), id="version"),
+        pytest.param(lambda data: data.replace(b'"version":2', b'"version":3', 1), id="version"),
         pytest.param(lambda data: b"", id="empty"),
     ],
 )

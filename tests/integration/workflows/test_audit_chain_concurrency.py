@@ -54,6 +54,7 @@ async def test_concurrent_processes_append_a_gap_free_unforked_chain(
     tmp_path: Path,
     shared_key_store: FileKeyStore,
     services: Services,
+    settings: Settings,
 ) -> None:
     workers = 4 if backend == "postgres" else 2
     go = tmp_path / "go"
@@ -61,6 +62,7 @@ async def test_concurrent_processes_append_a_gap_free_unforked_chain(
         "SSBG_DATABASE_URL": database_url,
         "SSBG_DATA_DIR": str(tmp_path / "worker-data"),
         "SSBG_KEYSTORE_DIR": str(shared_key_store.directory),
+        "SSBG_AUDIT_ANCHOR_FILE": str(settings.resolved_audit_anchor_file),
         "SSBG_KEY_PASSWORD": TEST_KEY_PASSWORD,
         "SSBG_AUDIT_CHECKPOINT_INTERVAL": str(CHECKPOINT_INTERVAL),
     }
@@ -82,3 +84,7 @@ async def test_concurrent_processes_append_a_gap_free_unforked_chain(
     assert result.valid
     assert (result.head.sequence, result.head.hash) == (total, entries[-1].entry_hash)
     assert result.checkpoints_verified == total // CHECKPOINT_INTERVAL
+    # The workers share one anchor file; the last entry is a checkpoint's, so whichever worker
+    # wrote it, the mark reached the head and never went back.
+    assert result.anchor is not None
+    assert (result.anchor.sequence, result.anchor.hash) == (total, entries[-1].entry_hash)

@@ -36,12 +36,15 @@ async def test_chain_of_ten_thousand_entries_validates(
 
     response = await seeded_client.post("/audit/validate", headers=headers(auditor))
 
-    # The bootstrap and the auditor key appended 4 entries through the gateway after them.
-    assert response.json()["data"] | {"head": None} == {
+    # The bootstrap and the auditor key appended 4 entries through the gateway after them;
+    # the bootstrap's transaction advanced the anchor to its last.
+    assert response.json()["data"] | {"head": None, "anchor": None} == {
         "valid": True,
         "entries_checked": 10_004,
         "first_invalid_sequence": None,
         "reason": None,
         "head": None,
         "checkpoints_verified": 10,
+        "anchor": None,
     }
+    assert response.json()["data"]["anchor"]["sequence"] == 10_003

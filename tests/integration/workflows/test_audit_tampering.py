@@ -21,6 +21,7 @@ from ssbg.settings import Settings
 from tests.support.audit_chain import (
     CHECKPOINTS,
     ENTRIES,
+    anchor_at,
     append_until,
     chain_state,
     cli_verify,
@@ -36,6 +37,7 @@ from tests.support.audit_chain import (
     swap_entries,
     update_entry,
 )
+from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
 # Validation reads canonical text (UUIDs, timestamps, JSON) computed in SQL, differently per
@@ -86,7 +88,11 @@ async def assert_reported(
 
 
 async def test_untouched_chain_is_valid_through_api_and_cli(
-    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, settings: Settings
+    client: httpx.AsyncClient,
+    auditor: IssuedApiKey,
+    services: Services,
+    settings: Settings,
+    clock: FixedClock,
 ) -> None:
     api, cli, exit_code = await validate_both(client, auditor, services, settings)
 
@@ -97,6 +103,9 @@ async def test_untouched_chain_is_valid_through_api_and_cli(
         "reason": None,
         "head": {"sequence": LENGTH, "hash": (await entry_row(services, LENGTH))["entry_hash"]},
         "checkpoints_verified": 4,
+        # The entries after the bootstrap were appended in one transaction: the anchor advanced
+        # at its checkpoints, to its last entry.
+        "anchor": await anchor_at(services, LENGTH, clock.now()),
     }
     assert cli == api
     assert exit_code == 0

@@ -21,6 +21,7 @@ from ssbg.settings import Settings
 from tests.support.audit_chain import (
     CHECKPOINTS,
     ENTRIES,
+    anchor_at,
     chain_state,
     cli_verify,
     entry_row,
@@ -31,6 +32,7 @@ from tests.support.audit_chain import (
     set_head,
     update_entry,
 )
+from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
 SEEDED = 1_200
@@ -83,7 +85,11 @@ async def validate_both(
 
 
 async def test_an_intact_long_chain_validates_in_segments(
-    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, settings: Settings
+    client: httpx.AsyncClient,
+    auditor: IssuedApiKey,
+    services: Services,
+    settings: Settings,
+    clock: FixedClock,
 ) -> None:
     head, head_hash = await head_row(services)
 
@@ -96,6 +102,8 @@ async def test_an_intact_long_chain_validates_in_segments(
         "reason": None,
         "head": {"sequence": head, "hash": head_hash},
         "checkpoints_verified": SEEDED // INTERVAL,
+        # The bootstrap's transaction advanced the anchor to its last entry.
+        "anchor": await anchor_at(services, SEEDED + 3, clock.now()),
     }
     assert cli == api
     assert segments == 3

@@ -223,6 +223,7 @@ async def test_a_gateway_killed_mid_upload_fails_the_backup_when_it_restarts(
             "SSBG_DATABASE_URL": settings.resolved_database_url,
             "SSBG_STORAGE_PATH": str(settings.resolved_storage_path),
             "SSBG_KEYSTORE_DIR": str(settings.resolved_keystore_dir),
+            "SSBG_AUDIT_ANCHOR_FILE": str(settings.resolved_audit_anchor_file),
             "SSBG_KEY_PASSWORD": TEST_KEY_PASSWORD,
             "SSBG_BACKUP_LEASE_SECONDS": "2",
             "SSBG_LOG_LEVEL": "WARNING",

@@ -88,6 +88,8 @@ def test_key_files_are_private_and_every_password_guess_costs_600000_pbkdf2_roun
     assert written == [
         "P-001.private.pem",
         "P-001.public.pem",
+        "audit-anchor.json",  # init appended: the audit anchor names its last entry
+        "audit-anchor.json.lock",
         "audit-signing.private.pem",
         "audit-signing.public.pem",
         "integrity.adopted",
