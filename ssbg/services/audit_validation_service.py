@@ -43,7 +43,6 @@ from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import DatabaseUnavailable, SsbgError, ValidationNotRecorded
 from ssbg.domain.identity import Actor
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck, CheckpointSigner
-from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.repositories.audit_repository import AuditRepository, ChainHead
 from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.audit_service import AuditTrail
@@ -276,9 +275,7 @@ def check_segment(job: SegmentJob) -> ValidationResult:
 
 async def _check_segment(job: SegmentJob) -> ValidationResult:
     # Audit tables only: no sealed row is read, so no integrity key is needed.
-    db = open_database(
-        job.database_url, IntegrityKey.unavailable("validation workers"), pool_size=1
-    )
+    db = open_database(job.database_url, pool_size=1)
     try:
         async with db.snapshot() as tx:
             # The final segment of a range to the head validates up to the head as it reads

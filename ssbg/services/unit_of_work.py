@@ -79,5 +79,10 @@ class UnitOfWork:
 AppDatabase = Database[UnitOfWork]
 
 
-def open_database(url: str, integrity: IntegrityKey, *, pool_size: int = 10) -> AppDatabase:
-    return Database(url, partial(UnitOfWork, integrity=integrity), pool_size=pool_size)
+def open_database(
+    url: str, integrity: IntegrityKey | None = None, *, pool_size: int = 10
+) -> AppDatabase:
+    """The database; without ``integrity`` (tools that read only the audit tables) every
+    sealed row is refused — fail closed — rather than read unchecked."""
+    key = integrity or IntegrityKey.unavailable("This database handle has no integrity key.")
+    return Database(url, partial(UnitOfWork, integrity=key), pool_size=pool_size)

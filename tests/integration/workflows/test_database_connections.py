@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import text
 
 from ssbg.domain.errors import DatabaseUnavailable
-from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db import engine as engine_module
 from ssbg.services.unit_of_work import AppDatabase, open_database
 
@@ -21,8 +20,7 @@ pytestmark = [
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[AppDatabase]:
-    # Plain statements only: no sealed row is read.
-    database = open_database(database_url, IntegrityKey.unavailable("test"), pool_size=1)
+    database = open_database(database_url, pool_size=1)  # plain statements: no sealed row
     try:
         yield database
     finally:
