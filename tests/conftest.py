@@ -112,6 +112,13 @@ def shared_key_store(tmp_path_factory: pytest.TempPathFactory) -> FileKeyStore:
 
 
 @pytest.fixture
+def key_store(shared_key_store: FileKeyStore) -> FileKeyStore:
+    """The key store of a test's gateway: the shared one, unless a module that rotates or
+    destroys keys overrides this fixture with a copy of its own (``tests/support/keys.py``)."""
+    return shared_key_store
+
+
+@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
 
@@ -173,7 +180,7 @@ def gateway_settings(
 def settings(
     database_url: str,
     tmp_path: Path,
-    shared_key_store: FileKeyStore,
+    key_store: FileKeyStore,
     storage_backend: str,
     settings_overrides: dict[str, object],
     request: pytest.FixtureRequest,
@@ -182,16 +189,14 @@ def settings(
     if storage_backend == "s3":
         moto: MotoServer = request.getfixturevalue("moto_server")
         storage = s3_settings(moto.url)
-    return gateway_settings(
-        database_url, tmp_path, shared_key_store, **{**storage, **settings_overrides}
-    )
+    return gateway_settings(database_url, tmp_path, key_store, **{**storage, **settings_overrides})
 
 
 @pytest.fixture
 async def services(
-    settings: Settings, shared_key_store: FileKeyStore, clock: FixedClock
+    settings: Settings, key_store: FileKeyStore, clock: FixedClock
 ) -> AsyncIterator[Services]:
-    built = build_services(settings, clock=clock, key_store=shared_key_store)
+    built = build_services(settings, clock=clock, key_store=key_store)
     try:
         yield built
     finally:

@@ -16,6 +16,7 @@ from ssbg.api.request_context import RequestContextMiddleware
 from ssbg.api.routes import (
     admin_api_keys,
     admin_incident,
+    admin_keys,
     admin_policies,
     audit,
     backups,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 await active.integrity.adopt_if_needed()  # a database of an earlier version
                 await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
                 await active.key_files.upgrade_key_files(via="start-up")
+                await active.keys.resume_interrupted_shreds()  # a crypto-shred cut short
                 # Fail backups left PROCESSING by a dead process: now, then once per lease.
                 await active.backup_recovery.sweep_once()
                 sweeper = asyncio.create_task(
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         admin_api_keys,
         admin_policies,
         admin_incident,
+        admin_keys,
         audit,
         backups,
         restores,

@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     KEY_UNWRAP = "KEY_UNWRAP"
     KEY_ROTATE = "KEY_ROTATE"
     KEY_DESTROY = "KEY_DESTROY"
+    KEY_REWRAP = "KEY_REWRAP"
     KEY_FILE_UPGRADE = "KEY_FILE_UPGRADE"
     RESTORE_REQUEST = "RESTORE_REQUEST"
     RESTORE_APPROVED = "RESTORE_APPROVED"
@@ -91,6 +92,7 @@ class PolicyOperation(StrEnum):
     BACKUP = "backup"
     RESTORE = "restore"
     DELETE = "delete"
+    CRYPTO_SHRED = "crypto_shred"
 
 
 class ApiKeyStatus(StrEnum):

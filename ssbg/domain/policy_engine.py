@@ -19,6 +19,7 @@ P3c           incident level ≥ 1: every restore needs MFA                     
 P4            restores only inside ``SSBG_BUSINESS_HOURS``                            restore
 P5            restores per API key in the last hour < ``MAX_RESTORES_PER_KEY_…``      restore
 P6            restores in the last hour < ``SSBG_MAX_RESTORES_PER_HOUR``              restore
+P7            crypto-shred: super_admin only, and MFA                                 crypto_shred
 <name>        custom records by (priority, name): ``deny`` or ``require_mfa``        as matched
 ============  ======================================================================  ==========
 
@@ -61,6 +62,7 @@ class BuiltinRule(StrEnum):
     P4 = "P4"
     P5 = "P5"
     P6 = "P6"
+    P7 = "P7"
 
 
 _BACKUP_ROLES = frozenset({Role.OPERATOR, Role.ADMIN, Role.SUPER_ADMIN})
@@ -201,7 +203,7 @@ def _incident(
 
 
 def _role(
-    request: PolicyRequest, _limits: PolicyLimits, _state: _Evaluation
+    request: PolicyRequest, _limits: PolicyLimits, state: _Evaluation
 ) -> PolicyDecision | None:
     operation, role = request.operation, request.role
     if operation is PolicyOperation.BACKUP and role not in _BACKUP_ROLES:
@@ -210,6 +212,12 @@ def _role(
         return _deny(BuiltinRule.P2.value, ReasonCategory.ROLE, "Restores need an admin key.")
     if operation is PolicyOperation.DELETE and role not in _ADMIN_ROLES:
         return _deny(BuiltinRule.D1.value, ReasonCategory.ROLE, "Deletes need an admin key.")
+    if operation is PolicyOperation.CRYPTO_SHRED:
+        if role is not Role.SUPER_ADMIN:
+            return _deny(
+                BuiltinRule.P7.value, ReasonCategory.ROLE, "Crypto-shredding needs a super_admin."
+            )
+        state.need_mfa(BuiltinRule.P7.value, ReasonCategory.MFA_REQUIRED)
     return None
 
 

@@ -78,6 +78,9 @@ SEALED_FIELDS: dict[str, tuple[str, ...]] = {
         "fingerprint",
         "retired_at",
         "destroyed_at",
+        "shred_started_at",  # start-up completes a shred that began: only one the owner began
+        "shred_reason",
+        "shred_actor_id",
     ),
 }
 

@@ -94,6 +94,10 @@ _APPEND_AND_MOVE_HEAD = _MOVE_HEAD.where(exists(select(_APPENDED.c.sequence_numb
     _APPENDED
 )
 
+_ENTRY_COLUMNS = frozenset(column.key for column in _ENTRY_TABLE.columns)
+# Entries inserted after a guarded one, under the same lock: nothing left to guard.
+_NO_GUARD = IncidentState(0, None, None)
+
 _LAST_CHECKPOINT = select(func.max(_CHECKPOINTS.sequence_number))
 
 
@@ -240,6 +244,38 @@ class AuditRepository:
             raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
         await connection.execute(_MOVE_HEAD, values)
         return True
+
+    async def insert_following(self, entries: Sequence[ChainedEntry]) -> None:
+        """Insert entries that follow one :meth:`insert_entry` just inserted in this
+        transaction (which still holds the chain-head lock, so the incident state cannot have
+        changed since) in one batch, and move the head to the last."""
+        if not entries:
+            return
+        rows = [
+            {
+                key: value
+                for key, value in append_parameters(entry, _NO_GUARD).items()
+                if key in _ENTRY_COLUMNS
+            }
+            for entry in entries
+        ]
+        connection = await self._session.connection()
+        try:
+            await connection.execute(insert(_ENTRY_TABLE), rows)
+        except IntegrityError:
+            raise AuditUnavailable("The audit chain cannot be extended: validate it.") from None
+        await connection.execute(_MOVE_HEAD, append_parameters(entries[-1], _NO_GUARD))
+
+    async def last_entry_of(self, action: str, resource: str) -> tuple[int, str] | None:
+        """The sequence number and hash of the last ``action`` entry about ``resource``."""
+        result = await self._session.execute(
+            select(AuditLogEntry.sequence_number, AuditLogEntry.entry_hash)
+            .where(AuditLogEntry.action == action, AuditLogEntry.resource == resource)
+            .order_by(AuditLogEntry.sequence_number.desc())
+            .limit(1)
+        )
+        row = result.one_or_none()
+        return (int(row.sequence_number), str(row.entry_hash)) if row else None
 
     async def list_entries(
         self, filters: AuditEntryFilters, after_sequence: int, limit: int

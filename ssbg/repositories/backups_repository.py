@@ -202,3 +202,92 @@ class BackupsRepository:
             .where(BackupMetadata.id == backup_id)
             .values(cleanup_pending=False)
         )
+
+    # -- key lifecycle ----------------------------------------------------------------------
+
+    async def protection_by_key_version(self) -> dict[str, tuple[int, int]]:
+        """Per key version: how many backups its key protects, and their plaintext bytes
+        (every status but ``CRYPTO_SHREDDED``)."""
+        result = await self._session.execute(
+            select(
+                BackupMetadata.key_version,
+                func.count(),
+                func.coalesce(func.sum(BackupMetadata.original_size), 0),
+            )
+            .where(BackupMetadata.status != BackupStatus.CRYPTO_SHREDDED)
+            .group_by(BackupMetadata.key_version)
+        )
+        return {version: (int(count), int(size or 0)) for version, count, size in result.all()}
+
+    async def list_ids_under_key(
+        self, key_version: str, statuses: Sequence[BackupStatus], limit: int
+    ) -> Sequence[UUID]:
+        result = await self._session.execute(
+            select(BackupMetadata.id)
+            .where(
+                BackupMetadata.key_version == key_version,
+                BackupMetadata.status.in_(statuses),
+            )
+            .order_by(BackupMetadata.id)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def lock_many(self, backup_ids: Sequence[UUID]) -> Sequence[BackupMetadata]:
+        """The backups, locked and read (their seals checked), in id order."""
+        result = await self._session.execute(
+            select(BackupMetadata)
+            .where(BackupMetadata.id.in_(backup_ids))
+            .order_by(BackupMetadata.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalars().all()
+
+    async def next_transition_sequences(self, backup_ids: Sequence[UUID]) -> dict[UUID, int]:
+        result = await self._session.execute(
+            select(BackupStatusTransition.backup_id, func.max(BackupStatusTransition.sequence))
+            .where(BackupStatusTransition.backup_id.in_(backup_ids))
+            .group_by(BackupStatusTransition.backup_id)
+        )
+        last: dict[UUID, int] = {backup_id: int(top or 0) for backup_id, top in result.all()}
+        return {backup_id: last.get(backup_id, 0) + 1 for backup_id in backup_ids}
+
+    async def switch_wrapped_dek(
+        self,
+        backup_id: UUID,
+        from_version: str,
+        old_ref: str,
+        to_version: str,
+        new_ref: str,
+        now: datetime,
+    ) -> bool:
+        """Point a backup at its rewrapped DEK, if it still names ``from_version`` and
+        ``old_ref`` (compare-and-set under the row lock; the row is sealed again)."""
+        result = await self._session.execute(
+            select(BackupMetadata)
+            .where(BackupMetadata.id == backup_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        backup = result.scalar_one_or_none()
+        if backup is None or (backup.key_version, backup.wrapped_dek_ref) != (
+            from_version,
+            old_ref,
+        ):
+            return False
+        backup.key_version, backup.wrapped_dek_ref, backup.updated_at = to_version, new_ref, now
+        await self._session.flush()
+        return True
+
+    async def checksums_under_key(
+        self, key_version: str, status: BackupStatus
+    ) -> Sequence[tuple[UUID, str | None]]:
+        """``(backup_id, checksum_ciphertext)`` of every backup under ``key_version`` in
+        ``status``, by id (what a destruction certificate lists)."""
+        result = await self._session.execute(
+            select(BackupMetadata.id, BackupMetadata.checksum_ciphertext)
+            .where(BackupMetadata.key_version == key_version, BackupMetadata.status == status)
+            .order_by(BackupMetadata.id)
+        )
+        return [(backup_id, checksum) for backup_id, checksum in result.all()]

@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,3 +22,28 @@ class KeyVersionsRepository:
             select(KeyVersion).where(KeyVersion.status == KeyVersionStatus.ACTIVE)
         )
         return result.scalar_one_or_none()
+
+    async def get_for_update_or_none(self, version: str) -> KeyVersion | None:
+        result = await self._session.execute(
+            select(KeyVersion)
+            .where(KeyVersion.version == version)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def list_versions(self) -> Sequence[KeyVersion]:
+        result = await self._session.execute(select(KeyVersion).order_by(KeyVersion.version))
+        return result.scalars().all()
+
+    async def list_shreds_in_progress(self) -> Sequence[KeyVersion]:
+        """Versions whose crypto-shred began and has no certificate yet (interrupted)."""
+        result = await self._session.execute(
+            select(KeyVersion)
+            .where(
+                KeyVersion.shred_started_at.is_not(None),
+                KeyVersion.destruction_certificate.is_(None),
+            )
+            .order_by(KeyVersion.version)
+        )
+        return result.scalars().all()

@@ -53,7 +53,11 @@ from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 log = structlog.get_logger("ssbg.audit")
 
 AFTER_COMMIT_KEY = "audit-anchor"
-SWAP_ATTEMPTS = 5
+# A lost swap means another writer raised the anchor (it never moves any other way), so the
+# loop ends once the anchor reaches this writer's entry; the bound only guards against a file
+# that keeps changing for another reason. Under load several replicas can each lose a few
+# times in a row (seen with 5 attempts: three processes racing on two busy cores).
+SWAP_ATTEMPTS = 100
 
 
 @dataclass

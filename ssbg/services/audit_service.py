@@ -82,6 +82,38 @@ class AuditTrail:
                 return entry
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 
+    async def append_many(self, tx: UnitOfWork, events: Sequence[AuditEvent]) -> list[ChainedEntry]:
+        """Many entries, in order, under one lock and in one batch (thousands of status
+        changes of one crypto-shred): each chained, checkpointed and anchored exactly as
+        :meth:`append` would do it one by one."""
+        if not events:
+            return []
+        if not tx.writable:
+            raise AuditUnavailable("Audit entries are only appended in write transactions.")
+        for event in events:
+            try:
+                check_canonical(event.details)
+            except NotCanonical as exc:
+                raise AuditUnavailable(f"Audit details are not canonical: {exc}") from None
+        for _ in range(APPEND_ATTEMPTS):
+            locked = await tx.lock_audit_head()
+            entries, head = [], locked.head
+            for event in events:
+                entry = self.next_entry(head, locked.incident, event)
+                entries.append(entry)
+                head = ChainHead(entry.fields.sequence_number, entry.entry_hash)
+            # The first insert is guarded (see ``append``); the lock is ours from then on.
+            if await tx.audit.insert_entry(entries[0], incident=locked.incident):
+                await tx.audit.insert_following(entries[1:])
+                checkpointed = False
+                for entry in entries:
+                    if is_checkpoint_due(entry.fields.sequence_number, self._checkpoint_interval):
+                        await self._write_checkpoint(tx, entry)
+                        checkpointed = True
+                self.anchor.schedule(tx, entries[-1], checkpoint=checkpointed)
+                return entries
+        raise AuditUnavailable("The incident state kept changing during an audit append.")
+
     def next_entry(
         self, head: ChainHead, incident: IncidentState, event: AuditEvent
     ) -> ChainedEntry:

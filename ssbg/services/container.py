@@ -24,6 +24,7 @@ from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
 from ssbg.services.integrity_service import IntegrityService
 from ssbg.services.key_file_service import KeyFileService
+from ssbg.services.keys import KeyService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
@@ -54,6 +55,7 @@ class Services:
     restores: RestoreService
     key_files: KeyFileService
     integrity: IntegrityService
+    keys: KeyService
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -155,4 +157,7 @@ def build_services(
         restores=restores,
         key_files=KeyFileService(db, trail, key_store),
         integrity=integrity_service,
+        keys=KeyService(
+            db, trail, clock, key_store, object_store, signer, policy_enforcer, backups.lifecycle
+        ),
     )

@@ -287,6 +287,38 @@ class FileKeyStore:
         except InvalidTag:
             raise KeyUnavailable(f"The {what} key cannot be opened with this password.") from None
 
+    # -- crypto-shredding ------------------------------------------------------------------
+
+    def forget(self, name: str) -> None:
+        """Drop a private key this process holds in memory (after its version was destroyed)."""
+        self._private_keys.pop(name, None)
+
+    def destroy_private_key(self, name: str) -> bool:
+        """Crypto-shred (SPEC §6): overwrite the private key file(s) of ``name`` with random
+        bytes, fsync, unlink, fsync the folder; forget the key held in memory. The public
+        key file stays, as evidence of what was destroyed. True if a file was destroyed
+        (False: none was left, e.g. a retry after an interruption)."""
+        self.forget(name)
+        destroyed = False
+        for path in (self.private_key_path(name), self.legacy_private_key_path(name)):
+            try:
+                fd = os.open(path, os.O_WRONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                os.pwrite(fd, os.urandom(max(size, 1)), 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            path.unlink(missing_ok=True)
+            destroyed = True
+        fsync_directory(self.directory)
+        return destroyed
+
+    def has_private_key(self, name: str) -> bool:
+        return self._private_key_file_exists(name)
+
     # -- health ---------------------------------------------------------------------------
 
     def check_readable(self, names: list[str]) -> None:

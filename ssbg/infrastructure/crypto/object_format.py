@@ -395,14 +395,31 @@ class ObjectDecryptor:
 def dek_resolver_for(
     wrapped: bytes, private_key: ec.EllipticCurvePrivateKey, *, expected_key_version: str | None
 ) -> DekResolver:
-    """A resolver that unwraps ``wrapped`` for whatever backup and key version the header names,
-    refusing a header whose key version differs from ``expected_key_version`` (if given)."""
+    """A resolver that unwraps ``wrapped`` for the backup the header names, under the key
+    version ``wrapped`` names — which must be ``expected_key_version``, if given.
+
+    The data header names the version the backup was first sealed under; after a rewrap
+    (SPEC §13.1) ``dek.wrapped`` names another, the one that protects the DEK now."""
 
     def resolve(header: ObjectHeader) -> bytes:
-        if expected_key_version is not None and header.key_version != expected_key_version:
+        key_version = WrappedDek.parse(wrapped).key_version
+        if expected_key_version is not None and key_version != expected_key_version:
             raise IntegrityFailure()
-        return unwrap_dek(
-            wrapped, private_key, backup_id=header.backup_id, key_version=header.key_version
-        )
+        return unwrap_dek(wrapped, private_key, backup_id=header.backup_id, key_version=key_version)
 
     return resolve
+
+
+def rewrap_dek(
+    wrapped: bytes,
+    private_key: ec.EllipticCurvePrivateKey,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    backup_id: UUID,
+    from_version: str,
+    to_version: str,
+) -> bytes:
+    """``dek.wrapped`` of ``backup_id`` under ``from_version``, sealed again to ``to_version``'s
+    public key (the DEK exists only in memory meanwhile; the ciphertext is untouched)."""
+    dek = unwrap_dek(wrapped, private_key, backup_id=backup_id, key_version=from_version)
+    return wrap_dek(dek, public_key, backup_id, to_version)

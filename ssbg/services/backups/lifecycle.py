@@ -131,6 +131,45 @@ class BackupLifecycle:
             raise InvalidStateTransition("The backup changed status meanwhile.")
         return moved
 
+    async def move_many(
+        self,
+        tx: UnitOfWork,
+        backups: Sequence[BackupMetadata],
+        target: BackupStatus,
+        actor: Actor | None,
+        *,
+        action: AuditAction = AuditAction.BACKUP_STATUS_CHANGE,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """:meth:`try_move` for many backups at once (a crypto-shred of thousands): the
+        caller has locked and read them (``BackupsRepository.lock_many``); each is checked
+        against the state machine, changed, given its transition row and its audit entry —
+        in one flush and one batch of appends, all in ``tx``."""
+        now = self.clock.now()
+        sequences = await tx.backups.next_transition_sequences([b.id for b in backups])
+        events = []
+        for backup in backups:
+            current = backup.status
+            check_backup_transition(current, target)
+            backup.status, backup.updated_at = target, now
+            tx.backups.add_transition(
+                new_transition(backup.id, sequences[backup.id], current, target, actor, now, reason)
+            )
+            events.append(
+                AuditEvent.by(
+                    actor,
+                    action,
+                    backup_resource(backup.id),
+                    from_status=current.value,
+                    to_status=target.value,
+                    reason=reason,
+                    **(details or {}),
+                )
+            )
+        await tx.backups.flush()
+        await self.trail.append_many(tx, events)
+
     async def fail_processing(
         self,
         tx: UnitOfWork,

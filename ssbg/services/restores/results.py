@@ -14,8 +14,8 @@ from uuid import UUID
 import structlog
 
 from ssbg.domain.audit_events import AuditEvent, backup_resource, restore_resource
-from ssbg.domain.enums import AuditAction, AuditResult, BackupStatus
-from ssbg.domain.errors import IntegrityFailure
+from ssbg.domain.enums import AuditAction, AuditResult, BackupStatus, KeyVersionStatus
+from ssbg.domain.errors import CryptoShredded, IntegrityFailure
 from ssbg.domain.identity import Actor
 from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.domain.restore_tokens import TOKEN_BYTES, secret_digest
@@ -81,6 +81,7 @@ class RestoreResults:
             new_token(self.integrity, now, self.token_ttl) if issue_token else (None, {})
         )
         async with self.db.transaction(write=True) as tx:
+            await self._still_restorable(tx, backup)
             completed = await self.lifecycle.move(
                 tx,
                 restore.id,
@@ -101,6 +102,16 @@ class RestoreResults:
                 **token_values,
             )
         return RestoreOutcome(completed, token)
+
+    @staticmethod
+    async def _still_restorable(tx: UnitOfWork, backup: BackupMetadata) -> None:
+        """``CryptoShredded`` if the backup's key was destroyed while it was verified."""
+        current = await tx.backups.get_or_none(backup.id)
+        if current is None or current.status is BackupStatus.CRYPTO_SHREDDED:
+            raise CryptoShredded()
+        version = await tx.key_versions.get_or_none(current.key_version)
+        if version is None or version.status is KeyVersionStatus.DESTROYED:
+            raise CryptoShredded()
 
     async def fail(
         self,

@@ -17,7 +17,7 @@ from uuid import UUID
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ssbg.domain.enums import KeyVersionStatus
-from ssbg.domain.errors import CryptoShredded, IntegrityFailure, SsbgError
+from ssbg.domain.errors import BackupNotFound, CryptoShredded, IntegrityFailure, SsbgError
 from ssbg.domain.identity import Actor
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
@@ -50,6 +50,7 @@ class BackupReader:
         time, so a version destroyed on any replica is refused here (410)."""
         key_version = await tx.key_versions.get_or_none(backup.key_version)
         if key_version is None or key_version.status is KeyVersionStatus.DESTROYED:
+            self.key_store.forget(backup.key_version)  # no copy survives in this process
             raise CryptoShredded()
         return await asyncio.to_thread(self.key_store.load_private_key, backup.key_version)
 
@@ -111,11 +112,22 @@ class RestoreVerification:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
-        return await self.results.complete(actor, restore, backup, issue_token=issue_token)
+        try:
+            return await self.results.complete(actor, restore, backup, issue_token=issue_token)
+        except CryptoShredded as shredded:
+            # Its key was destroyed while it was being verified: nothing is released.
+            await asyncio.shield(
+                self.results.fail(actor, restore, backup, shredded.code, quarantine=False)
+            )
+            raise
 
     async def _verify(self, backup: BackupMetadata) -> None:
         async with self.db.transaction(write=False) as tx:
-            decryptor = await self.reader.decryptor(tx, backup)
+            # As stored now: a rewrap may have moved its DEK since the request was admitted.
+            current = await tx.backups.get_or_none(backup.id)
+            if current is None:
+                raise BackupNotFound()
+            decryptor = await self.reader.decryptor(tx, current)
         verified = await verify_object(self.reader.ciphertext(backup), decryptor)
         if (
             verified.checksum_ciphertext != backup.checksum_ciphertext

@@ -26,12 +26,13 @@ from ssbg.domain.incident import IncidentLevel
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services, build_services
-from tests.conftest import gateway_settings
+from tests.conftest import TEST_KEY_PASSWORD, gateway_settings
 from tests.support.audit import audit_entries
 from tests.support.backups import upload
 from tests.support.clock import FixedClock
 from tests.support.databases import SqliteTemplate
 from tests.support.factories import create_api_key, headers
+from tests.support.keys import copy_key_store
 from tests.support.restores import backup_of, request_restore, set_incident_level
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -102,6 +103,27 @@ CALLS = [
     ),
     Call("POST", "/restores/{restore_id}/token", ADMINS),
     Call("GET", "/restores/{restore_id}/download", ADMINS, restore_token=True),
+    Call("GET", "/admin/keys", ADMINS),
+    Call("GET", "/admin/keys/{version}", ADMINS),
+    Call("POST", "/admin/keys/rotate", SUPER, {"reason": "matrix test"}, mfa=True),
+    # Before any rotation P-001 is the active version (409); after one, it is rewrapped.
+    Call(
+        "POST",
+        "/admin/keys/rewrap",
+        SUPER,
+        {"from_version": "P-001", "reason": "matrix test"},
+        mfa=True,
+        ok=frozenset({200, 409}),
+    ),
+    # A wrong confirmation: past the role and MFA checks, refused before anything changes.
+    Call(
+        "POST",
+        "/admin/keys/{version}/crypto-shred",
+        SUPER,
+        {"confirmation": "no", "reason": "matrix test"},
+        mfa=True,
+        ok=frozenset({422}),
+    ),
     Call("GET", "/admin/incident", ADMINS),
     Call("POST", "/admin/incident", SUPER, {"level": 1, "reason": "matrix test"}, mfa=True),
 ]
@@ -142,9 +164,11 @@ async def gateway(
     shared_key_store: FileKeyStore,
 ) -> AsyncIterator[Gateway]:
     directory: Path = tmp_path_factory.mktemp("rbac")
-    settings = gateway_settings(sqlite_template.fresh(directory), directory, shared_key_store)
+    # The key routes rotate: a key store of this module's own.
+    key_store = copy_key_store(shared_key_store, directory / "keys", TEST_KEY_PASSWORD)
+    settings = gateway_settings(sqlite_template.fresh(directory), directory, key_store)
     clock = FixedClock()
-    services = build_services(settings, clock=clock, key_store=shared_key_store)
+    services = build_services(settings, clock=clock, key_store=key_store)
     try:
         bootstrap = (await services.bootstrap.initialize()).issued
         assert bootstrap is not None
@@ -175,6 +199,7 @@ async def gateway(
                 "policy_id": policy.json()["data"]["policy_id"],
                 "backup_id": backup_id,
                 "restore_id": restore.json()["data"]["restore_id"],
+                "version": "P-001",
             }
             yield Gateway(services, http, clock, keys, names)
     finally:

@@ -1,10 +1,12 @@
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
-from sqlalchemy import String, Text
+from sqlalchemy import String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ssbg.domain.enums import KeyVersionStatus
-from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime, enum_column
+from ssbg.infrastructure.db.base import Base, JSONType, Sealed, UTCDateTime, enum_column
 
 
 class KeyVersion(Sealed, Base):
@@ -20,3 +22,10 @@ class KeyVersion(Sealed, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A crypto-shred that began (CRYPTO_SHRED_START committed) and is completed by a retry or
+    # at start-up if it was interrupted; its reason and actor go into the certificate.
+    shred_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shred_reason: Mapped[str | None] = mapped_column(String(1000))
+    shred_actor_id: Mapped[UUID | None] = mapped_column(Uuid)
+    # The signed destruction certificate (self-verifying: its signature is the audit key's).
+    destruction_certificate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
