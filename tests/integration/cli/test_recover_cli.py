@@ -156,3 +156,20 @@ def test_recover_prompts_for_the_password_when_it_is_not_set(tmp_path: Path) -> 
 
     assert result.exit_code == 0, result.output
     assert (tmp_path / "plain").read_bytes() == b"\x00"
+
+
+async def test_recover_with_a_shredded_versions_missing_key_file_fails_cleanly(
+    client: httpx.AsyncClient, services: Services, tmp_path: Path
+) -> None:
+    data, dek = await _stored_backup(client, services, tmp_path, b"gone for good")
+    missing = tmp_path / "keys-after-shred" / "P-001.private.pem"  # unlinked by the shred
+
+    result = runner.invoke(
+        app,
+        ["recover", str(data), str(dek), "--private-key", str(missing), "--output", "out"],
+        env={"SSBG_KEY_PASSWORD": TEST_KEY_PASSWORD},
+    )
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -312,3 +312,30 @@ def test_decisions_describe_themselves_for_the_audit_log() -> None:
 def test_local_hour_must_be_an_hour() -> None:
     with pytest.raises(ValueError, match="local_hour"):
         request(local_hour=24)
+
+
+# -- P7: crypto-shred ----------------------------------------------------------------------
+
+SHRED = PolicyOperation.CRYPTO_SHRED
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.AUDITOR, Role.ADMIN])
+def test_p7_only_a_super_admin_destroys_a_key(role: Role) -> None:
+    decision = evaluate_policy(request(SHRED, role=role, mfa_verified=True))
+    assert_denied(decision, "P7", ReasonCategory.ROLE)
+
+
+def test_p7_a_super_admin_needs_mfa() -> None:
+    without = evaluate_policy(request(SHRED, role=Role.SUPER_ADMIN))
+    with_mfa = evaluate_policy(request(SHRED, role=Role.SUPER_ADMIN, mfa_verified=True))
+    assert (without.allowed, without.requires_mfa, without.rule) == (False, True, "P7")
+    assert with_mfa.allowed
+
+
+def test_p7_lockdown_blocks_a_shred_too() -> None:
+    decision = evaluate_policy(
+        request(
+            SHRED, role=Role.SUPER_ADMIN, mfa_verified=True, incident_level=IncidentLevel.LOCKDOWN
+        )
+    )
+    assert_denied(decision, "INCIDENT", ReasonCategory.INCIDENT_LOCKDOWN)

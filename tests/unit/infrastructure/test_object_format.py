@@ -17,6 +17,7 @@ from ssbg.infrastructure.crypto.object_format import (
     WrappedDek,
     dek_resolver_for,
     generate_dek,
+    rewrap_dek,
     segment_nonce,
     unwrap_dek,
     wrap_dek,
@@ -205,3 +206,33 @@ def test_header_rejects_out_of_range_values() -> None:
         ObjectHeader(BACKUP, "P-001", 0)
     with pytest.raises(ValueError, match="key version"):
         ObjectHeader(BACKUP, "", 16)
+
+
+def test_a_rewrapped_dek_opens_the_untouched_object_under_the_new_version_only() -> None:
+    rewrapped = rewrap_dek(
+        WRAPPED,
+        KEY,
+        OTHER_KEY.public_key(),
+        backup_id=BACKUP,
+        from_version="P-001",
+        to_version="P-002",
+    )
+
+    assert WrappedDek.parse(rewrapped).key_version == "P-002"
+    assert decrypt(DATA, rewrapped, key=OTHER_KEY, expected=BACKUP) == PLAINTEXT
+    strict = ObjectDecryptor(
+        dek_resolver_for(rewrapped, OTHER_KEY, expected_key_version="P-002"),
+        expected_backup_id=BACKUP,
+    )
+    assert b"".join([*strict.feed(DATA), strict.finish()]) == PLAINTEXT
+    with pytest.raises(IntegrityFailure):
+        decrypt(DATA, rewrapped, key=KEY)  # the old key no longer opens it
+    with pytest.raises(IntegrityFailure):
+        rewrap_dek(
+            WRAPPED,
+            KEY,
+            OTHER_KEY.public_key(),
+            backup_id=uuid4(),  # another backup's: refused
+            from_version="P-001",
+            to_version="P-002",
+        )

@@ -1,0 +1,215 @@
+"""Key lifecycle beyond a single request: a shred cut short and completed at start-up, a shred
+while a restore verifies, two gateways sharing one database, and the host's key commands."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ssbg.domain.enums import Role
+from ssbg.domain.errors import CryptoShredded
+from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore
+from ssbg.services.api_key_service import IssuedApiKey
+from ssbg.services.container import Services, build_services
+from ssbg.settings import Settings
+from tests.conftest import TEST_KEY_PASSWORD
+from tests.support.audit import assert_chain_valid, audit_entries
+from tests.support.audit_chain import cli_env, run_cli
+from tests.support.backups import get_record
+from tests.support.clock import FixedClock
+from tests.support.factories import actor, create_api_key, headers
+from tests.support.keys import copy_key_store, rotate, shred
+from tests.support.restores import backup_of, request_restore
+
+pytestmark = pytest.mark.both_backends
+
+
+@pytest.fixture
+def key_store(shared_key_store: FileKeyStore, tmp_path: Path) -> FileKeyStore:
+    """These tests rotate and destroy keys: each gets a copy of the store of its own."""
+    return copy_key_store(shared_key_store, tmp_path / "keys", TEST_KEY_PASSWORD)
+
+
+class KeyStoreThatDiesWhileShredding(FileKeyStore):
+    """The process is killed right after it started destroying the key file."""
+
+    def destroy_private_key(self, name: str) -> bool:
+        raise OSError("killed")
+
+
+async def test_a_shred_cut_short_is_completed_by_the_next_start(
+    client: httpx.AsyncClient,
+    services: Services,
+    settings: Settings,
+    key_store: FileKeyStore,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    doomed = await backup_of(client, operator, b"doomed")
+    await rotate(client, clock, bootstrap_key)
+    dying = build_services(
+        settings,
+        clock=clock,
+        key_store=KeyStoreThatDiesWhileShredding(key_store.directory, TEST_KEY_PASSWORD),
+    )
+    try:
+        with pytest.raises(OSError, match="killed"):
+            await dying.keys.crypto_shred(
+                actor(bootstrap_key), "P-001", "DESTROY P-001", "end of retention"
+            )
+    finally:
+        await dying.close()
+    half = await get_record(services, doomed)
+
+    resumed = await services.keys.resume_interrupted_shreds()
+    again = await services.keys.resume_interrupted_shreds()
+
+    assert half is not None
+    assert half.status.value == "ACTIVE"  # only CRYPTO_SHRED_START had committed
+    assert resumed == ["P-001"]
+    assert again == []
+    view = await services.keys.get_key("P-001")
+    assert view.record.status.value == "DESTROYED"
+    assert view.record.destruction_certificate is not None
+    assert view.record.destruction_certificate["reason"] == "end of retention"
+    assert not key_store.has_private_key("P-001")
+    record = await get_record(services, doomed)
+    assert record is not None
+    assert record.status.value == "CRYPTO_SHREDDED"
+    assert [e.action for e in await audit_entries(services.db, "CRYPTO_SHRED_START")] == [
+        "CRYPTO_SHRED_START"
+    ]
+    await assert_chain_valid(services.db)
+
+
+async def test_a_restore_verifying_while_its_key_is_shredded_fails_and_releases_nothing(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    backup_id = await backup_of(client, operator, b"x" * 300_000)
+    await rotate(client, clock, bootstrap_key)
+    reading, release = asyncio.Event(), asyncio.Event()
+    original = services.object_store.read_stream
+
+    def gated(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        async def stream():  # type: ignore[no-untyped-def]
+            reading.set()
+            await release.wait()  # the verify pass is under way when the shred happens
+            async for chunk in original(*args, **kwargs):  # type: ignore[arg-type]
+                yield chunk
+
+        return stream()
+
+    services.object_store.read_stream = gated  # type: ignore[method-assign]
+    restore = asyncio.create_task(request_restore(client, admin, backup_id))
+    await reading.wait()
+    shredded = await shred(client, clock, bootstrap_key, "P-001")
+    release.set()
+    response = await restore
+
+    assert shredded.status_code == 200, shredded.text
+    assert (response.status_code, response.json()["error"]["code"]) == (410, "CRYPTO_SHREDDED")
+    assert "download" not in response.text
+    (failed,) = await audit_entries(services.db, "RESTORE_FAILED")
+    assert failed.details["reason"] == "CRYPTO_SHREDDED"
+    assert await audit_entries(services.db, "RESTORE_COMPLETE") == []
+
+
+async def test_two_gateways_on_one_database_see_each_others_rotation_and_shred(
+    client: httpx.AsyncClient,
+    services: Services,
+    settings: Settings,
+    key_store: FileKeyStore,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    other = build_services(
+        settings, clock=clock, key_store=FileKeyStore(key_store.directory, TEST_KEY_PASSWORD)
+    )
+    try:
+        old = await backup_of(client, operator, b"before")
+        # The other gateway has unwrapped with P-001 already: its key is in its memory.
+        assert (await request_restore(client, admin, old)).status_code == 201
+        await other.keys.rotate(actor(bootstrap_key), "rotated on the other gateway")
+        new = await backup_of(client, operator, b"after, on this gateway")
+        await other.keys.crypto_shred(actor(bootstrap_key), "P-001", "DESTROY P-001", "done")
+        transport = httpx.ASGITransport(app=_app(other))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as http:
+            refused = await request_restore(http, admin, old)
+        with pytest.raises(CryptoShredded):
+            await other.restores.request_restore(actor(admin), _uuid(old), "x" * 12)
+    finally:
+        await other.close()
+
+    assert (await get_record(services, new)).key_version == "P-002"  # type: ignore[union-attr]
+    assert (refused.status_code, refused.json()["error"]["code"]) == (410, "CRYPTO_SHREDDED")
+
+
+def _app(services: Services):  # type: ignore[no-untyped-def]
+    from ssbg.api.app import create_app
+
+    return create_app(services=services)
+
+
+def _uuid(value: str):  # type: ignore[no-untyped-def]
+    from uuid import UUID
+
+    return UUID(value)
+
+
+async def test_the_host_lists_rotates_and_verifies_a_certificate_offline(
+    client: httpx.AsyncClient,
+    services: Services,
+    settings: Settings,
+    key_store: FileKeyStore,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    env = cli_env(settings)
+    rotated = await run_cli(["keys", "rotate", "--reason", "from the host", "--json"], env)
+    listed = await run_cli(["keys", "list", "--json"], env)
+    shredded = await shred(client, clock, bootstrap_key, "P-001")
+    certificate = tmp_path / "certificate.json"
+    certificate.write_text(json.dumps(shredded.json()["data"]["certificate"]))
+    trusted = str(key_store.public_key_path(AUDIT_SIGNING_NAME))
+    valid = await run_cli(
+        ["keys", "verify-certificate", str(certificate), "--trusted-key", trusted, "--json"]
+    )
+    forged = json.loads(certificate.read_text())
+    forged["reason"] = "a routine test"
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    invalid = await run_cli(
+        ["keys", "verify-certificate", str(tmp_path / "forged.json"), "--trusted-key", trusted]
+    )
+    wrong_key = await run_cli(
+        [
+            "keys",
+            "verify-certificate",
+            str(certificate),
+            "--trusted-key",
+            str(key_store.public_key_path("P-002")),
+            "--json",
+        ]
+    )
+
+    assert rotated.exit_code == 0, rotated.stdout
+    assert rotated.json() == {"version": "P-002", "status": "ACTIVE", "previous": "P-001"}
+    statuses = {key["version"]: key["status"] for key in listed.json()["keys"]}
+    assert statuses == {"P-001": "RETIRED", "P-002": "ACTIVE"}
+    rotation = [e for e in await audit_entries(services.db, "KEY_ROTATE") if e.details.get("via")]
+    assert [(e.actor_id, e.details["via"]) for e in rotation] == [(None, "cli")]
+    assert (valid.exit_code, valid.json()["valid"]) == (0, True)
+    assert valid.json()["key_version"] == "P-001"
+    assert invalid.exit_code == 1
+    assert (wrong_key.exit_code, wrong_key.json()["reason"]) == (1, "UNTRUSTED_KEY")
+    assert headers(bootstrap_key)  # the bootstrap key made the shred over the API
