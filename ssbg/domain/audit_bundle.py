@@ -10,11 +10,15 @@ Documented with test vectors in docs/audit-evidence.md. One JSON object per line
 2. one ``entry`` per audit entry of the range, ascending: the twelve hashed fields, in their
    canonical form, plus ``prev_hash`` and ``entry_hash``;
 3. one ``checkpoint`` per signed checkpoint of the range, ascending;
+3b. one ``certificate`` per key destruction certificate whose ``KEY_DESTROY`` entry is in the
+   range (``{"type": "certificate", "certificate": {…}}``, the document of
+   ``domain.destruction_certificate``, signed by the same key; none in most bundles);
 4. ``signed_head`` (version 2) - the gateway's signature over the bundle's last entry and the
    header's range, chain head, audit anchor and export time (:func:`signed_head_input`), like
    a transparency log's signed tree head: it covers every entry, and makes the header's claims
    signed ones;
-5. ``end`` - counts of entries and checkpoints, so an interrupted download is evident.
+5. ``end`` - counts of entries and checkpoints (and of certificates, when there are any), so an
+   interrupted download is evident.
 
 The line layout is not itself hashed or signed — the entry hashes and the signatures are — so
 the parser is strict instead: unknown or missing fields, wrong JSON types, duplicate keys or
@@ -52,7 +56,7 @@ SIGNED_HEAD_STATEMENT = "SSBG-AUDIT-BUNDLE-HEAD-V1"
 
 ENTRY_PREFIX = b'{"type":"entry",'
 # The records in the order a bundle holds them (a signed head only in version 2).
-RECORD_ORDER = ("header", "entry", "checkpoint", "signed_head", "end")
+RECORD_ORDER = ("header", "entry", "checkpoint", "certificate", "signed_head", "end")
 
 _INT_FIELDS = frozenset({"sequence_number", "incident_level"})
 _OPTIONAL_FIELDS = frozenset({"actor_id", "actor_role", "source_ip", "request_id"})
@@ -239,8 +243,15 @@ def signed_head_record(head: SignedHead) -> dict[str, Any]:
     }
 
 
-def end_record(entries: int, checkpoints: int) -> dict[str, Any]:
-    return {"type": "end", "entries": entries, "checkpoints": checkpoints}
+def certificate_record(certificate: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "certificate", "certificate": certificate}
+
+
+def end_record(entries: int, checkpoints: int, certificates: int = 0) -> dict[str, Any]:
+    record: dict[str, Any] = {"type": "end", "entries": entries, "checkpoints": checkpoints}
+    if certificates:
+        record["certificates"] = certificates
+    return record
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -397,6 +408,23 @@ def parse_checkpoint(record: dict[str, Any], number: int) -> Checkpoint:
     )
 
 
-def parse_end(record: dict[str, Any], number: int) -> tuple[int, int]:
-    _keys(record, frozenset({"type", "entries", "checkpoints"}), number)
-    return _field(record, "entries", int, number), _field(record, "checkpoints", int, number)
+def parse_certificate(record: dict[str, Any], number: int) -> dict[str, Any]:
+    _keys(record, frozenset({"type", "certificate"}), number)
+    certificate: dict[str, Any] = _field(record, "certificate", dict, number)
+    return certificate
+
+
+def parse_end(record: dict[str, Any], number: int) -> tuple[int, int, int]:
+    """``(entries, checkpoints, certificates)``; a bundle without certificates omits their
+    count."""
+    if "certificates" in record:
+        _keys(record, frozenset({"type", "entries", "checkpoints", "certificates"}), number)
+        certificates = _field(record, "certificates", int, number)
+    else:
+        _keys(record, frozenset({"type", "entries", "checkpoints"}), number)
+        certificates = 0
+    return (
+        _field(record, "entries", int, number),
+        _field(record, "checkpoints", int, number),
+        certificates,
+    )

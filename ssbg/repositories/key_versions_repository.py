@@ -1,4 +1,5 @@
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,3 +48,12 @@ class KeyVersionsRepository:
             .order_by(KeyVersion.version)
         )
         return result.scalars().all()
+
+    async def destruction_certificates(self) -> list[dict[str, Any]]:
+        """Every destroyed version's certificate, in version order."""
+        result = await self._session.execute(
+            select(KeyVersion.destruction_certificate)
+            .where(KeyVersion.destruction_certificate.is_not(None))
+            .order_by(KeyVersion.version)
+        )
+        return [certificate for certificate in result.scalars() if certificate is not None]

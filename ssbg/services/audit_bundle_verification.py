@@ -23,6 +23,7 @@ from ssbg.domain.audit_bundle import (
     BundleHeader,
     SignedHead,
     decode_line,
+    parse_certificate,
     parse_checkpoint,
     parse_end,
     parse_entry,
@@ -38,7 +39,13 @@ from ssbg.domain.audit_bundle_checks import (
     head_covers,
 )
 from ssbg.domain.audit_checkpoint import Checkpoint
-from ssbg.domain.audit_verification import ChainVerifier, EntryTuple, ValidationResult
+from ssbg.domain.audit_verification import (
+    ChainVerifier,
+    EntryTuple,
+    ValidationReason,
+    ValidationResult,
+)
+from ssbg.domain.destruction_certificate import MalformedCertificate, check_shape, signing_input
 from ssbg.domain.errors import BundleMalformed
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSignatureCheck
 
@@ -54,6 +61,7 @@ class BundleVerification:
     key_source: str  # "pinned": keys the auditor supplied; "bundle": the header's own key
     signed_head: bool  # a signed head verified and covers every entry
     warnings: list[BundleWarning] = field(default_factory=list)
+    certificates_verified: int = 0  # key destruction certificates in the bundle, all valid
 
     @property
     def valid(self) -> bool:
@@ -67,6 +75,7 @@ class BundleVerification:
             "key_source": self.key_source,
             "signed_head": self.signed_head,
             "warnings": [warning.value for warning in self.warnings],
+            "certificates_verified": self.certificates_verified,
         }
 
 
@@ -96,9 +105,14 @@ def verify_bundle(path: Path, trusted_public_keys: list[str] | None = None) -> B
     verifier.add_checkpoints(outline.checkpoints)
     anchor = header.audit_anchor
     hash_at_anchor = None
+    # A certificate names its KEY_DESTROY entry: in range, that entry must have its hash.
+    named = {c["audit_sequence"]: None for c in outline.certificates if _shaped(c)}
+    hashes: dict[int, str | None] = dict(named)
     for batch in _entry_batches(path):
         if anchor is not None and hash_at_anchor is None:
             hash_at_anchor = _hash_in(batch, anchor.sequence)
+        for sequence in named:
+            hashes[sequence] = hashes[sequence] or _hash_in(batch, sequence)
         if not verifier.add_entries(batch):
             break
     reaches_head = header.to_sequence >= header.chain_head.sequence
@@ -125,13 +139,47 @@ def verify_bundle(path: Path, trusted_public_keys: list[str] | None = None) -> B
         result = result.failed(*problem)
     if signed:
         result = replace(result, anchor=anchor)
+    for certificate in outline.certificates:
+        if not _certificate_holds(certificate, signatures, hashes, header):
+            sequence = certificate.get("audit_sequence")
+            at = sequence if isinstance(sequence, int) else header.from_sequence
+            result = result.failed(at, ValidationReason.CERTIFICATE_INVALID)
     return BundleVerification(
         result=result,
         bundle_version=header.version,
         key_source="pinned" if pinned else "bundle",
         signed_head=signed,
         warnings=bundle_warnings(facts),
+        certificates_verified=len(outline.certificates) if result.valid else 0,
     )
+
+
+def _shaped(certificate: dict[str, Any]) -> bool:
+    try:
+        check_shape(certificate)
+    except MalformedCertificate:
+        return False
+    return True
+
+
+def _certificate_holds(
+    certificate: dict[str, Any],
+    signatures: CheckpointSignatureCheck,
+    hashes: dict[int, str | None],
+    header: BundleHeader,
+) -> bool:
+    """Signed by a trusted key; and, when its KEY_DESTROY entry is in the bundle, naming it."""
+    if not _shaped(certificate):
+        return False
+    if not signatures.verifies(
+        certificate["signing_key_id"], signing_input(certificate), certificate["signature"]
+    ):
+        return False
+    sequence: int = certificate["audit_sequence"]
+    if header.from_sequence <= sequence <= header.to_sequence:
+        named: str = certificate["audit_entry_hash"]
+        return hashes.get(sequence) == named
+    return True
 
 
 def _head_verifies(
@@ -161,6 +209,7 @@ class _Outline:
     header: BundleHeader
     checkpoints: list[Checkpoint]
     signed_head: SignedHead | None
+    certificates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _read_outline(path: Path) -> _Outline:
@@ -206,8 +255,12 @@ def _take(outline: _Outline, kind: str, record: dict[str, Any], number: int) -> 
         if outline.header.version < 2:
             raise BundleMalformed(f"Line {number}: a version 1 bundle has no signed head.")
         outline.signed_head = parse_signed_head(record, number)
+    elif kind == "certificate":
+        outline.certificates.append(parse_certificate(record, number))
     elif kind == "end":
-        parse_end(record, number)
+        _entries, _checkpoints, certificates = parse_end(record, number)
+        if certificates != len(outline.certificates):
+            raise BundleMalformed(f"Line {number}: the certificate count does not match.")
 
 
 def _entry_batches(path: Path) -> Iterator[list[EntryTuple]]:

@@ -19,6 +19,7 @@ from ssbg import __version__
 from ssbg.domain.audit_bundle import (
     BundleHeader,
     SignedHead,
+    certificate_record,
     checkpoint_record,
     encode_record,
     end_record,
@@ -104,9 +105,16 @@ class AuditExportService:
             async for batch in tx.audit.checkpoint_batches(first, upper, BATCH_SIZE):
                 checkpoints += len(batch)
                 yield b"".join(encode_record(checkpoint_record(c)) for c in batch)
+            certificates = [
+                certificate
+                for certificate in await tx.key_versions.destruction_certificates()
+                if first <= certificate["audit_sequence"] <= header.to_sequence
+            ]
+            for certificate in certificates:
+                yield encode_record(certificate_record(certificate))
         head_record = await self._signed_head(header, last_sequence, last_hash)
         yield encode_record(signed_head_record(head_record))
-        yield encode_record(end_record(entries, checkpoints))
+        yield encode_record(end_record(entries, checkpoints, len(certificates)))
 
     async def _signed_head(
         self, header: BundleHeader, sequence_number: int, entry_hash: str

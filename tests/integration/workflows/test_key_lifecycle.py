@@ -213,3 +213,40 @@ async def test_the_host_lists_rotates_and_verifies_a_certificate_offline(
     assert invalid.exit_code == 1
     assert (wrong_key.exit_code, wrong_key.json()["reason"]) == (1, "UNTRUSTED_KEY")
     assert headers(bootstrap_key)  # the bootstrap key made the shred over the API
+
+
+async def test_the_evidence_bundle_carries_the_certificate_and_offline_checks_it(
+    client: httpx.AsyncClient,
+    services: Services,
+    key_store: FileKeyStore,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    from ssbg.services.audit_bundle_verification import verify_bundle
+
+    operator = await create_api_key(services, Role.OPERATOR)
+    auditor = await create_api_key(services, Role.AUDITOR)
+    await backup_of(client, operator, b"archive")
+    await rotate(client, clock, bootstrap_key)
+    certificate = (await shred(client, clock, bootstrap_key, "P-001")).json()["data"]["certificate"]
+    bundle = tmp_path / "bundle.jsonl"
+    bundle.write_bytes((await client.get("/audit/export", headers=headers(auditor))).content)
+    trusted = [key_store.public_key_path(AUDIT_SIGNING_NAME).read_text()]
+
+    genuine = verify_bundle(bundle, trusted)
+    lines = [json.loads(line) for line in bundle.read_bytes().splitlines()]
+    carried = [dict(line["certificate"]) for line in lines if line["type"] == "certificate"]
+    for line in lines:
+        if line["type"] == "certificate":
+            line["certificate"]["backups"] = []  # hide which backups were destroyed
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
+    tampered = verify_bundle(forged, trusted)
+
+    assert carried == [certificate]
+    assert genuine.valid
+    assert genuine.certificates_verified == 1
+    assert not tampered.valid
+    assert tampered.result.reason is not None
+    assert tampered.result.reason.value == "CERTIFICATE_INVALID"

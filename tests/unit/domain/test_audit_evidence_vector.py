@@ -167,6 +167,7 @@ def test_vector_verifies_with_the_gateway_verifier() -> None:
         "key_source": "bundle",
         "signed_head": True,
         "warnings": ["KEY_NOT_PINNED"],
+        "certificates_verified": 0,
     }
 
 
@@ -235,6 +236,7 @@ def test_version_1_vector_verifies_without_a_pinned_key_with_its_warnings() -> N
         "key_source": "bundle",
         "signed_head": False,
         "warnings": ["KEY_NOT_PINNED", "VERSION_1"],
+        "certificates_verified": 0,
     }
 
 
