@@ -135,6 +135,12 @@ class KeyShredding:
 
     async def complete(self, version: str, actor: Actor | None) -> Shred:
         """Steps 2 to 5 (see the module doc), each skipped if an earlier attempt did it."""
+        async with self.db.transaction(write=False) as tx:
+            # Read (its seal checked) right before the irreversible step: only a shred the
+            # owner began — never a mark a database writer set — destroys a key.
+            record = await tx.key_versions.get_or_none(version)
+        if record is None or record.shred_started_at is None:
+            raise InvalidStateTransition(f"No crypto-shred of {version} was begun.")
         await asyncio.to_thread(self.key_store.destroy_private_key, version)
         destroy_entry = await self._mark_destroyed(version, actor)
         shredded = 0

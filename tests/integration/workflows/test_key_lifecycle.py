@@ -250,3 +250,30 @@ async def test_the_evidence_bundle_carries_the_certificate_and_offline_checks_it
     assert not tampered.valid
     assert tampered.result.reason is not None
     assert tampered.result.reason.value == "CERTIFICATE_INVALID"
+
+
+async def test_a_shred_marked_in_the_database_behind_the_gateway_destroys_nothing(
+    client: httpx.AsyncClient,
+    services: Services,
+    key_store: FileKeyStore,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    from sqlalchemy import update
+
+    from ssbg.domain.errors import TamperedRow
+    from ssbg.infrastructure.db.models import KeyVersion
+    from tests.support.audit_chain import execute
+
+    await rotate(client, clock, bootstrap_key)
+    await execute(
+        services,
+        update(KeyVersion.__table__)
+        .where(KeyVersion.version == "P-001")
+        .values(shred_started_at=clock.now(), shred_reason="forged"),
+    )
+
+    with pytest.raises(TamperedRow):
+        await services.keys.resume_interrupted_shreds()  # what every start-up runs
+
+    assert key_store.has_private_key("P-001")
