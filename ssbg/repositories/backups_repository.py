@@ -284,10 +284,11 @@ class BackupsRepository:
         self, key_version: str, status: BackupStatus
     ) -> Sequence[tuple[UUID, str | None]]:
         """``(backup_id, checksum_ciphertext)`` of every backup under ``key_version`` in
-        ``status``, by id (what a destruction certificate lists)."""
+        ``status``, by id (what a destruction certificate lists). The rows are loaded, so each
+        one's seal is checked: the gateway signs nothing a database writer could have made."""
         result = await self._session.execute(
-            select(BackupMetadata.id, BackupMetadata.checksum_ciphertext)
+            select(BackupMetadata)
             .where(BackupMetadata.key_version == key_version, BackupMetadata.status == status)
             .order_by(BackupMetadata.id)
         )
-        return [(backup_id, checksum) for backup_id, checksum in result.all()]
+        return [(backup.id, backup.checksum_ciphertext) for backup in result.scalars()]

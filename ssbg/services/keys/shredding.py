@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from ssbg.domain.audit_chain import ChainedEntry, format_timestamp
+from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_events import AuditEvent, key_version_resource
 from ssbg.domain.destruction_certificate import CERTIFICATE_TYPE
 from ssbg.domain.enums import AuditAction, BackupStatus, KeyVersionStatus, PolicyOperation
@@ -50,8 +50,7 @@ SHREDDABLE = (BackupStatus.ACTIVE, BackupStatus.QUARANTINED, BackupStatus.DELETE
 @dataclass(frozen=True)
 class Shred:
     version: KeyVersion
-    backups_shredded: int
-    certificate: dict[str, Any]
+    certificate: dict[str, Any]  # its ``backups`` are every backup the version protected
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +142,6 @@ class KeyShredding:
             raise InvalidStateTransition(f"No crypto-shred of {version} was begun.")
         await asyncio.to_thread(self.key_store.destroy_private_key, version)
         destroy_entry = await self._mark_destroyed(version, actor)
-        shredded = 0
         while True:
             async with self.db.transaction(write=True) as tx:
                 ids = await tx.backups.list_ids_under_key(version, SHREDDABLE, BATCH)
@@ -158,8 +156,7 @@ class KeyShredding:
                     reason=AuditAction.CRYPTO_SHRED_COMPLETE.value,
                     details={"key_version": version},
                 )
-                shredded += len(locked)
-        return await self._certify(version, actor, destroy_entry, shredded)
+        return await self._certify(version, actor, destroy_entry)
 
     async def _mark_destroyed(self, version: str, actor: Actor | None) -> tuple[int, str]:
         """The version ``DESTROYED`` with ``KEY_DESTROY``; that entry's (sequence, hash)."""
@@ -169,7 +166,7 @@ class KeyShredding:
             if record.status is not KeyVersionStatus.DESTROYED:
                 check_key_transition(record.status, KeyVersionStatus.DESTROYED)
                 record.status, record.destroyed_at = KeyVersionStatus.DESTROYED, self.clock.now()
-                entry: ChainedEntry | None = await self.trail.append(
+                entry = await self.trail.append(
                     tx,
                     AuditEvent.by(
                         actor,
@@ -179,7 +176,6 @@ class KeyShredding:
                         private_key_file="overwritten, fsynced, unlinked",
                     ),
                 )
-                assert entry is not None
                 return entry.fields.sequence_number, entry.entry_hash
             found = await tx.audit.last_entry_of(
                 AuditAction.KEY_DESTROY, key_version_resource(version)
@@ -189,7 +185,7 @@ class KeyShredding:
         return found
 
     async def _certify(
-        self, version: str, actor: Actor | None, destroy_entry: tuple[int, str], shredded: int
+        self, version: str, actor: Actor | None, destroy_entry: tuple[int, str]
     ) -> Shred:
         async with self.db.transaction(write=False) as tx:
             record = await tx.key_versions.get_or_none(version)
@@ -197,7 +193,7 @@ class KeyShredding:
         assert record is not None
         assert record.destroyed_at is not None
         if record.destruction_certificate is not None:
-            return Shred(record, shredded, record.destruction_certificate)
+            return Shred(record, record.destruction_certificate)
         certificate = await sign_certificate(
             self.signer,
             {
@@ -234,4 +230,4 @@ class KeyShredding:
                 certificate = current.destruction_certificate
             record = current
         log.info("crypto_shred_complete", key_version=version, backups=len(destroyed))
-        return Shred(record, shredded, certificate)
+        return Shred(record, certificate)
