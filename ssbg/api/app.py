@@ -7,7 +7,6 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from fastapi import APIRouter, FastAPI
 
 from ssbg import __version__
@@ -25,12 +24,9 @@ from ssbg.api.routes import (
     identity,
     restores,
 )
-from ssbg.domain.errors import SsbgError
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
-
-log = structlog.get_logger("ssbg.api")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -45,15 +41,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         sweeper: asyncio.Task[None] | None = None
         try:
             if owned:
-                await active.integrity.adopt_if_needed()  # a database of an earlier version
-                await active.bootstrap.record_start(replica=f"{socket.gethostname()}:{os.getpid()}")
-                await active.key_files.upgrade_key_files(via="start-up")
-                try:
-                    await active.keys.resume_interrupted_shreds()  # a crypto-shred cut short
-                except SsbgError as exc:  # e.g. a shred mark forged in the database: refused
-                    log.error("crypto_shred_not_resumed", code=exc.code)
-                # Fail backups left PROCESSING by a dead process: now, then once per lease.
-                await active.backup_recovery.sweep_once()
+                await active.start_up.run(replica=f"{socket.gethostname()}:{os.getpid()}")
+                # Fail backups left PROCESSING by a dead process: once per lease from now on.
                 sweeper = asyncio.create_task(
                     active.backup_recovery.run_periodically(settings.backup_lease_seconds)
                 )

@@ -28,6 +28,7 @@ from ssbg.services.keys import KeyService
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
+from ssbg.services.startup import StartUp
 from ssbg.services.unit_of_work import AppDatabase, open_database
 from ssbg.settings import Settings
 
@@ -56,6 +57,7 @@ class Services:
     key_files: KeyFileService
     integrity: IntegrityService
     keys: KeyService
+    start_up: StartUp
 
     async def close(self) -> None:
         await self.object_store.close()
@@ -127,6 +129,12 @@ def build_services(
         integrity,
     )
     integrity_service = IntegrityService(db, trail, key_store, integrity)
+    bootstrap = BootstrapService(db, trail, clock, key_store, api_keys, integrity_service)
+    key_files = KeyFileService(db, trail, key_store)
+    keys = KeyService(
+        db, trail, clock, key_store, object_store, signer, policy_enforcer, backups.lifecycle
+    )
+    backup_recovery = BackupRecoveryService(db, trail, clock, backups.lifecycle, restores)
     return Services(
         settings=settings,
         clock=clock,
@@ -140,7 +148,7 @@ def build_services(
         audit=AuditReader(db, trail),
         health=HealthService(db, object_store, key_store, clock),
         incidents=IncidentService(db, trail, clock),
-        bootstrap=BootstrapService(db, trail, clock, key_store, api_keys, integrity_service),
+        bootstrap=bootstrap,
         audit_validation=AuditValidationService(
             db,
             trail,
@@ -153,11 +161,10 @@ def build_services(
         audit_export=AuditExportService(db, trail, signer, clock, anchor),
         policy_enforcer=policy_enforcer,
         backups=backups,
-        backup_recovery=BackupRecoveryService(db, trail, clock, backups.lifecycle, restores),
+        backup_recovery=backup_recovery,
         restores=restores,
-        key_files=KeyFileService(db, trail, key_store),
+        key_files=key_files,
         integrity=integrity_service,
-        keys=KeyService(
-            db, trail, clock, key_store, object_store, signer, policy_enforcer, backups.lifecycle
-        ),
+        keys=keys,
+        start_up=StartUp(integrity_service, bootstrap, key_files, keys, backup_recovery),
     )

@@ -274,6 +274,9 @@ async def test_a_shred_marked_in_the_database_behind_the_gateway_destroys_nothin
     )
 
     with pytest.raises(TamperedRow):
-        await services.keys.resume_interrupted_shreds()  # what every start-up runs
+        await services.keys.resume_interrupted_shreds()
+    await services.start_up.run(replica="test")  # the gateway still starts, and logs it
 
     assert key_store.has_private_key("P-001")
+    starts = await audit_entries(services.db, "SYSTEM_START")
+    assert starts[-1].details["replica"] == "test"
