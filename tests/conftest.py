@@ -15,6 +15,7 @@ from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_base_url
+from tests.support.keys import copy_key_store
 from tests.support.processes import MotoServer
 from tests.support.served import served
 
@@ -112,10 +113,14 @@ def shared_key_store(tmp_path_factory: pytest.TempPathFactory) -> FileKeyStore:
 
 
 @pytest.fixture
-def key_store(shared_key_store: FileKeyStore) -> FileKeyStore:
-    """The key store of a test's gateway: the shared one, unless a module that rotates or
-    destroys keys overrides this fixture with a copy of its own (``tests/support/keys.py``)."""
-    return shared_key_store
+def key_store(
+    shared_key_store: FileKeyStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> FileKeyStore:
+    """The key store of a test's gateway: the shared one, or — for a test marked
+    ``own_key_store`` (it rotates or destroys keys) — a copy of it of the test's own."""
+    if request.node.get_closest_marker("own_key_store") is None:
+        return shared_key_store
+    return copy_key_store(shared_key_store, tmp_path / "keys", TEST_KEY_PASSWORD)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Key lifecycle over the API (SPEC §13.1): inventory, rotation, rewrap, crypto-shred."""
 
 import asyncio
-from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -10,24 +9,17 @@ import pytest
 from ssbg.domain.enums import Role
 from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
 from ssbg.infrastructure.crypto.certificates import verify_certificate
-from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME, FileKeyStore
+from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
-from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit import assert_chain_valid, audit_entries
 from tests.support.backups import get_record, objects_left
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
-from tests.support.keys import copy_key_store, rewrap, rotate, shred
+from tests.support.keys import rewrap, rotate, shred
 from tests.support.restores import backup_of, download, request_restore
 
-pytestmark = pytest.mark.both_backends
-
-
-@pytest.fixture
-def key_store(shared_key_store: FileKeyStore, tmp_path: Path) -> FileKeyStore:
-    """These tests rotate and destroy keys: each gets a copy of the store of its own."""
-    return copy_key_store(shared_key_store, tmp_path / "keys", TEST_KEY_PASSWORD)
+pytestmark = [pytest.mark.both_backends, pytest.mark.own_key_store]
 
 
 async def test_the_inventory_names_every_version_and_what_it_protects_never_key_material(

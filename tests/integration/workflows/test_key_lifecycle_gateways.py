@@ -10,22 +10,15 @@ import pyotp
 import pytest
 
 from ssbg.domain.enums import Role
-from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.backups import get_record
 from tests.support.factories import create_api_key, headers
-from tests.support.keys import copy_key_store
 from tests.support.processes import GatewayProcess, gateway_env
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture
-def key_store(shared_key_store: FileKeyStore, tmp_path: Path) -> FileKeyStore:
-    return copy_key_store(shared_key_store, tmp_path / "keys", TEST_KEY_PASSWORD)
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.own_key_store]
 
 
 def with_code(key: IssuedApiKey, at: datetime) -> dict[str, str]:
