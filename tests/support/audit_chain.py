@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, func, insert, select, update
@@ -34,8 +35,10 @@ from ssbg.domain.audit_events import AuditEvent
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.infrastructure.crypto.key_store import fingerprint_of
 from ssbg.infrastructure.db.models import AuditChainHead, AuditCheckpoint, AuditLogEntry
+from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
+from tests.support.factories import headers
 
 ENTRIES = AuditLogEntry.__table__
 CHECKPOINTS = AuditCheckpoint.__table__
@@ -385,6 +388,19 @@ async def run_cli(
 
 async def cli_verify(settings: Settings) -> CliOutcome:
     return await run_cli(["audit", "verify", "--json"], cli_env(settings))
+
+
+async def validate_both(
+    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, settings: Settings
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """``POST /audit/validate``'s result, then ``ssbg audit verify``'s on the same chain (the
+    ``AUDIT_VALIDATE`` entry the API recorded is taken back first), and the CLI's exit code."""
+    state = await chain_state(services)
+    response = await client.post("/audit/validate", headers=headers(auditor))
+    assert response.status_code == 200
+    await restore_chain_state(services, state)
+    cli = await cli_verify(settings)
+    return response.json()["data"], cli.json(), cli.exit_code
 
 
 def write_lines(path: Path, records: list[dict[str, Any]]) -> None:

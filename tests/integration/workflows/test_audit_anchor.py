@@ -36,13 +36,11 @@ from ssbg.settings import Settings
 from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit_chain import (
     append_until,
-    chain_state,
-    cli_verify,
     entry_row,
     replace_history,
-    restore_chain_state,
     rich_event,
     run_cli,
+    validate_both,
 )
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
@@ -61,18 +59,6 @@ async def auditor(
     clock.advance(minutes=2)  # the next append is due to advance the anchor
     await append_until(services, LENGTH)
     return issued
-
-
-async def validate_both(
-    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, settings: Settings
-) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """The API's result, then the CLI's on the same state, and the CLI's exit code."""
-    state = await chain_state(services)
-    response = await client.post("/audit/validate", headers=headers(auditor))
-    assert response.status_code == 200
-    await restore_chain_state(services, state)  # the API recorded AUDIT_VALIDATE: take it back
-    cli = await cli_verify(settings)
-    return response.json()["data"], cli.json(), cli.exit_code
 
 
 @pytest.mark.parametrize(

@@ -23,19 +23,18 @@ from tests.support.audit_chain import (
     ENTRIES,
     anchor_at,
     append_until,
-    chain_state,
     cli_verify,
     entry_row,
     execute,
     head_row,
     insert_forged_entry,
-    restore_chain_state,
     rewrite_chain_after,
     set_head,
     shift_entries_up,
     sign_checkpoint,
     swap_entries,
     update_entry,
+    validate_both,
 )
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
@@ -59,18 +58,6 @@ async def auditor(services: Services, bootstrap_key: IssuedApiKey) -> IssuedApiK
     issued = await create_api_key(services, Role.AUDITOR)
     await append_until(services, LENGTH)
     return issued
-
-
-async def validate_both(
-    client: httpx.AsyncClient, auditor: IssuedApiKey, services: Services, settings: Settings
-) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """The API's result, then the CLI's on the same tampered state, and the CLI's exit code."""
-    state = await chain_state(services)
-    response = await client.post("/audit/validate", headers=headers(auditor))
-    assert response.status_code == 200
-    await restore_chain_state(services, state)  # the API recorded AUDIT_VALIDATE: take it back
-    cli = await cli_verify(settings)
-    return response.json()["data"], cli.json(), cli.exit_code
 
 
 async def assert_reported(
