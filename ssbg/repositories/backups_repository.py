@@ -205,18 +205,19 @@ class BackupsRepository:
 
     # -- key lifecycle ----------------------------------------------------------------------
 
-    async def protection_by_key_version(self) -> dict[str, tuple[int, int]]:
-        """Per key version: how many backups its key protects, and their plaintext bytes
-        (every status but ``CRYPTO_SHREDDED``)."""
-        result = await self._session.execute(
-            select(
-                BackupMetadata.key_version,
-                func.count(),
-                func.coalesce(func.sum(BackupMetadata.original_size), 0),
-            )
-            .where(BackupMetadata.status != BackupStatus.CRYPTO_SHREDDED)
-            .group_by(BackupMetadata.key_version)
-        )
+    async def protection_by_key_version(
+        self, version: str | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """Per key version (or for ``version`` only): how many backups its key protects, and
+        their plaintext bytes (every status but ``CRYPTO_SHREDDED``)."""
+        query = select(
+            BackupMetadata.key_version,
+            func.count(),
+            func.coalesce(func.sum(BackupMetadata.original_size), 0),
+        ).where(BackupMetadata.status != BackupStatus.CRYPTO_SHREDDED)
+        if version is not None:
+            query = query.where(BackupMetadata.key_version == version)
+        result = await self._session.execute(query.group_by(BackupMetadata.key_version))
         return {version: (int(count), int(size or 0)) for version, count, size in result.all()}
 
     async def list_ids_under_key(

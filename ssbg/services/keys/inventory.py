@@ -33,5 +33,5 @@ class KeyInventory:
             record = await tx.key_versions.get_or_none(version)
             if record is None:
                 raise NotFound(f"No key version {version}.")
-            protected = await tx.backups.protection_by_key_version()
+            protected = await tx.backups.protection_by_key_version(version)
         return KeyView(record, *protected.get(version, (0, 0)))

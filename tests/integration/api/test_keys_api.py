@@ -132,8 +132,10 @@ async def test_rewrap_moves_every_backup_to_the_active_version_and_is_resumable(
         assert left == ["data.enc", "dek.P-002.wrapped"]
     assert (await download(client, admin, restored.json()["data"])).content == b"backup 1"
     assert len(await audit_entries(services.db, "KEY_REWRAP")) == 3
-    inventory = (await client.get("/admin/keys/P-001", headers=headers(admin))).json()["data"]
-    assert inventory["backups"] == {"count": 0, "bytes": 0}
+    retired = (await client.get("/admin/keys/P-001", headers=headers(admin))).json()["data"]
+    active = (await client.get("/admin/keys/P-002", headers=headers(admin))).json()["data"]
+    assert retired["backups"] == {"count": 0, "bytes": 0}
+    assert active["backups"] == {"count": 3, "bytes": 24}
 
 
 async def test_rewrap_refuses_the_active_version_and_unknown_ones(
