@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ssbg.domain.alerts import MIN_ESCALATION_SECONDS
 from ssbg.domain.audit_verification import DEFAULT_SEGMENT_ENTRIES
 from ssbg.domain.enums import Classification
 from ssbg.domain.hours import parse_hours
@@ -75,20 +76,29 @@ class Settings(BaseSettings):
     audit_anchor_seconds: int = Field(default=60, ge=1, le=86_400)
     audit_anchor_file: Path | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Detection and response (SPEC §13.2).
+    alert_escalation_seconds: int = Field(default=900, ge=MIN_ESCALATION_SECONDS)
+    alert_m3_min_bytes: int = Field(default=1024 * MIB, ge=0)
+    auth_failure_limit: int = Field(default=20, ge=1)
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: SecretStr | None = None
+    metrics_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
 
     bootstrap_api_key: SecretStr | None = None
     bootstrap_totp_secret: SecretStr | None = None
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_allow", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allow")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
         for item in value:

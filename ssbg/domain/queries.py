@@ -44,3 +44,21 @@ class AuditEntryFilters:
     resource: str | None = None
     occurred_from: datetime | None = None
     occurred_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilters:
+    """``status`` is the effective status (``ESCALATED`` includes ``NEW`` alerts older than
+    the escalation delay ``escalated_before`` marks)."""
+
+    status: str | None = None
+    severity: str | None = None
+    rule_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCursor:
+    """A position in the alert listing (newest first): the last row of the previous page."""
+
+    triggered_at: datetime
+    alert_id: UUID

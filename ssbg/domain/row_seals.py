@@ -72,6 +72,22 @@ SEALED_FIELDS: dict[str, tuple[str, ...]] = {
         "incident_changed_at",
         "last_alert_at",
     ),
+    "alerts": (
+        "id",
+        "rule_id",
+        "severity",
+        "status",
+        "subject",
+        "triggered_at",
+        "incident_level_applied",
+        "escalated_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "investigating_by",
+        "investigating_at",
+        "resolved_by",
+        "resolved_at",
+    ),
     "key_versions": (
         "version",
         "status",
@@ -150,6 +166,7 @@ def tampered_resource(table: str, values: Mapping[str, Any]) -> str:
         "backup_metadata": "backup",
         "policies": "policy",
         "key_versions": "key_version",
+        "alerts": "alert",
     }.get(table)
     key = values.get("version" if table == "key_versions" else "id")
     return f"{prefix}:{key}" if prefix and key is not None else "system"

@@ -30,6 +30,7 @@ from ssbg.domain.row_seals import SEALED_FIELDS, seal_message, tampered_resource
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.base import Sealed
 from ssbg.infrastructure.db.models import (
+    Alert,
     ApiKey,
     BackupMetadata,
     KeyVersion,
@@ -47,6 +48,7 @@ SEALED_MODELS: tuple[type[Sealed], ...] = (
     Policy,
     SystemState,
     KeyVersion,
+    Alert,
 )
 
 

@@ -12,11 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.database import AfterCommit, Database
+from ssbg.repositories.alerts_repository import AlertsRepository
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
 from ssbg.repositories.backups_repository import BackupsRepository
+from ssbg.repositories.detection_repository import DetectionRepository
 from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
+from ssbg.repositories.outbox_repository import OutboxRepository
 from ssbg.repositories.policies_repository import PoliciesRepository
 from ssbg.repositories.restores_repository import RestoresRepository
 from ssbg.repositories.sealing import SealsRepository, bind_integrity_key
@@ -30,11 +33,14 @@ class UnitOfWork:
         # Every sealed row this transaction reads is checked, and every one it writes sealed,
         # under this key (see ssbg.repositories.sealing).
         bind_integrity_key(session, integrity)
+        self.alerts = AlertsRepository(session)
         self.api_keys = ApiKeysRepository(session)
         self.audit = AuditRepository(session)
         self.incidents = IncidentRepository(session)
         self.backups = BackupsRepository(session)
+        self.detection = DetectionRepository(session)
         self.key_versions = KeyVersionsRepository(session)
+        self.outbox = OutboxRepository(session)
         self.policies = PoliciesRepository(session)
         self.restores = RestoresRepository(session)
         self.seals = SealsRepository(session)

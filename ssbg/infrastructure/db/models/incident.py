@@ -8,7 +8,8 @@ from ssbg.infrastructure.db.base import Base, UTCDateTime
 
 
 class IncidentLevelChange(Base):
-    """History of manual incident level changes (the current level is in ``system_state``)."""
+    """History of incident level changes (the current level is in ``system_state``): by a
+    person (``actor_id``), by an alert (``alert_id``), or on the host (neither)."""
 
     __tablename__ = "incident_level_changes"
 
@@ -18,4 +19,5 @@ class IncidentLevelChange(Base):
     stored_from_level: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(1000))
     actor_id: Mapped[UUID | None] = mapped_column(Uuid)
+    alert_id: Mapped[UUID | None] = mapped_column(Uuid)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

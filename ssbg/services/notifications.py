@@ -1,0 +1,27 @@
+"""Webhook notifications, written to the outbox in the transaction of what they report.
+
+Alert triggers, escalations and incident level changes (SPEC §13.2) are recorded here as the
+exact JSON body that will be POSTed; the sender (``ssbg.services.webhook_sender``) delivers
+them after the commit, so a receiver that is slow or down never blocks or fails the request
+that caused the notification. Nothing is written when no webhook is configured.
+"""
+
+import json
+from typing import Any
+
+from ssbg.infrastructure.clock import Clock
+from ssbg.services.unit_of_work import UnitOfWork
+
+
+class Notifications:
+    def __init__(self, clock: Clock, *, enabled: bool) -> None:
+        self._clock = clock
+        self.enabled = enabled
+
+    def enqueue(self, tx: UnitOfWork, event: str, subject: str, payload: dict[str, Any]) -> None:
+        """Queue ``{"event": event, subject: payload}`` (``subject``: ``alert`` or
+        ``incident``) for delivery once ``tx`` commits."""
+        if not self.enabled:
+            return
+        body = json.dumps({"event": event, subject: payload}, sort_keys=True, separators=(",", ":"))
+        tx.outbox.add(event, body, self._clock.now())
