@@ -122,6 +122,13 @@ class RateLimited(SsbgError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class AuthThrottled(RateLimited):
+    """Too many failed authentications from one source address (SPEC §13.2): its failing
+    requests are refused without an audit entry each."""
+
+    default_message = "Too many failed authentications from this address."
+
+
 class IntegrityFailure(SsbgError):
     code, status, default_message = (
         "INTEGRITY_FAILURE",

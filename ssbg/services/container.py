@@ -25,6 +25,7 @@ from ssbg.services.incident_service import IncidentService
 from ssbg.services.integrity_service import IntegrityService
 from ssbg.services.key_file_service import KeyFileService
 from ssbg.services.keys import KeyService
+from ssbg.services.notifications import Notifications
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
@@ -41,6 +42,7 @@ class Services:
     key_store: FileKeyStore
     object_store: ObjectStore
     trail: AuditTrail
+    notifications: Notifications
     auth: AuthService
     api_keys: ApiKeyService
     policies: PolicyService
@@ -112,6 +114,7 @@ def build_services(
         settings.audit_anchor_seconds,
     )
     trail = AuditTrail(clock, signer, interval, anchor)
+    notifications = Notifications(clock, enabled=settings.alert_webhook_url is not None)
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity)
     auth = AuthService(db, trail, clock, key_store.mfa_secret_box, integrity)
     policy_enforcer = PolicyEnforcer(clock, settings)
@@ -142,12 +145,13 @@ def build_services(
         key_store=key_store,
         object_store=object_store,
         trail=trail,
+        notifications=notifications,
         auth=auth,
         api_keys=api_keys,
         policies=PolicyService(db, trail, clock),
         audit=AuditReader(db, trail),
         health=HealthService(db, object_store, key_store, clock),
-        incidents=IncidentService(db, trail, clock),
+        incidents=IncidentService(db, trail, clock, notifications),
         bootstrap=bootstrap,
         audit_validation=AuditValidationService(
             db,

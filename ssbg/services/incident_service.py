@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_events import INCIDENT_RESOURCE, AuditEvent
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.identity import Actor
@@ -23,6 +24,7 @@ from ssbg.domain.incident import (
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import IncidentLevelChange
 from ssbg.services.audit_service import AuditTrail
+from ssbg.services.notifications import Notifications
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 HISTORY_LENGTH = 20
@@ -41,10 +43,13 @@ class IncidentStatus:
 
 
 class IncidentService:
-    def __init__(self, db: AppDatabase, trail: AuditTrail, clock: Clock) -> None:
+    def __init__(
+        self, db: AppDatabase, trail: AuditTrail, clock: Clock, notifications: Notifications
+    ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
+        self._notifications = notifications
 
     async def get_status(self) -> IncidentStatus:
         async with self._db.transaction(write=False) as tx:
@@ -90,6 +95,12 @@ class IncidentService:
                     INCIDENT_RESOURCE,
                     **details,
                 ),
+            )
+            self._notifications.enqueue(
+                tx,
+                AuditAction.INCIDENT_LEVEL_CHANGE,
+                "incident",
+                {**details, "changed_at": format_timestamp(now), "alert_id": None},
             )
             return await self._status(tx)
 
