@@ -63,6 +63,10 @@ def key_version_resource(version: str) -> str:
     return f"key_version:{version}"
 
 
+def alert_resource(alert_id: UUID) -> str:
+    return f"alert:{alert_id}"
+
+
 SYSTEM_RESOURCE = "system"
 AUDIT_RESOURCE = "audit"
 INCIDENT_RESOURCE = "incident"

@@ -50,7 +50,6 @@ M8_DELETES, M8_WINDOW = 5, timedelta(minutes=60)
 
 _HIGH, _MEDIUM, _CRITICAL = AlertSeverity.HIGH, AlertSeverity.MEDIUM, AlertSeverity.CRITICAL
 _ALERT, _QUARANTINE = IncidentLevel.ALERT, IncidentLevel.QUARANTINE
-_RESTORE_ATTEMPTS = frozenset({AuditAction.RESTORE_REQUEST, AuditAction.RESTORE_DENIED})
 
 RULES: dict[RuleId, Rule] = {
     rule.rule_id: rule
@@ -62,7 +61,8 @@ RULES: dict[RuleId, Rule] = {
         Rule(RuleId.M3, _HIGH, _QUARANTINE, "Restore volume far above the 7-day daily mean",
              frozenset({AuditAction.RESTORE_COMPLETE})),
         Rule(RuleId.M4, AlertSeverity.MEDIUM, _ALERT,
-             "Restore from an address never seen for that key", _RESTORE_ATTEMPTS),
+             "Restore from an address never seen for that key",
+             frozenset({AuditAction.RESTORE_REQUEST})),
         Rule(RuleId.M5, _MEDIUM, _ALERT, "Key unwrapped outside business hours",
              frozenset({AuditAction.KEY_UNWRAP})),
         Rule(RuleId.M6, _CRITICAL, _QUARANTINE, "Evidence of tampering",

@@ -45,18 +45,29 @@ def effective_incident_level(
 def check_incident_change(current: IncidentLevel, target: IncidentLevel) -> None:
     """Manual level changes (SPEC §5).
 
-    Any level may be raised. LOCKDOWN is permanent: nothing leaves it. QUARANTINE is left only
+    Any level may be raised. Nothing over the API leaves LOCKDOWN: only a release on the host
+    (:func:`check_release`). QUARANTINE is left only
     by this manual de-escalation; ALERT also reverts by itself (see ``effective_incident_level``).
     Setting the level it already has is refused, so every change recorded is a real change.
     """
     if current is IncidentLevel.LOCKDOWN:
         raise InvalidStateTransition(
-            "Incident level 3 (LOCKDOWN) is permanent.",
+            "Incident level 3 (LOCKDOWN) is lifted only on the host (ssbg incident release).",
             {"from_level": int(current), "to_level": int(target)},
         )
     if target == current:
         raise InvalidStateTransition(
             f"The incident level is already {int(current)}.",
+            {"from_level": int(current), "to_level": int(target)},
+        )
+
+
+def check_release(current: IncidentLevel, target: IncidentLevel) -> None:
+    """A release on the host (``ssbg incident release``) only lowers the level; it is the
+    only way out of LOCKDOWN."""
+    if target >= current:
+        raise InvalidStateTransition(
+            f"A release lowers the incident level; it is {int(current)}.",
             {"from_level": int(current), "to_level": int(target)},
         )
 

@@ -18,6 +18,7 @@ P3b           CONFIDENTIAL restore: MFA                                         
 P3c           incident level ≥ 1: every restore needs MFA                             restore
 P4            restores only inside ``SSBG_BUSINESS_HOURS``                            restore
 P5            restores per API key in the last hour < ``MAX_RESTORES_PER_KEY_…``      restore
+              (P5 and P6 are halved from incident level 1 on)
 P6            restores in the last hour < ``SSBG_MAX_RESTORES_PER_HOUR``              restore
 P7            crypto-shred: super_admin only, and MFA                                 crypto_shred
 <name>        custom records by (priority, name): ``deny`` or ``require_mfa``        as matched
@@ -262,19 +263,30 @@ def _rates(
 ) -> PolicyDecision | None:
     if request.operation is not PolicyOperation.RESTORE:
         return None
-    if request.restores_by_key_last_hour >= limits.max_restores_per_key_per_hour:
+    per_key, per_gateway = restore_limits(limits, request.incident_level)
+    if request.restores_by_key_last_hour >= per_key:
         return _deny(
             BuiltinRule.P5.value,
             ReasonCategory.RATE_LIMITED,
-            f"At most {limits.max_restores_per_key_per_hour} restores per key per hour.",
+            f"At most {per_key} restores per key per hour.",
         )
-    if request.restores_last_hour >= limits.max_restores_per_hour:
+    if request.restores_last_hour >= per_gateway:
         return _deny(
             BuiltinRule.P6.value,
             ReasonCategory.RATE_LIMITED,
-            f"At most {limits.max_restores_per_hour} restores per hour on this gateway.",
+            f"At most {per_gateway} restores per hour on this gateway.",
         )
     return None
+
+
+def restore_limits(limits: PolicyLimits, level: IncidentLevel) -> tuple[int, int]:
+    """P5 and P6 at ``level``: halved from incident level 1 on (SPEC §13.2), never below 1."""
+    if level >= IncidentLevel.ALERT:
+        return (
+            max(1, limits.max_restores_per_key_per_hour // 2),
+            max(1, limits.max_restores_per_hour // 2),
+        )
+    return limits.max_restores_per_key_per_hour, limits.max_restores_per_hour
 
 
 def _custom_records(

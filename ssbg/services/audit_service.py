@@ -8,6 +8,9 @@ insert-and-move-head statement, then COMMIT). The statement that takes the lock 
 incident state the entry's level is computed from; the insert only happens while that state is
 still the stored one (a change committed while the lock statement waited is caught there).
 
+An entry that a detection rule watches is handed to the detector (``observer``) in the same
+transaction, so the alert it raises commits with it (SPEC §13.2).
+
 The entry that reaches a multiple of the checkpoint interval also gets its signed checkpoint,
 in the same transaction: if the signing key cannot be used, neither is written (fail closed).
 That entry, and at least one every ``SSBG_AUDIT_ANCHOR_SECONDS``, also moves the audit anchor
@@ -16,6 +19,7 @@ in the key store once the transaction has committed (``services.audit_anchor``).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import uuid4
 
 from ssbg.domain.audit_chain import (
@@ -28,6 +32,7 @@ from ssbg.domain.audit_chain import (
 )
 from ssbg.domain.audit_checkpoint import checkpoint_signing_input, is_checkpoint_due
 from ssbg.domain.audit_events import AUDIT_RESOURCE, AuditEvent
+from ssbg.domain.detection import TRIGGERING_ACTIONS
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.errors import AuditUnavailable
 from ssbg.domain.identity import Actor
@@ -47,6 +52,10 @@ MAX_PAGE = 100
 APPEND_ATTEMPTS = 3
 
 
+class EntryObserver(Protocol):
+    async def observe(self, tx: UnitOfWork, entry: ChainedEntry) -> None: ...
+
+
 class AuditTrail:
     def __init__(
         self,
@@ -61,6 +70,8 @@ class AuditTrail:
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
         self.anchor = anchor
+        # The detector (``ssbg.services.detection``), set once the services are wired.
+        self.observer: EntryObserver | None = None
 
     async def append(self, tx: UnitOfWork, event: AuditEvent) -> ChainedEntry:
         if not tx.writable:
@@ -79,6 +90,7 @@ class AuditTrail:
                 if checkpoint:
                     await self._write_checkpoint(tx, entry)
                 self.anchor.schedule(tx, entry, checkpoint=checkpoint)
+                await self._observe(tx, entry)
                 return entry
         raise AuditUnavailable("The incident state kept changing during an audit append.")
 
@@ -111,8 +123,16 @@ class AuditTrail:
                         await self._write_checkpoint(tx, entry)
                         checkpointed = True
                 self.anchor.schedule(tx, entries[-1], checkpoint=checkpointed)
+                for entry in entries:
+                    await self._observe(tx, entry)
                 return entries
         raise AuditUnavailable("The incident state kept changing during an audit append.")
+
+    async def _observe(self, tx: UnitOfWork, entry: ChainedEntry) -> None:
+        """Hand an entry some detection rule watches to the detector, in this transaction:
+        an alert it raises commits with the entry, or neither does."""
+        if self.observer is not None and entry.fields.action in TRIGGERING_ACTIONS:
+            await self.observer.observe(tx, entry)
 
     def next_entry(
         self, head: ChainHead, incident: IncidentState, event: AuditEvent

@@ -1,9 +1,11 @@
 """Wiring: build every service once per process from the settings."""
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from ssbg.domain.hours import parse_hours
 from ssbg.infrastructure.clock import Clock, SystemClock
 from ssbg.infrastructure.crypto.audit_anchor import AnchorFile
 from ssbg.infrastructure.crypto.audit_signing import CheckpointSigner
@@ -20,6 +22,8 @@ from ssbg.services.auth_service import AuthService
 from ssbg.services.backup_recovery_service import BackupRecoveryService
 from ssbg.services.backups import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
+from ssbg.services.detection.detector import Detector
+from ssbg.services.detection.raising import AlertRaiser
 from ssbg.services.health_service import HealthService
 from ssbg.services.incident_service import IncidentService
 from ssbg.services.integrity_service import IntegrityService
@@ -115,6 +119,12 @@ def build_services(
     )
     trail = AuditTrail(clock, signer, interval, anchor)
     notifications = Notifications(clock, enabled=settings.alert_webhook_url is not None)
+    trail.observer = Detector(
+        AlertRaiser(trail, notifications),
+        business_hours=parse_hours(settings.business_hours),
+        zone=ZoneInfo(settings.timezone),
+        m3_min_bytes=settings.alert_m3_min_bytes,
+    )
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity)
     auth = AuthService(db, trail, clock, key_store.mfa_secret_box, integrity)
     policy_enforcer = PolicyEnforcer(clock, settings)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.database import AfterCommit, Database
+from ssbg.infrastructure.db.models import SystemState
 from ssbg.repositories.alerts_repository import AlertsRepository
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
@@ -80,6 +81,16 @@ class UnitOfWork:
         locked = await self.audit.lock_head(commit_before_flush=postgresql)
         self.flush_after_commit = self.flush_after_commit or postgresql
         return locked
+
+    async def lock_system_state(self) -> SystemState:
+        """The system-state row (incident level), locked until this transaction ends.
+
+        Lock order: the audit chain head first, then this row. Appends take the head lock and
+        an alert raised by an append then locks this row (``ssbg.services.detection``); a
+        transaction that locked this row first and appended after would deadlock with it.
+        """
+        await self.lock_audit_head()
+        return await self.system_state.get(for_update=True)
 
 
 AppDatabase = Database[UnitOfWork]

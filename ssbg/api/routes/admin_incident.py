@@ -52,6 +52,7 @@ async def set_incident(
     services: ServicesDep,
     actor: Annotated[Actor, Depends(require(Permission.INCIDENT_SET, mfa=True))],
 ) -> Envelope[IncidentOut]:
-    """Set the incident level (super_admin with MFA). Level 3 (LOCKDOWN) is permanent."""
+    """Set the incident level (super_admin with MFA). Level 3 (LOCKDOWN) is lifted
+    only on the host, with ``ssbg incident release``."""
     status = await services.incidents.set_level(actor, IncidentLevel(body.level), body.reason)
     return Envelope(data=IncidentOut.of(status), meta=Meta(request_id=request_id_of(request.scope)))

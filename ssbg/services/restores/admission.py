@@ -74,7 +74,7 @@ class RestoreAdmission:
 
     async def lock_level(self, tx: UnitOfWork) -> IncidentLevel:
         """Lock the system-state row (serialising restore admission) and read the level."""
-        state = await tx.system_state.get(for_update=True)
+        state = await tx.lock_system_state()
         return effective_incident_level(
             state.incident_level, state.incident_changed_at, state.last_alert_at, self.clock.now()
         )

@@ -27,8 +27,10 @@ async def auditor(services: Services, bootstrap_key: IssuedApiKey) -> IssuedApiK
     return await create_api_key(services, Role.AUDITOR)
 
 
-async def last_entry(client: httpx.AsyncClient, reviewer: IssuedApiKey) -> dict[str, Any]:
-    """The newest audit entry (read as the reviewer; the read itself comes after it)."""
+async def last_entry(
+    client: httpx.AsyncClient, reviewer: IssuedApiKey, action: str | None = None
+) -> dict[str, Any]:
+    """The newest audit entry (with ``action``, if given), read as the reviewer."""
     entries: list[dict[str, Any]] = []
     cursor = 0
     while True:
@@ -41,7 +43,7 @@ async def last_entry(client: httpx.AsyncClient, reviewer: IssuedApiKey) -> dict[
         if not page.json()["meta"]["next_cursor"]:
             break
         cursor = int(page.json()["meta"]["next_cursor"])
-    return entries[-1]
+    return [entry for entry in entries if action in (None, entry["action"])][-1]
 
 
 @pytest.mark.both_backends
@@ -99,11 +101,18 @@ async def test_failed_full_chain_validation_is_recorded_as_failed(
         6,
         "HASH_MISMATCH",
     )
-    recorded = await last_entry(client, auditor)
-    assert recorded["action"] == "AUDIT_VALIDATE"  # the read of the entries comes after it
+    recorded = await last_entry(client, auditor, "AUDIT_VALIDATE")
     assert recorded["result"] == "FAILED"
     assert recorded["details"]["full_chain"] is True
     assert recorded["details"]["validation"] == data
+    # ... and, in the same transaction, alert M10 and the lockdown it imposes.
+    alert = await last_entry(client, auditor, "ALERT_TRIGGER")
+    assert (alert["details"]["rule_id"], alert["sequence_number"]) == (
+        "M10",
+        recorded["sequence_number"] + 1,
+    )
+    lockdown = await last_entry(client, auditor, "INCIDENT_LEVEL_CHANGE")
+    assert (lockdown["details"]["to_level"], lockdown["actor_id"]) == (3, None)
 
 
 @pytest.mark.both_backends
@@ -132,7 +141,7 @@ async def test_range_validation_is_anchored_on_the_entry_before_it(
         "anchor": None,  # at 20: after the range, which does not run to the head
     }
     assert across.json()["data"]["first_invalid_sequence"] == 4
-    recorded = await last_entry(client, auditor)
+    recorded = await last_entry(client, auditor, "AUDIT_VALIDATE")
     assert recorded["result"] == "FAILED"
     assert recorded["details"]["full_chain"] is False
     assert (recorded["details"]["from_sequence"], recorded["details"]["to_sequence"]) == (3, 14)

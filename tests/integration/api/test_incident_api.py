@@ -55,6 +55,7 @@ async def test_super_admin_with_mfa_raises_the_level_and_it_is_audited(
         "to_level": 2,
         "reason": "ransomware indicators on db-7",
         "actor_id": str(bootstrap_key.record.id),
+        "alert_id": None,
     }
     later = await client.get("/admin/incident", headers=headers(bootstrap_key))
     assert (await audit_entries(services.db))[-1].incident_level == 2

@@ -182,18 +182,19 @@ async def gateway(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://ssbg.test/api/v1"
         ) as http:
-            policy = await http.post(
-                "/admin/policies",
-                headers=headers(bootstrap),
-                json={"name": "target", "effect": "deny", "is_active": False, "rule": {}},
-            )
-            assert policy.status_code == 201, policy.text
             # Operators see only their own backups (another's is a 404, visibility rather than
             # a role decision), so the backup is the operator's; admins see every backup.
             backup_id = await backup_of(http, keys[Role.OPERATOR], b"matrix payload")
             restore = await request_restore(http, keys[Role.ADMIN], backup_id)
             assert restore.status_code == 201, restore.text
             assert restore.json()["data"]["status"] == "COMPLETED"
+            # A policy change raises alert M9 and incident level 1 (see ``send``).
+            policy = await http.post(
+                "/admin/policies",
+                headers=headers(bootstrap),
+                json={"name": "target", "effect": "deny", "is_active": False, "rule": {}},
+            )
+            assert policy.status_code == 201, policy.text
             names = {
                 "key_id": str(revocable.record.id),
                 "policy_id": policy.json()["data"]["policy_id"],
@@ -208,6 +209,9 @@ async def gateway(
 
 async def send(gateway: Gateway, call: Call, role: Role) -> httpx.Response:
     client, caller = gateway.client, gateway.keys[role]
+    # Each call at incident level 0: level 1, raised by alert M9 when an earlier call changed
+    # a policy, reverts half an hour after its last alert.
+    gateway.clock.advance(minutes=31)
     if call.upload:
         return await upload(client, caller, b"matrix payload", mode="raw")
     names = {**gateway.names, "n": role.value}

@@ -440,6 +440,7 @@ async def test_a_require_mfa_policy_record_demands_mfa_for_matching_restores(
         },
     )
     assert created.status_code == 201
+    clock.advance(minutes=31)  # past incident level 1 of alert M9 (a policy change)
     finance = await upload(client, admin, b"ledger", mode="raw", source_system="finance-db")
     other = await upload(client, admin, b"wiki", mode="raw", source_system="wiki-db")
 

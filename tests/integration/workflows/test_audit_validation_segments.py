@@ -77,7 +77,7 @@ async def validate_both(
     state = await chain_state(services)
     response = await client.post("/audit/validate", headers=headers(auditor))
     assert response.status_code == 200
-    recorded = await entry_row(services, (await head_row(services))[0])
+    recorded = await entry_row(services, state.max_entry + 1)  # then alert M10, if it failed
     assert recorded["action"] == "AUDIT_VALIDATE"
     await restore_chain_state(services, state)  # take the API's AUDIT_VALIDATE back
     cli = await cli_verify(settings)

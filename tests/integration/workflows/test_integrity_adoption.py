@@ -80,6 +80,7 @@ async def test_an_earlier_versions_database_is_adopted_once_and_keeps_working(
         "policies": 0,
         "system_state": 1,
         "key_versions": 1,
+        "alerts": 0,
     }
     assert again is None
     assert (keys / INTEGRITY_ADOPTED_FILE).exists()
