@@ -100,6 +100,3 @@ class OutboxRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0))
-
-    async def get_or_none(self, notification_id: int) -> OutboxNotification | None:
-        return await self._session.get(OutboxNotification, notification_id)

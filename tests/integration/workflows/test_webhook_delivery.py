@@ -19,6 +19,7 @@ from ssbg.services.container import Services, build_services
 from ssbg.services.webhook_sender import WebhookSender
 from ssbg.settings import Settings
 from tests.support.clock import FixedClock
+from tests.support.log_capture import logged_events
 from tests.support.outbox import WEBHOOK_SECRET, outbox_rows, set_incident_level
 from tests.support.processes import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
@@ -300,3 +301,23 @@ async def _delivered(services: Services, count: int) -> bool:
 
 async def _receiver_busy(receiver: WebhookReceiver) -> bool:
     return receiver.in_flight > 0
+
+
+async def test_a_failed_delivery_is_logged_without_the_url_or_the_secret(
+    services: Services, sender: WebhookSender, receiver: WebhookReceiver
+) -> None:
+    receiver.answer([503])
+    await _queue(services, 1)
+
+    with logged_events() as events:
+        await sender.deliver_due()
+
+    [failure] = [e for e in events if e["event"] == "webhook_delivery_failed"]
+    [row] = await outbox_rows(services.db)
+    assert failure["delivery_id"] == row.id
+    assert failure["error"] == "HTTP 503"
+    assert failure["attempts"] == 1
+    logged = json.dumps(events)
+    assert receiver.url not in logged
+    assert "/hooks/ssbg" not in logged
+    assert WEBHOOK_SECRET not in logged
