@@ -10,6 +10,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -80,8 +81,10 @@ class Settings(BaseSettings):
     alert_escalation_seconds: int = Field(default=900, ge=MIN_ESCALATION_SECONDS)
     alert_m3_min_bytes: int = Field(default=1024 * MIB, ge=0)
     auth_failure_limit: int = Field(default=20, ge=1)
+    # Notifications (SPEC §13.2): POSTed, signed with the secret, to this http(s) URL.
     alert_webhook_url: str | None = None
     alert_webhook_secret: SecretStr | None = None
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     metrics_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"]
     )
@@ -125,6 +128,29 @@ class Settings(BaseSettings):
             raise ValueError("must be a base32 secret of at least 16 characters")
         return value
 
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            # The value is not echoed: a chat service's webhook URL carries its token.
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _require_webhook_secret(self) -> "Settings":
+        if self.alert_webhook_url is None:
+            return self
+        secret = self.alert_webhook_secret
+        if secret is None or not secret.get_secret_value():
+            raise ValueError(
+                "SSBG_ALERT_WEBHOOK_URL needs SSBG_ALERT_WEBHOOK_SECRET: every notification is "
+                "signed with it (X-SSBG-Signature)"
+            )
+        return self
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
@@ -157,6 +183,11 @@ class Settings(BaseSettings):
                     "SSBG_KEY_PASSWORD is a placeholder or shorter than "
                     f"{MIN_PRODUCTION_PASSWORD_LENGTH} characters"
                 )
+        webhook_secret = self.alert_webhook_secret
+        if webhook_secret is not None and (
+            webhook_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS
+        ):
+            problems.append("SSBG_ALERT_WEBHOOK_SECRET is a placeholder")
         s3_secret = self.s3_secret_access_key
         if s3_secret is not None and s3_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
             problems.append("SSBG_S3_SECRET_ACCESS_KEY is a placeholder")

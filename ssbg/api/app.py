@@ -38,20 +38,26 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         owned = services is None
         active = services or build_services(settings)
         app.state.services = active
-        sweeper: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             if owned:
                 await active.start_up.run(replica=f"{socket.gethostname()}:{os.getpid()}")
                 # Fail backups left PROCESSING by a dead process: once per lease from now on.
-                sweeper = asyncio.create_task(
-                    active.backup_recovery.run_periodically(settings.backup_lease_seconds)
+                background.append(
+                    asyncio.create_task(
+                        active.backup_recovery.run_periodically(settings.backup_lease_seconds)
+                    )
                 )
+                # Deliver the webhook outbox (SPEC §13.2), shared with every other replica.
+                if active.webhooks is not None:
+                    background.append(asyncio.create_task(active.webhooks.run()))
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in background:
+                task.cancel()
+            for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             if owned:
                 await active.close()
 

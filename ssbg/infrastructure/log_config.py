@@ -67,3 +67,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # Our middleware writes the access log (with the request id); uvicorn's would duplicate it.
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    # httpx logs every request's full URL at INFO; the webhook URL of a chat service carries
+    # its token in the path (the webhook sender logs its own outcome, without the URL).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

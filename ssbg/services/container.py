@@ -13,6 +13,7 @@ from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore, resolve_key_password
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.local import LocalObjectStore
+from ssbg.infrastructure.webhook import WebhookClient
 from ssbg.services.api_key_service import ApiKeyService
 from ssbg.services.audit_anchor import AnchorKeeper
 from ssbg.services.audit_export_service import AuditExportService
@@ -35,6 +36,7 @@ from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
 from ssbg.services.startup import StartUp
 from ssbg.services.unit_of_work import AppDatabase, open_database
+from ssbg.services.webhook_sender import WebhookSender
 from ssbg.settings import Settings
 
 
@@ -64,8 +66,12 @@ class Services:
     integrity: IntegrityService
     keys: KeyService
     start_up: StartUp
+    # The outbox's sender, when SSBG_ALERT_WEBHOOK_URL is set; the app's lifespan runs it.
+    webhooks: WebhookSender | None = None
 
     async def close(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await self.object_store.close()
         await self.db.dispose()
 
@@ -95,6 +101,18 @@ def build_object_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.resolved_storage_path)
 
 
+def build_webhook_sender(settings: Settings, db: AppDatabase, clock: Clock) -> WebhookSender | None:
+    if settings.alert_webhook_url is None or settings.alert_webhook_secret is None:
+        return None
+    timeout = settings.alert_webhook_timeout_seconds
+    client = WebhookClient(
+        settings.alert_webhook_url,
+        settings.alert_webhook_secret.get_secret_value().encode(),
+        timeout_seconds=timeout,
+    )
+    return WebhookSender(db, client, clock, timeout_seconds=timeout)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -118,7 +136,10 @@ def build_services(
         settings.audit_anchor_seconds,
     )
     trail = AuditTrail(clock, signer, interval, anchor)
-    notifications = Notifications(clock, enabled=settings.alert_webhook_url is not None)
+    webhooks = build_webhook_sender(settings, db, clock)
+    notifications = Notifications(
+        clock, enabled=webhooks is not None, wake=webhooks.wake if webhooks else None
+    )
     trail.observer = Detector(
         AlertRaiser(trail, notifications),
         business_hours=parse_hours(settings.business_hours),
@@ -181,4 +202,5 @@ def build_services(
         integrity=integrity_service,
         keys=keys,
         start_up=StartUp(integrity_service, bootstrap, key_files, keys, backup_recovery),
+        webhooks=webhooks,
     )

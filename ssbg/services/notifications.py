@@ -7,16 +7,22 @@ that caused the notification. Nothing is written when no webhook is configured.
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ssbg.infrastructure.clock import Clock
 from ssbg.services.unit_of_work import UnitOfWork
 
+WAKE_SENDER = "webhook-sender"
+
 
 class Notifications:
-    def __init__(self, clock: Clock, *, enabled: bool) -> None:
+    def __init__(
+        self, clock: Clock, *, enabled: bool, wake: Callable[[], None] | None = None
+    ) -> None:
         self._clock = clock
         self.enabled = enabled
+        self._wake = wake
 
     def enqueue(self, tx: UnitOfWork, event: str, subject: str, payload: dict[str, Any]) -> None:
         """Queue ``{"event": event, subject: payload}`` (``subject``: ``alert`` or
@@ -25,3 +31,10 @@ class Notifications:
             return
         body = json.dumps({"event": event, subject: payload}, sort_keys=True, separators=(",", ":"))
         tx.outbox.add(event, body, self._clock.now())
+        if self._wake is not None:
+            tx.after_commit(WAKE_SENDER, self._wake_sender)
+
+    async def _wake_sender(self) -> None:
+        # This process's sender delivers at once; the others find the row when they poll.
+        if self._wake is not None:
+            self._wake()

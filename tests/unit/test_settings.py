@@ -80,3 +80,36 @@ def test_the_audit_anchor_lives_in_the_key_store_and_advances_every_minute(
 def test_the_audit_anchor_interval_is_bounded(seconds: int) -> None:
     with pytest.raises(ValidationError, match="audit_anchor_seconds"):
         make(audit_anchor_seconds=seconds)
+
+
+def test_a_webhook_url_without_a_secret_is_refused() -> None:
+    with pytest.raises(ValidationError, match="needs SSBG_ALERT_WEBHOOK_SECRET"):
+        make(alert_webhook_url="https://alerts.example.org/ssbg")
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://alerts.example.org/ssbg", "alerts.example.org/ssbg", "https:///no-host"]
+)
+def test_a_webhook_url_must_be_http_or_https_with_a_host(url: str) -> None:
+    with pytest.raises(ValidationError, match="http:// or https:// URL with a host"):
+        make(alert_webhook_url=url, alert_webhook_secret=SecretStr("webhook-secret"))
+
+
+def test_a_webhook_url_with_a_secret_is_accepted_and_the_secret_stays_hidden() -> None:
+    settings = make(
+        alert_webhook_url="https://alerts.example.org/ssbg",
+        alert_webhook_secret=SecretStr("webhook-secret-value"),
+    )
+    assert settings.alert_webhook_url == "https://alerts.example.org/ssbg"
+    assert "webhook-secret-value" not in repr(settings)
+
+
+def test_production_refuses_a_placeholder_webhook_secret() -> None:
+    with pytest.raises(ValidationError, match="SSBG_ALERT_WEBHOOK_SECRET is a placeholder"):
+        make(
+            env="production",
+            database_url="postgresql+asyncpg://db/ssbg",
+            key_password=SecretStr("a-long-enough-production-password"),
+            alert_webhook_url="https://alerts.example.org/ssbg",
+            alert_webhook_secret=SecretStr("changeme"),
+        )
