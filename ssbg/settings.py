@@ -37,7 +37,11 @@ def default_validation_workers() -> int:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SSBG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SSBG_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a refused value may be a secret
     )
 
     env: Literal["development", "production"] = "development"

@@ -14,6 +14,7 @@ from ssbg.api.errors import install_error_handlers
 from ssbg.api.paths import API_PREFIX
 from ssbg.api.request_context import RequestContextMiddleware
 from ssbg.api.routes import (
+    admin_alerts,
     admin_api_keys,
     admin_incident,
     admin_keys,
@@ -27,6 +28,8 @@ from ssbg.api.routes import (
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
+
+ESCALATION_SWEEP_SECONDS = 30
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -47,6 +50,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     asyncio.create_task(
                         active.backup_recovery.run_periodically(settings.backup_lease_seconds)
                     )
+                )
+                # Record the escalation of alerts left unacknowledged (SPEC §13.2).
+                background.append(
+                    asyncio.create_task(active.alerts.run_periodically(ESCALATION_SWEEP_SECONDS))
                 )
                 # Deliver the webhook outbox (SPEC §13.2), shared with every other replica.
                 if active.webhooks is not None:
@@ -82,6 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         admin_api_keys,
         admin_policies,
         admin_incident,
+        admin_alerts,
         admin_keys,
         audit,
         backups,

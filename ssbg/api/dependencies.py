@@ -60,8 +60,9 @@ MfaTokenDep = Annotated[
 
 
 def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Awaitable[Actor]]:
-    """The caller must hold ``permission`` (403 ``FORBIDDEN_ROLE``), then pass MFA if asked;
-    the use case then gets the caller and its request as one :class:`Actor`."""
+    """Refused at incident level 3 unless investigators need ``permission`` (423
+    ``INCIDENT_LOCKDOWN``); the caller must hold it (403 ``FORBIDDEN_ROLE``), then pass MFA if
+    asked; the use case then gets the caller and its request as one :class:`Actor`."""
 
     async def dependency(
         principal: PrincipalDep,
@@ -70,6 +71,7 @@ def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Await
         mfa_token: MfaTokenDep = None,
     ) -> Actor:
         actor = Actor(principal, context)
+        await services.incidents.guard(actor, permission)  # 423 at level 3
         await services.auth.authorize(actor, permission)
         if mfa:
             await services.auth.verify_mfa(actor, mfa_token)

@@ -12,25 +12,43 @@ from uuid import UUID
 
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.errors import ValidationFailed
-from ssbg.domain.queries import BackupCursor
+from ssbg.domain.queries import AlertCursor, BackupCursor
 
 
-def encode_backup_cursor(cursor: BackupCursor) -> str:
-    raw = json.dumps(
-        {"t": format_timestamp(cursor.created_at), "id": str(cursor.backup_id)},
-        separators=(",", ":"),
-    ).encode("ascii")
+def _encode(at: datetime, row_id: UUID) -> str:
+    raw = json.dumps({"t": format_timestamp(at), "id": str(row_id)}, separators=(",", ":")).encode(
+        "ascii"
+    )
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_backup_cursor(value: str) -> BackupCursor:
+def _decode(value: str) -> tuple[datetime, UUID]:
+    """The (time, id) position of a list ordered newest first."""
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         data = json.loads(raw)
-        created_at = datetime.fromisoformat(data["t"].replace("Z", "+00:00"))
-        backup_id = UUID(data["id"])
-        if created_at.tzinfo is None:
+        at = datetime.fromisoformat(data["t"].replace("Z", "+00:00"))
+        row_id = UUID(data["id"])
+        if at.tzinfo is None:
             raise ValueError("naive timestamp")
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise ValidationFailed(details={"cursor": "Not a cursor returned by this API."}) from None
+    return at, row_id
+
+
+def encode_backup_cursor(cursor: BackupCursor) -> str:
+    return _encode(cursor.created_at, cursor.backup_id)
+
+
+def decode_backup_cursor(value: str) -> BackupCursor:
+    created_at, backup_id = _decode(value)
     return BackupCursor(created_at=created_at, backup_id=backup_id)
+
+
+def encode_alert_cursor(cursor: AlertCursor) -> str:
+    return _encode(cursor.triggered_at, cursor.alert_id)
+
+
+def decode_alert_cursor(value: str) -> AlertCursor:
+    triggered_at, alert_id = _decode(value)
+    return AlertCursor(triggered_at=triggered_at, alert_id=alert_id)

@@ -27,6 +27,7 @@ class Permission(StrEnum):
     API_KEY_MANAGE = "api_key:manage"
     KEY_READ = "key:read"
     KEY_MANAGE = "key:manage"
+    ALERT_READ = "alert:read"
     ALERT_MANAGE = "alert:manage"
     INCIDENT_READ = "incident:read"
     INCIDENT_SET = "incident:set"
@@ -46,6 +47,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.API_KEY_MANAGE: frozenset({Role.SUPER_ADMIN}),
     Permission.KEY_READ: _ADMINS,
     Permission.KEY_MANAGE: frozenset({Role.SUPER_ADMIN}),
+    Permission.ALERT_READ: _ADMINS,
     Permission.ALERT_MANAGE: _ADMINS,
     Permission.INCIDENT_READ: _ADMINS,
     Permission.INCIDENT_SET: frozenset({Role.SUPER_ADMIN}),
@@ -55,3 +57,21 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
 
 def is_allowed(role: Role, permission: Permission) -> bool:
     return role in ROLE_PERMISSIONS[permission]
+
+
+# What still works at incident level 3 (LOCKDOWN, SPEC §13.2): investigators keep their view —
+# who they are, the incident state, the alerts, the audit log (read, validate, export) and
+# the detailed health — and nobody changes anything.
+LOCKDOWN_PERMISSIONS = frozenset(
+    {
+        Permission.IDENTITY_READ,
+        Permission.INCIDENT_READ,
+        Permission.ALERT_READ,
+        Permission.AUDIT_READ,
+        Permission.HEALTH_DETAILED,
+    }
+)
+
+
+def allowed_in_lockdown(permission: Permission) -> bool:
+    return permission in LOCKDOWN_PERMISSIONS

@@ -1,6 +1,7 @@
 """Wiring: build every service once per process from the settings."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
@@ -23,6 +24,7 @@ from ssbg.services.auth_service import AuthService
 from ssbg.services.backup_recovery_service import BackupRecoveryService
 from ssbg.services.backups import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
+from ssbg.services.detection.alerts import AlertService
 from ssbg.services.detection.detector import Detector
 from ssbg.services.detection.raising import AlertRaiser
 from ssbg.services.health_service import HealthService
@@ -55,6 +57,7 @@ class Services:
     audit: AuditReader
     health: HealthService
     incidents: IncidentService
+    alerts: AlertService
     bootstrap: BootstrapService
     audit_validation: AuditValidationService
     audit_export: AuditExportService
@@ -183,6 +186,13 @@ def build_services(
         audit=AuditReader(db, trail),
         health=HealthService(db, object_store, key_store, clock),
         incidents=IncidentService(db, trail, clock, notifications),
+        alerts=AlertService(
+            db,
+            trail,
+            clock,
+            notifications,
+            timedelta(seconds=settings.alert_escalation_seconds),
+        ),
         bootstrap=bootstrap,
         audit_validation=AuditValidationService(
             db,

@@ -19,8 +19,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from ssbg.domain.audit_chain import format_timestamp
-from ssbg.domain.audit_events import INCIDENT_RESOURCE, AuditEvent
+from ssbg.domain.audit_events import INCIDENT_RESOURCE, AuditEvent, api_key_resource
 from ssbg.domain.enums import AuditAction, AuditResult
+from ssbg.domain.errors import IncidentLockdown
 from ssbg.domain.identity import Actor
 from ssbg.domain.incident import (
     IncidentLevel,
@@ -29,6 +30,7 @@ from ssbg.domain.incident import (
     check_release,
     effective_incident_level,
 )
+from ssbg.domain.permissions import Permission, allowed_in_lockdown
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import IncidentLevelChange, SystemState
 from ssbg.services.audit_service import AuditTrail
@@ -147,6 +149,31 @@ class IncidentService:
     async def current_level(self) -> IncidentLevel:
         async with self._db.transaction(write=False) as tx:
             return effective_level(await tx.system_state.get(), self._clock.now())
+
+    async def guard(self, actor: Actor, permission: Permission) -> None:
+        """At level 3 (LOCKDOWN) refuse what ``permission`` allows unless investigators need
+        it (``LOCKDOWN_PERMISSIONS``): 423, recorded as ``AUTHZ_DENY``."""
+        if allowed_in_lockdown(permission):
+            return
+        if await self.current_level() < IncidentLevel.LOCKDOWN:
+            return
+        async with self._db.transaction(write=True) as tx:
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    actor,
+                    AuditAction.AUTHZ_DENY,
+                    api_key_resource(actor.key_id),
+                    AuditResult.DENIED,
+                    permission=permission.value,
+                    reason=IncidentLockdown.code,
+                ),
+            )
+        raise IncidentLockdown(
+            "The gateway is in incident lockdown: only health, identity, the incident state, "
+            "alerts and the audit log can be read.",
+            {"rule": "INCIDENT", "reason_category": "INCIDENT_LOCKDOWN"},
+        )
 
     async def set_level(self, actor: Actor, level: IncidentLevel, reason: str) -> IncidentStatus:
         """A super_admin's change over the API: any level up, down only below 3."""

@@ -22,6 +22,7 @@ class IncidentChangeOut(BaseModel):
     to_level: int
     reason: str
     actor_id: UUID | None
+    alert_id: UUID | None
     changed_at: datetime
 
     @classmethod
@@ -31,6 +32,7 @@ class IncidentChangeOut(BaseModel):
             to_level=change.to_level,
             reason=change.reason,
             actor_id=change.actor_id,
+            alert_id=change.alert_id,
             changed_at=change.changed_at,
         )
 

@@ -658,7 +658,8 @@ async def test_lockdown_refuses_backups_with_423(
     assert response.json()["error"]["details"]["reason_category"] == "INCIDENT_LOCKDOWN"
     await assert_nothing_created(services)
     last = (await audit_entries(services.db))[-1]
-    assert (last.action, last.incident_level) == ("POLICY_CHECK_DENY", 3)
+    assert (last.action, last.incident_level) == ("AUTHZ_DENY", 3)
+    assert last.details == {"permission": "backup:create", "reason": "INCIDENT_LOCKDOWN"}
 
 
 async def test_a_require_mfa_record_asks_for_a_totp_code(

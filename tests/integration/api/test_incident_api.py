@@ -95,15 +95,15 @@ async def test_quarantine_stays_until_manually_lowered(
 
 
 @pytest.mark.both_backends
-async def test_lockdown_is_permanent(
+async def test_lockdown_is_never_lifted_over_the_api(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, clock: FixedClock
 ) -> None:
     assert (await _set(client, bootstrap_key, clock, 3, "keys exfiltrated")).status_code == 200
 
     for level in (0, 1, 2, 3):
         response = await _set(client, bootstrap_key, clock, level, "trying to leave lockdown")
-        assert response.status_code == 409
-        assert response.json()["error"]["code"] == "INVALID_STATE_TRANSITION"
+        assert response.status_code == 423
+        assert response.json()["error"]["code"] == "INCIDENT_LOCKDOWN"
     clock.advance(days=365)
     assert (await client.get("/admin/incident", headers=headers(bootstrap_key))).json()["data"][
         "level"
