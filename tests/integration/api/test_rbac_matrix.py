@@ -44,6 +44,9 @@ SUPER = {Role.SUPER_ADMIN}
 BACKUP_WRITERS = {Role.OPERATOR, Role.ADMIN, Role.SUPER_ADMIN}
 
 
+OK_409 = frozenset({200, 409})
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -124,6 +127,13 @@ CALLS = [
         mfa=True,
         ok=frozenset({422}),
     ),
+    Call("GET", "/admin/alerts", ADMINS),
+    Call("GET", "/admin/alerts/{alert_id}", ADMINS),
+    # Steps of the fixture's M9 alert: 409 once another call has moved it past this one.
+    *(
+        Call("POST", f"/admin/alerts/{{alert_id}}/{step}", ADMINS, {"note": "matrix"}, ok=OK_409)
+        for step in ("acknowledge", "investigate", "resolve")
+    ),
     Call("GET", "/admin/incident", ADMINS),
     Call("POST", "/admin/incident", SUPER, {"level": 1, "reason": "matrix test"}, mfa=True),
 ]
@@ -201,6 +211,9 @@ async def gateway(
                 "backup_id": backup_id,
                 "restore_id": restore.json()["data"]["restore_id"],
                 "version": "P-001",
+                "alert_id": (await http.get("/admin/alerts", headers=headers(bootstrap))).json()[
+                    "data"
+                ][0]["alert_id"],
             }
             yield Gateway(services, http, clock, keys, names)
     finally:
