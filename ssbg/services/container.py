@@ -25,6 +25,7 @@ from ssbg.services.incident_service import IncidentService
 from ssbg.services.integrity_service import IntegrityService
 from ssbg.services.key_file_service import KeyFileService
 from ssbg.services.keys import KeyService
+from ssbg.services.metrics_service import MetricsService
 from ssbg.services.notifications import Notifications
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
@@ -59,6 +60,7 @@ class Services:
     key_files: KeyFileService
     integrity: IntegrityService
     keys: KeyService
+    metrics: MetricsService
     start_up: StartUp
 
     async def close(self) -> None:
@@ -170,5 +172,6 @@ def build_services(
         key_files=key_files,
         integrity=integrity_service,
         keys=keys,
+        metrics=MetricsService(db, clock),
         start_up=StartUp(integrity_service, bootstrap, key_files, keys, backup_recovery),
     )
