@@ -110,12 +110,10 @@ async def test_every_scrape_under_two_workers_shows_the_totals_of_both(
         head = await head_sequence(services.db)
 
         # Scrape until both workers have answered scrapes; every one shows the full totals.
-        scrapes = 0
-        for _ in range(60):
+        for scrapes in range(1, 61):
             response = await http.get("/metrics", headers=FRESH)
             assert response.status_code == 200, response.text
             samples = parse(response.text)
-            scrapes += 1
             assert value(samples, "ssbg_auth_failures_total") == refused
             assert value(samples, "ssbg_backups_total", result="success") == len(payloads)
             assert value(samples, "ssbg_backup_bytes_total") == sum(map(len, payloads))
