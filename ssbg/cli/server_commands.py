@@ -9,8 +9,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -165,14 +167,33 @@ def _multiprocess_metrics() -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so that ``finally`` blocks run on the way out."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Migrate, initialise on first start (development), then serve the API."""
-    with _multiprocess_metrics():
-        _serve(host, port, workers)
+    # A single-process uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    # so the process ends "killed by SIGTERM": with the default disposition that would skip
+    # the metrics directory's removal. Ours turns it into an exception, and the signal is
+    # raised once more after the cleanup, so the exit still looks the same.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with _multiprocess_metrics():
+            _serve(host, port, workers)
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _serve(host: str, port: int, workers: int) -> None:

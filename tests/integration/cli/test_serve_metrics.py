@@ -8,6 +8,7 @@ would have been caught.
 """
 
 import asyncio
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,6 @@ from tests.support.audit import head_sequence
 from tests.support.backups import random_payload
 from tests.support.metrics import parse, value
 from tests.support.processes import ServeProcess, gateway_env
-
-pytestmark = pytest.mark.both_backends
 
 UNKNOWN_KEY = {"X-API-Key": "ssbg_" + "0" * 32}
 # A new connection for every request, so the kernel hands them to either worker.
@@ -63,18 +62,23 @@ def serve_tmp(tmp_path: Path) -> Path:
     return directory
 
 
+def _serve(settings: Settings, serve_tmp: Path, workers: int) -> ServeProcess:
+    env = {**gateway_env(settings, TEST_KEY_PASSWORD), "TMPDIR": str(serve_tmp)}
+    return ServeProcess(env, serve_tmp.parent, workers=workers)
+
+
 @pytest.fixture
 def two_workers(
     settings: Settings, services: Services, bootstrap_key: IssuedApiKey, serve_tmp: Path
 ) -> Iterator[ServeProcess]:
-    env = {**gateway_env(settings, TEST_KEY_PASSWORD), "TMPDIR": str(serve_tmp)}
-    server = ServeProcess(env, serve_tmp.parent, workers=2).start()
+    server = _serve(settings, serve_tmp, 2).start()
     try:
         yield server
     finally:
         server.stop()
 
 
+@pytest.mark.both_backends
 async def test_every_scrape_under_two_workers_shows_the_totals_of_both(
     two_workers: ServeProcess,
     services: Services,
@@ -129,4 +133,23 @@ async def test_every_scrape_under_two_workers_shows_the_totals_of_both(
         assert _workers_with_counts(scraped_by) >= 2, scraped_by
 
     assert two_workers.stop() == 0
+    assert not directory.exists()
+
+
+async def test_a_single_worker_serve_removes_its_metrics_directory_when_terminated(
+    settings: Settings, services: Services, bootstrap_key: IssuedApiKey, serve_tmp: Path
+) -> None:
+    # One worker: uvicorn runs in the ``ssbg serve`` process itself and ends it by raising
+    # SIGTERM again after its graceful shutdown.
+    server = _serve(settings, serve_tmp, 1).start()
+    try:
+        directory = _metrics_dir(serve_tmp)
+        async with httpx.AsyncClient(base_url=server.root_url, timeout=30) as http:
+            assert (await http.get("/api/v1/me", headers=UNKNOWN_KEY)).status_code == 401
+            samples = parse((await http.get("/metrics")).text)
+        assert value(samples, "ssbg_auth_failures_total") == 1
+    finally:
+        status = server.stop()
+
+    assert status == -signal.SIGTERM
     assert not directory.exists()
