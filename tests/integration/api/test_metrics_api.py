@@ -6,6 +6,7 @@ test's own database and compared as they are.
 """
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ from ssbg.services.container import Services
 from ssbg.services.metrics_service import MetricsService
 from ssbg.services.unit_of_work import open_database
 from tests.support.audit import head_sequence
-from tests.support.backups import random_payload
+from tests.support.backups import random_payload, upload
 from tests.support.clock import FixedClock
 from tests.support.metrics import (
     Samples,
@@ -71,7 +72,7 @@ async def test_metrics_count_a_backup_a_restore_and_a_failed_authentication(
     assert value(after, "ssbg_http_request_duration_seconds_bucket", le="+Inf", **created) >= 1
 
 
-async def test_a_policy_denied_restore_and_a_failed_upload_are_counted_by_result(
+async def test_a_restore_refused_at_admission_is_counted_as_denied(
     client: httpx.AsyncClient,
     shared_app: FastAPI,
     services: Services,
@@ -87,6 +88,25 @@ async def test_a_policy_denied_restore_and_a_failed_upload_are_counted_by_result
 
     assert delta(after, before, "ssbg_restores_total", result="denied") == 1
     assert delta(after, before, "ssbg_restores_total", result="completed") == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_upload_bytes": 1024}])
+async def test_an_upload_that_fails_midway_is_counted_as_failed_without_bytes(
+    client: httpx.AsyncClient, shared_app: FastAPI, bootstrap_key: IssuedApiKey
+) -> None:
+    async def oversized() -> AsyncIterator[bytes]:  # streamed: no Content-Length to refuse early
+        for _ in range(4):
+            yield b"x" * 1024
+
+    async with app_client(shared_app) as root:
+        before = await scrape(root)
+        response = await upload(client, bootstrap_key, oversized(), mode="raw")
+        assert response.status_code == 413, response.text
+        after = await scrape(root)
+
+    assert delta(after, before, "ssbg_backups_total", result="failed") == 1
+    assert delta(after, before, "ssbg_backups_total", result="success") == 0
+    assert delta(after, before, "ssbg_backup_bytes_total") == 0
 
 
 @pytest.mark.both_backends
