@@ -29,7 +29,9 @@ class MetricsService:
 
     async def scrape(self) -> bytes:
         """The exposition text (Prometheus text format 0.0.4)."""
-        return metrics.render(await self.shared_state_or_none())
+        state = await self.shared_state_or_none()
+        # Under several workers this reads every worker's metric files: off the event loop.
+        return await asyncio.to_thread(metrics.render, state)
 
     async def shared_state_or_none(self) -> metrics.SharedState | None:
         try:
