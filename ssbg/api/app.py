@@ -13,6 +13,7 @@ from ssbg import __version__
 from ssbg.api.errors import install_error_handlers
 from ssbg.api.paths import API_PREFIX
 from ssbg.api.request_context import RequestContextMiddleware
+from ssbg.api.request_timing import RequestTimingMiddleware, RouteTemplates
 from ssbg.api.routes import (
     admin_alerts,
     admin_api_keys,
@@ -23,8 +24,10 @@ from ssbg.api.routes import (
     backups,
     health,
     identity,
+    metrics,
     restores,
 )
+from ssbg.infrastructure import metrics as process_metrics
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     await task
             if owned:
                 await active.close()
+                process_metrics.mark_this_process_dead()
 
     app = FastAPI(
         title="SSBG — Secure Sovereign Backup Gateway",
@@ -81,6 +85,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    templates = RouteTemplates()
+    # Outermost: the timing includes the request-id and access-log work of every request.
+    app.add_middleware(RequestTimingMiddleware, templates=templates)
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (
@@ -96,7 +103,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         restores,
     ):
         api.include_router(module.router)
+        templates.add(API_PREFIX, module.router.routes)
     app.include_router(api)
+    # Outside API_PREFIX: scrapers expect /metrics, and it is not part of the JSON API.
+    app.include_router(metrics.router)
+    templates.add("", metrics.router.routes)
     return app
 
 

@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ssbg.api.dependencies import get_request_context, get_services
 from ssbg.api.request_context import REQUEST_ID_HEADER, request_id_of
 from ssbg.domain.errors import (
+    AuthInvalidKey,
+    AuthThrottled,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -24,6 +26,7 @@ from ssbg.domain.errors import (
     TamperedRow,
     ValidationFailed,
 )
+from ssbg.infrastructure.metrics import record_auth_failure
 
 log = structlog.get_logger("ssbg.api")
 
@@ -72,6 +75,10 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
 
 async def _on_ssbg_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SsbgError)
+    if isinstance(exc, AuthInvalidKey | AuthThrottled):
+        # Counted here, where every refusal of authentication becomes a response, whichever
+        # dependency or service raised it.
+        record_auth_failure()
     if isinstance(exc, TamperedRow):
         services = get_services(request)
         await services.integrity.record_tampering(exc, get_request_context(request, services))

@@ -5,7 +5,14 @@ not when ``ssbg`` starts: see ``settings_loader``.
 """
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -132,12 +139,64 @@ def migrate() -> None:
     out.print(f"Schema at revision {migrations.head_revision()}.")
 
 
+# prometheus-client reads it once, when first imported: so it is named here, not imported
+# from ssbg.infrastructure.metrics (which imports prometheus-client).
+_MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """A fresh private directory for the workers' metric files, removed when serving ends.
+
+    Set before anything imports prometheus-client, so this process and every worker it
+    starts (they inherit the environment) count into files there and a scrape of any worker
+    adds them all up (see ssbg.infrastructure.metrics). Fresh at every start: files of an
+    earlier run would be counted again. ``mkdtemp`` creates it 0700 — the files hold nothing
+    secret, but nobody else should be able to plant counts in them.
+    """
+    directory = tempfile.mkdtemp(prefix="ssbg-metrics-")
+    previous = os.environ.get(_MULTIPROC_DIR_ENV)
+    os.environ[_MULTIPROC_DIR_ENV] = directory
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_MULTIPROC_DIR_ENV, None)
+        else:
+            os.environ[_MULTIPROC_DIR_ENV] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so that ``finally`` blocks run on the way out."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Migrate, initialise on first start (development), then serve the API."""
+    # A single-process uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    # so the process ends "killed by SIGTERM": with the default disposition that would skip
+    # the metrics directory's removal. Ours turns it into an exception, and the signal is
+    # raised once more after the cleanup, so the exit still looks the same.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with _multiprocess_metrics():
+            _serve(host, port, workers)
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from ssbg.infrastructure.log_config import configure_logging

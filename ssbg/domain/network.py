@@ -55,3 +55,32 @@ def client_ip(
         if not _in_any(address, trusted_proxies):
             break
     return str(candidate)
+
+
+def scrape_allowed(
+    peer: str | None,
+    forwarded_for: str | None,
+    other_forwarding: bool,
+    trusted_proxies: Sequence[IPNetwork],
+    allowed: Sequence[IPNetwork],
+) -> bool:
+    """Whether a client may read ``/metrics``: its address must be in ``allowed``.
+
+    The address is the one every other rule uses (:func:`client_ip`: the socket peer, or,
+    behind trusted proxies, the first untrusted ``X-Forwarded-For`` hop). The socket peer
+    alone would be wrong behind a reverse proxy on the same host: every request from the
+    internet would arrive from loopback, the default allow-list. So a request that says it was
+    forwarded is refused unless the forwarding can be resolved — ``X-Forwarded-For`` (or a
+    ``Forwarded``/``X-Real-IP`` header) from a peer that is not a trusted proxy, or a trusted
+    proxy that names the client only in a header we do not read. An empty allow-list allows
+    nobody.
+    """
+    forwarded = forwarded_for is not None or other_forwarding
+    if forwarded:
+        peer_address = _address(peer)
+        if peer_address is None or not _in_any(peer_address, trusted_proxies):
+            return False
+        if forwarded_for is None:
+            return False
+    source = _address(client_ip(peer, forwarded_for, trusted_proxies))
+    return source is not None and _in_any(source, allowed)

@@ -32,6 +32,7 @@ from ssbg.services.incident_service import IncidentService
 from ssbg.services.integrity_service import IntegrityService
 from ssbg.services.key_file_service import KeyFileService
 from ssbg.services.keys import KeyService
+from ssbg.services.metrics_service import MetricsService
 from ssbg.services.notifications import Notifications
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
@@ -68,6 +69,7 @@ class Services:
     key_files: KeyFileService
     integrity: IntegrityService
     keys: KeyService
+    metrics: MetricsService
     start_up: StartUp
     # The outbox's sender, when SSBG_ALERT_WEBHOOK_URL is set; the app's lifespan runs it.
     webhooks: WebhookSender | None = None
@@ -211,6 +213,7 @@ def build_services(
         key_files=key_files,
         integrity=integrity_service,
         keys=keys,
+        metrics=MetricsService(db, clock),
         start_up=StartUp(integrity_service, bootstrap, key_files, keys, backup_recovery),
         webhooks=webhooks,
     )

@@ -171,3 +171,52 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float 
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached before the deadline")
         await asyncio.sleep(0.05)
+
+
+class ServeProcess:
+    """``ssbg serve`` itself (with its ``--workers``) in a child process, on a free port."""
+
+    def __init__(self, env: Mapping[str, str], workdir: Path, *, workers: int) -> None:
+        # Only the gateway's own SSBG_ settings, not whatever the test run's shell has.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SSBG_")}
+        self._env = {**inherited, **env}
+        self._workdir = workdir
+        self._workers = workers
+        self.port = free_port()
+        self.root_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ServeProcess":
+        log = (self._workdir / f"serve-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ssbg",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self._workers),
+            ],
+            env=self._env,
+            cwd=self._workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        _wait_http(f"{self.root_url}/api/v1/health", self.process, "ssbg serve")
+        return self
+
+    def stop(self) -> int | None:
+        """SIGTERM, as a service manager stops it; the exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode

@@ -49,6 +49,7 @@ from ssbg.domain.errors import (
     ValidationFailed,
 )
 from ssbg.domain.identity import Actor
+from ssbg.infrastructure import metrics
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.object_format import (
     FORMAT_VERSION,
@@ -181,13 +182,16 @@ class BackupIngest:
             return replay
         try:
             sealed = await self._store_objects(record, dek, wrapped, _prepend(first, payload))
-            return await self._complete(actor, record, sealed)
+            stored = await self._complete(actor, record, sealed)
         except BaseException as exc:
             reason, error = _failure_of(exc)
+            metrics.record_backup("failed")
             await asyncio.shield(self._fail(actor, record.id, reason))
             if error is not None and error is not exc:
                 raise error from None
             raise
+        metrics.record_backup("success", sealed.original_size)
+        return stored
 
     def _resolve_classification(self, given: Classification | None) -> Classification:
         if given is not None:
@@ -301,6 +305,7 @@ class BackupIngest:
             else:
                 await self._trail.append(tx, outcome.event)
         if outcome.decision.denied:
+            metrics.record_backup("denied")
             raise policy_error(outcome.decision)
         return record, wrapped
 

@@ -15,6 +15,7 @@ from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import InvalidStateTransition, PolicyDenied, RestoreNotFound, SsbgError
 from ssbg.domain.identity import Actor
 from ssbg.domain.restore_lifecycle import RestoreStatus
+from ssbg.infrastructure import metrics
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import RestoreRequest
 from ssbg.services.audit_service import AuditTrail
@@ -109,6 +110,7 @@ class RestoreApprovals:
                 )
         if problem is not None:
             raise problem
+        metrics.record_restore("rejected")
         return restore
 
     @staticmethod

@@ -17,6 +17,7 @@ from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import RestoreNotFound, SsbgError
 from ssbg.domain.identity import Actor
 from ssbg.domain.restore_lifecycle import RestoreStatus
+from ssbg.infrastructure import metrics
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import RestoreRequest
 from ssbg.services.audit_service import AuditTrail
@@ -93,6 +94,7 @@ class RestoreRequests:
             if problem is not None:
                 await self.trail.append(tx, denied_event(actor, restore, problem))
         if problem is not None:
+            metrics.record_restore("denied")
             raise problem
         if admission.needs_approval:
             return RestoreOutcome(restore)

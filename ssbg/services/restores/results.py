@@ -19,6 +19,7 @@ from ssbg.domain.errors import CryptoShredded, IntegrityFailure
 from ssbg.domain.identity import Actor
 from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.domain.restore_tokens import TOKEN_BYTES, secret_digest
+from ssbg.infrastructure import metrics
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
@@ -101,6 +102,7 @@ class RestoreResults:
                 lease_expires_at=None,
                 **token_values,
             )
+        metrics.record_restore("completed")
         return RestoreOutcome(completed, token)
 
     @staticmethod
@@ -140,6 +142,7 @@ class RestoreResults:
                 lease_expires_at=None,
             )
         if failed is not None:
+            metrics.record_restore("failed")
             log.warning("restore_failed", restore_id=str(restore.id), reason=reason)
 
     async def quarantine_after_download(
@@ -203,5 +206,6 @@ class RestoreResults:
                     lease_expires_at=None,
                 )
             if moved is not None:
+                metrics.record_restore("failed")
                 failed.append(restore_id)
         return failed

@@ -1,6 +1,12 @@
 import pytest
 
-from ssbg.domain.network import client_ip, ip_allowed, parse_networks
+from ssbg.domain.network import (
+    IPNetwork,
+    client_ip,
+    ip_allowed,
+    parse_networks,
+    scrape_allowed,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,3 +49,41 @@ def test_client_supplied_entries_left_of_the_first_untrusted_hop_are_ignored() -
 
 def test_malformed_forwarded_entry_stops_at_the_last_trusted_address() -> None:
     assert client_ip("10.0.0.2", "garbage", PROXIES) == "10.0.0.2"
+
+
+LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
+PROMETHEUS_NET = parse_networks(["192.0.2.0/24"])
+LOCAL_PROXY = parse_networks(["127.0.0.1/32"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "other", "trusted", "allowed", "expected"),
+    [
+        # Direct scrapes: the socket peer decides.
+        ("127.0.0.1", None, False, [], LOOPBACK, True),
+        ("::1", None, False, [], LOOPBACK, True),
+        ("203.0.113.7", None, False, [], LOOPBACK, False),
+        ("127.0.0.1", None, False, [], [], False),  # an empty allow-list allows nobody
+        (None, None, False, [], LOOPBACK, False),
+        # A reverse proxy on loopback that is not trusted: whoever it forwards is refused,
+        # though the peer itself is in the allow-list.
+        ("127.0.0.1", "203.0.113.7", False, [], LOOPBACK, False),
+        ("127.0.0.1", "127.0.0.1", False, [], LOOPBACK, False),
+        ("127.0.0.1", None, True, [], LOOPBACK, False),
+        # A trusted proxy: the forwarded client decides, never the proxy's own address.
+        ("127.0.0.1", "203.0.113.7", False, LOCAL_PROXY, LOOPBACK, False),
+        ("127.0.0.1", "192.0.2.9", False, LOCAL_PROXY, PROMETHEUS_NET, True),
+        ("127.0.0.1", "192.0.2.9, 203.0.113.7", False, LOCAL_PROXY, PROMETHEUS_NET, False),
+        # ... and one naming the client only in a header that is not read is refused.
+        ("127.0.0.1", None, True, LOCAL_PROXY, LOOPBACK, False),
+    ],
+)
+def test_who_may_scrape_metrics(
+    peer: str | None,
+    forwarded_for: str | None,
+    other: bool,
+    trusted: list[IPNetwork],
+    allowed: list[IPNetwork],
+    expected: bool,
+) -> None:
+    assert scrape_allowed(peer, forwarded_for, other, trusted, allowed) is expected
