@@ -57,6 +57,7 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.API_KEY_MANAGE: {SA},
     Permission.KEY_READ: {AD, SA},
     Permission.KEY_MANAGE: {SA},
+    Permission.ALERT_READ: {AD, SA},
     Permission.ALERT_MANAGE: {AD, SA},
     Permission.INCIDENT_READ: {AD, SA},
     Permission.INCIDENT_SET: {SA},
