@@ -211,6 +211,30 @@ def test_system_restore_rate() -> None:
     )
 
 
+@pytest.mark.parametrize("level", [IncidentLevel.ALERT, IncidentLevel.QUARANTINE])
+def test_from_incident_level_1_the_restore_rates_are_halved(level: IncidentLevel) -> None:
+    limits = PolicyLimits(max_restores_per_key_per_hour=10, max_restores_per_hour=50)
+    at_level = {"incident_level": level, "mfa_verified": True}
+    assert evaluate_policy(request(restores_by_key_last_hour=4, **at_level), limits=limits).allowed
+    assert_denied(
+        evaluate_policy(request(restores_by_key_last_hour=5, **at_level), limits=limits),
+        "P5",
+        ReasonCategory.RATE_LIMITED,
+    )
+    assert evaluate_policy(request(restores_last_hour=24, **at_level), limits=limits).allowed
+    assert_denied(
+        evaluate_policy(request(restores_last_hour=25, **at_level), limits=limits),
+        "P6",
+        ReasonCategory.RATE_LIMITED,
+    )
+
+
+def test_a_halved_limit_of_one_stays_one() -> None:
+    limits = PolicyLimits(max_restores_per_key_per_hour=1)
+    at_level = {"incident_level": IncidentLevel.ALERT, "mfa_verified": True}
+    assert evaluate_policy(request(restores_by_key_last_hour=0, **at_level), limits=limits).allowed
+
+
 def test_the_per_key_rate_is_checked_before_the_system_rate() -> None:
     decision = evaluate_policy(request(restores_by_key_last_hour=99, restores_last_hour=999))
     assert decision.rule == "P5"
