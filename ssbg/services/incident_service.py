@@ -129,7 +129,7 @@ async def change_level(
         tx,
         AuditAction.INCIDENT_LEVEL_CHANGE,
         "incident",
-        {**details, "level": int(change.target), "changed_at": format_timestamp(change.now)},
+        {**details, "changed_at": format_timestamp(change.now)},
     )
 
 

@@ -19,6 +19,7 @@ from ssbg.services.container import Services, build_services
 from ssbg.services.webhook_sender import WebhookSender
 from ssbg.settings import Settings
 from tests.support.clock import FixedClock
+from tests.support.factories import headers
 from tests.support.log_capture import logged_events
 from tests.support.outbox import WEBHOOK_SECRET, outbox_rows, set_incident_level
 from tests.support.processes import wait_until
@@ -321,3 +322,45 @@ async def test_a_failed_delivery_is_logged_without_the_url_or_the_secret(
     assert receiver.url not in logged
     assert "/hooks/ssbg" not in logged
     assert WEBHOOK_SECRET not in logged
+
+
+@pytest.mark.both_backends
+async def test_an_alert_its_level_change_and_its_escalation_are_delivered_in_order(
+    client: httpx.AsyncClient,
+    services: Services,
+    sender: WebhookSender,
+    receiver: WebhookReceiver,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    created = await client.post(
+        "/admin/policies",
+        headers=headers(bootstrap_key),
+        json={"name": "p", "effect": "deny", "is_active": False, "rule": {}},
+    )  # alert M9: level 1
+    assert created.status_code == 201
+    clock.advance(seconds=900)
+    await services.alerts.escalate_overdue()
+
+    await sender.deliver_due()
+
+    bodies = [json.loads(request.body) for request in receiver.received()]
+    assert [body["event"] for body in bodies] == [
+        "ALERT_TRIGGER",
+        "INCIDENT_LEVEL_CHANGE",
+        "ALERT_ESCALATE",
+    ]
+    trigger, level, escalation = bodies
+    alert_id = trigger["alert"]["alert_id"]
+    assert (trigger["alert"]["rule_id"], trigger["alert"]["status"]) == ("M9", "NEW")
+    assert trigger["alert"]["subject"] == f"policy:{created.json()['data']['policy_id']}"
+    assert (level["incident"]["to_level"], level["incident"]["alert_id"]) == (1, alert_id)
+    assert level["incident"]["actor_id"] is None
+    assert (escalation["alert"]["alert_id"], escalation["alert"]["status"]) == (
+        alert_id,
+        "ESCALATED",
+    )
+    assert all(
+        signature_matches(WEBHOOK_SECRET.encode(), r.body, r.headers["x-ssbg-signature"])
+        for r in receiver.received()
+    )
