@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ssbg.api.dependencies import get_request_context, get_services
 from ssbg.api.request_context import REQUEST_ID_HEADER, request_id_of
 from ssbg.domain.errors import (
+    AuthInvalidKey,
+    AuthThrottled,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -116,6 +118,9 @@ def error_responses(*errors: type[SsbgError]) -> dict[int | str, dict[str, Any]]
     """``responses=`` for a route: the contract's error model under each status it can return."""
     by_status: dict[int, list[str]] = {}
     declared: tuple[type[SsbgError], ...] = (*errors, ValidationFailed, InternalError)
+    if AuthInvalidKey in errors:
+        # Whatever refuses a bad key refuses it with 429 once its address is throttled.
+        declared = (*declared, AuthThrottled)
     for error in declared:
         by_status.setdefault(error.status, []).append(error.code)
     return {

@@ -116,7 +116,9 @@ def build_services(
     trail = AuditTrail(clock, signer, interval, anchor)
     notifications = Notifications(clock, enabled=settings.alert_webhook_url is not None)
     api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity)
-    auth = AuthService(db, trail, clock, key_store.mfa_secret_box, integrity)
+    auth = AuthService(
+        db, trail, clock, key_store.mfa_secret_box, integrity, settings.auth_failure_limit
+    )
     policy_enforcer = PolicyEnforcer(clock, settings)
     backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
     restores = RestoreService(
