@@ -18,6 +18,11 @@ Evidence and cost, per failing request from an address:
   at hundreds of requests a second neither takes the audit chain's lock nor, on SQLite, the
   database's writer lock.
 
+One failure is audited even when its address is throttled: a key whose record's seal does
+not match (``evidence``), which is evidence that the database was changed behind the gateway
+(SPEC §13.7) — an attacker must not be able to hide it by failing often enough first. It is
+answered 429 all the same, so the answer still says nothing about the key.
+
 Throttled requests are not counted, so the throttle lapses once enough old failures have left
 the window (``Retry-After`` says when). A failure with no source address is audited and never
 throttled: there is nothing to count it under. Rows older than ten minutes are deleted at most
@@ -57,9 +62,10 @@ class AuthFailures:
         self._limit = limit
         self._next_purge: datetime | None = None
 
-    async def record(self, failure: AuditEvent) -> None:
+    async def record(self, failure: AuditEvent, *, evidence: bool = False) -> None:
         """Audit ``failure`` (an ``AUTH_FAILURE`` event) and count it against its source
-        address, or raise ``AuthThrottled`` if that address is throttled.
+        address, or raise ``AuthThrottled`` if that address is throttled (then ``failure`` is
+        still audited if it is ``evidence`` of tampering).
 
         A failure without a source address (``None``) is audited and never throttled.
         """
@@ -74,15 +80,15 @@ class AuthFailures:
                 source_ip, first_bucket(now), throttle_window_start(now)
             )
         state = throttle_state(recent.buckets, now, self._limit)
-        if state.throttled and recent.window_recorded:
+        if state.throttled and recent.window_recorded and not evidence:
             raise AuthThrottled(retry_after_seconds=state.retry_after_seconds)
         async with self._db.transaction(write=True) as tx:
-            state = await self._count_or_throttle(tx, failure, source_ip, now)
+            state = await self._count_or_throttle(tx, failure, source_ip, now, evidence)
         if state.throttled:
             raise AuthThrottled(retry_after_seconds=state.retry_after_seconds)
 
     async def _count_or_throttle(
-        self, tx: UnitOfWork, failure: AuditEvent, source_ip: str, now: datetime
+        self, tx: UnitOfWork, failure: AuditEvent, source_ip: str, now: datetime, evidence: bool
     ) -> ThrottleState:
         """Count ``failure`` and append it, or record the throttle window (appending
         ``AUTH_THROTTLED`` if this request opened it); the state that decided."""
@@ -106,6 +112,8 @@ class AuthFailures:
                 state = ThrottleState(state.failures, throttled=True, retry_after_seconds=1)
         if await tx.auth_failures.open_window(source_ip, window_start, now):
             await self._trail.append(tx, self._throttled_event(failure, source_ip, state))
+        if evidence:
+            await self._trail.append(tx, failure)
         return state
 
     def _throttled_event(

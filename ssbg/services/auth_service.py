@@ -143,7 +143,7 @@ class AuthService:
             source_ip=context.source_ip,
             request_id=context.request_id,
         )
-        await self._failures.record(event)
+        await self._failures.record(event, evidence=reason == "TAMPERED")
 
     async def authorize(self, actor: Actor, permission: Permission) -> None:
         """Raise ``ForbiddenRole`` (after recording ``AUTHZ_DENY``) unless the role may act."""

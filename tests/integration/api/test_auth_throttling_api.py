@@ -12,18 +12,19 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ssbg.api.app import create_app
 from ssbg.domain.enums import Role
 from ssbg.domain.errors import AuthInvalidKey
 from ssbg.domain.identity import RequestContext
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
-from ssbg.infrastructure.db.models import AuthFailureCount, AuthThrottleWindow
+from ssbg.infrastructure.db.models import ApiKey, AuthFailureCount, AuthThrottleWindow
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
 from tests.support.audit import assert_chain_valid, audit_entries, head_sequence
+from tests.support.audit_chain import execute
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
@@ -149,6 +150,28 @@ async def test_a_throttled_request_writes_nothing_once_its_window_is_recorded(
     async with services.db.transaction(write=False) as tx:
         counted = await tx.session.execute(select(func.sum(AuthFailureCount.failures)))
     assert counted.scalar_one() == LIMIT + 1
+
+
+async def test_a_tampered_key_record_is_audited_from_a_throttled_address_too(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    await execute(
+        services,
+        update(ApiKey.__table__).where(ApiKey.id == operator.record.id).values(role="admin"),
+    )
+    await fail_until_throttled(client)
+    assert_throttled(await bad_request(client))
+
+    response = await bad_request(client, key=operator.api_key)
+
+    assert_throttled(response)
+    evidence = (await audit_entries(services.db, "AUTH_FAILURE"))[-1]
+    assert (evidence.details, evidence.resource) == (
+        {"reason": "TAMPERED"},
+        f"api_key:{operator.record.id}",
+    )
+    await assert_chain_valid(services.db)
 
 
 async def test_another_address_is_not_throttled(
