@@ -108,7 +108,7 @@ class AuthFailures:
             # runs them concurrently): the window is over the limit now.
             recent = await tx.auth_failures.recent(source_ip, first_bucket(now), window_start)
             state = throttle_state(recent.buckets, now, self._limit)
-            if not state.throttled:  # the upsert's condition says otherwise; never trust luck
+            if not state.throttled:  # unreachable: the upsert refused, so the window is full
                 state = ThrottleState(state.failures, throttled=True, retry_after_seconds=1)
         if await tx.auth_failures.open_window(source_ip, window_start, now):
             await self._trail.append(tx, self._throttled_event(failure, source_ip, state))
