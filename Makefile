@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-smoke clean
+.PHONY: run test install lint typecheck unit bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -56,6 +56,9 @@ bench-requests: $(STAMP)
 bench-shred: $(STAMP)
 	$(BIN)/python bench/shred_bench.py
 
+bench-throttle: $(STAMP)
+	$(BIN)/python bench/throttle_bench.py
+
 bench-smoke: $(STAMP)
 	$(BIN)/python bench/audit_bench.py --smoke
 	$(BIN)/python bench/ingest_bench.py --smoke
@@ -63,6 +66,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python bench/key_files_bench.py --smoke
 	$(BIN)/python bench/request_bench.py --smoke
 	$(BIN)/python bench/shred_bench.py --smoke
+	$(BIN)/python bench/throttle_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -123,6 +123,9 @@ def error_responses(*errors: type[SsbgError]) -> dict[int | str, dict[str, Any]]
     """``responses=`` for a route: the contract's error model under each status it can return."""
     by_status: dict[int, list[str]] = {}
     declared: tuple[type[SsbgError], ...] = (*errors, ValidationFailed, InternalError)
+    if AuthInvalidKey in errors:
+        # Whatever refuses a bad key refuses it with 429 once its address is throttled.
+        declared = (*declared, AuthThrottled)
     for error in declared:
         by_status.setdefault(error.status, []).append(error.code)
     return {

@@ -2,6 +2,9 @@
 
 One failure code for every kind of bad key (``AUTH_INVALID_KEY``): the caller learns nothing
 about which keys exist. The audit entry says why, and never contains the presented key.
+The key is checked first; only a failure is counted against its source address, which is
+throttled (``429 RATE_LIMITED``) after too many (``services.auth_failures``): a valid key from
+a throttled address still works.
 A successful authentication is not an audit event (SPEC §7); ``last_used_at`` and
 ``last_used_ip`` record it, written at most once a minute per key across all replicas.
 """
@@ -31,6 +34,7 @@ from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
+from ssbg.services.auth_failures import AuthFailures
 from ssbg.services.unit_of_work import AppDatabase
 
 API_KEY_PATTERN = re.compile(r"ssbg_[0-9a-f]{32}")
@@ -66,14 +70,18 @@ class AuthService:
         clock: Clock,
         mfa_box: Callable[[], SecretBox],
         integrity: IntegrityKey,
+        failure_limit: int,
     ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
         self._mfa_box = mfa_box
         self._integrity = integrity
+        self._failures = AuthFailures(db, trail, clock, failure_limit)
 
     async def authenticate(self, raw_key: str | None, context: RequestContext) -> Principal:
+        """The key's principal; else ``AuthInvalidKey`` — or ``AuthThrottled`` when the
+        caller's address has failed too often (the same for every kind of bad key)."""
         check = await self._check_key(raw_key, context)
         if check.refusal is None and check.api_key is not None:
             await self._record_use(check.api_key, context)
@@ -135,8 +143,7 @@ class AuthService:
             source_ip=context.source_ip,
             request_id=context.request_id,
         )
-        async with self._db.transaction(write=True) as tx:
-            await self._trail.append(tx, event)
+        await self._failures.record(event, evidence=reason == "TAMPERED")
 
     async def authorize(self, actor: Actor, permission: Permission) -> None:
         """Raise ``ForbiddenRole`` (after recording ``AUTHZ_DENY``) unless the role may act."""

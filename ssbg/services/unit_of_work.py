@@ -16,6 +16,7 @@ from ssbg.infrastructure.db.models import SystemState
 from ssbg.repositories.alerts_repository import AlertsRepository
 from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
+from ssbg.repositories.auth_failures_repository import AuthFailuresRepository
 from ssbg.repositories.backups_repository import BackupsRepository
 from ssbg.repositories.detection_repository import DetectionRepository
 from ssbg.repositories.incident_repository import IncidentRepository
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.alerts = AlertsRepository(session)
         self.api_keys = ApiKeysRepository(session)
         self.audit = AuditRepository(session)
+        self.auth_failures = AuthFailuresRepository(session)
         self.incidents = IncidentRepository(session)
         self.backups = BackupsRepository(session)
         self.detection = DetectionRepository(session)
