@@ -160,8 +160,9 @@ def _key_password(settings: "Settings") -> str:
     """The configured password (environment or ``.env``, as ``ssbg serve`` reads it), else
     asked for without echo. Never the generated development password file: the person
     releasing a lockdown must know the password."""
-    if settings.key_password is not None:
-        return settings.key_password.get_secret_value()
+    configured = settings.key_password.get_secret_value() if settings.key_password else ""
+    if configured:  # empty means unset, as for the gateway itself
+        return configured
     try:
         password: str = typer.prompt("Key password", hide_input=True, err=True)
     except typer.Abort:
