@@ -132,7 +132,7 @@ def release(
     except KeyUnavailable as exc:
         err.print(
             "[red]release refused:[/] the key password does not open the key store at "
-            f"{settings.resolved_keystore_dir} ({exc.message}). Nothing was changed.",
+            f"{settings.resolved_keystore_dir}: {exc.message} Nothing was changed.",
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_REFUSED) from None
