@@ -3,8 +3,10 @@
 import typer
 
 from ssbg.cli import (
+    alert_commands,
     audit_commands,
     backup_commands,
+    incident_commands,
     key_commands,
     recover_command,
     restore_command,
@@ -27,6 +29,8 @@ app.command()(recover_command.recover)
 app.command()(backup_commands.backup)
 app.add_typer(backup_commands.app, name="backups")
 app.command()(restore_command.restore)
+app.add_typer(alert_commands.app, name="alerts")
+app.add_typer(incident_commands.app, name="incident")
 
 
 def main() -> None:

@@ -366,6 +366,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
 class CliOutcome:
     exit_code: int
     stdout: str
+    stderr: str = ""
 
     def json(self) -> Any:
         """The command's one JSON line: the last line (a server sharing the process in a
@@ -381,7 +382,7 @@ async def run_cli(
 
     def invoke() -> CliOutcome:
         result = CliRunner().invoke(cli_app, args, env=env, input=stdin, catch_exceptions=False)
-        return CliOutcome(result.exit_code, result.stdout)
+        return CliOutcome(result.exit_code, result.stdout, result.stderr)
 
     return await asyncio.to_thread(invoke)
 
