@@ -12,6 +12,8 @@
 """
 
 import argparse
+import asyncio
+import contextlib
 import json
 import math
 import os
@@ -23,10 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import psutil
 
@@ -84,6 +88,25 @@ def parse_common_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
     if args.smoke:
         args.size_mib, args.runs, args.max_foreign_load = SMOKE_SIZE_MIB, 1, math.inf
     return args
+
+
+async def _pg_admin(dsn: str, statement: str) -> None:
+    connection = await asyncpg.connect(dsn.replace("+asyncpg", ""))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def scratch_database(pg: str) -> Iterator[str]:
+    """A fresh PostgreSQL database beside ``pg``'s, dropped afterwards: its SQLAlchemy URL."""
+    database = f"ssbg_bench_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(pg, f'CREATE DATABASE "{database}"'))
+    try:
+        yield pg.rsplit("/", 1)[0] + f"/{database}"
+    finally:
+        asyncio.run(_pg_admin(pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 def make_workdir(prefix: str) -> Path:

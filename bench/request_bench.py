@@ -17,26 +17,16 @@ Usage: ``make bench-requests`` or
 """
 
 import argparse
-import asyncio
+import contextlib
 import os
 import statistics
 import time
-import uuid
 
-import asyncpg
 import httpx
-from harness import Gateway, make_workdir
+from harness import Gateway, make_workdir, scratch_database
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 BACKUPS = 20
-
-
-async def _admin(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn.replace("+asyncpg", ""))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def _time(client: httpx.Client, path: str, requests: int) -> float:
@@ -79,25 +69,20 @@ def main() -> None:
     args = parser.parse_args()
     requests, runs = (20, 1) if args.smoke else (args.requests, args.runs)
     workdir = make_workdir("ssbg-bench-requests-")
-    extra: dict[str, str] = {}
-    database = None
     pg = os.environ.get("SSBG_BENCH_POSTGRES_URL") or os.environ.get("SSBG_TEST_POSTGRES_URL")
-    if args.backend == "postgres":
-        if args.smoke and not pg:
-            print("requests: smoke run, PostgreSQL skipped (SSBG_TEST_POSTGRES_URL unset)")
-            return
-        pg = pg or DEFAULT_PG
-        database = f"ssbg_bench_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_admin(pg, f'CREATE DATABASE "{database}"'))
-        extra["SSBG_DATABASE_URL"] = pg.rsplit("/", 1)[0] + f"/{database}"
-    gateway = Gateway(workdir, extra)
-    try:
-        gateway.start()
-        seconds = run(gateway, requests, runs)
-    finally:
-        gateway.stop()
-        if database is not None and pg is not None:
-            asyncio.run(_admin(pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    with contextlib.ExitStack() as stack:
+        extra: dict[str, str] = {}
+        if args.backend == "postgres":
+            if args.smoke and not pg:
+                print("requests: smoke run, PostgreSQL skipped (SSBG_TEST_POSTGRES_URL unset)")
+                return
+            extra["SSBG_DATABASE_URL"] = stack.enter_context(scratch_database(pg or DEFAULT_PG))
+        gateway = Gateway(workdir, extra)
+        try:
+            gateway.start()
+            seconds = run(gateway, requests, runs)
+        finally:
+            gateway.stop()
     if args.smoke:
         print(f"requests: smoke run on {args.backend}, {len(seconds)} kinds of request answered")
         return

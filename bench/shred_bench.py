@@ -15,14 +15,14 @@ Usage: ``make bench-shred`` or
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
-from harness import make_workdir
+from harness import make_workdir, scratch_database
 from pydantic import SecretStr
 
 from ssbg.domain.audit_verification import SequenceRange
@@ -39,14 +39,6 @@ DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PASSWORD = "bench-key-password-not-secret"  # noqa: S105 (a throwaway key store)
 GOAL_SECONDS = 10.0
 INSERT_BATCH = 1_000
-
-
-async def _admin(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn.replace("+asyncpg", ""))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def run(url: str, workdir: Path, backups: int) -> tuple[float, int, bool]:
@@ -117,19 +109,12 @@ def main() -> None:
     if args.backend == "postgres" and args.smoke and not pg:
         print("shred: smoke run, PostgreSQL skipped (SSBG_TEST_POSTGRES_URL unset)")
         return
-    database = None
-    if args.backend == "postgres":
-        pg = pg or DEFAULT_PG
-        database = f"ssbg_bench_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_admin(pg, f'CREATE DATABASE "{database}"'))
-        url = pg.rsplit("/", 1)[0] + f"/{database}"
-    else:
-        url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    try:
+    with contextlib.ExitStack() as stack:
+        if args.backend == "postgres":
+            url = stack.enter_context(scratch_database(pg or DEFAULT_PG))
+        else:
+            url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
         elapsed, shredded, valid = asyncio.run(run(url, workdir, backups))
-    finally:
-        if database is not None and pg is not None:
-            asyncio.run(_admin(pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     if shredded != backups or not valid:
         raise SystemExit(f"shredded {shredded} of {backups}; audit chain valid: {valid}")
     if args.smoke:

@@ -29,6 +29,7 @@ bench-smoke``) runs 4 MiB at 50 requests/s and prints what ran, no figures.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -36,7 +37,6 @@ import statistics
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -46,7 +46,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pyotp
-from harness import MIB, Gateway, curl_upload, make_payload, make_workdir
+from harness import MIB, Gateway, curl_upload, make_payload, make_workdir, scratch_database
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 # The attacker's connections (keep-alive, like a real client's pool). Beyond ~100 concurrent
@@ -208,23 +208,19 @@ class Result:
     entries: Counter[str]
 
 
-async def _admin(dsn: str, statement: str) -> None:
-    connection = await asyncpg.connect(dsn.replace("+asyncpg", ""))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 def run_backend(backend: str, args: argparse.Namespace, pg: str | None) -> Result:
     workdir = make_workdir(f"ssbg-bench-throttle-{backend}-")
     extra = dict(ENV)
-    database = None
-    if backend == "postgres":
-        assert pg is not None
-        database = f"ssbg_bench_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_admin(pg, f'CREATE DATABASE "{database}"'))
-        extra["SSBG_DATABASE_URL"] = pg.rsplit("/", 1)[0] + f"/{database}"
+    with contextlib.ExitStack() as stack:
+        if backend == "postgres":
+            assert pg is not None
+            extra["SSBG_DATABASE_URL"] = stack.enter_context(scratch_database(pg))
+        return _measure(workdir, extra, args, backend)
+
+
+def _measure(
+    workdir: Path, extra: dict[str, str], args: argparse.Namespace, backend: str
+) -> Result:
     gateway = Gateway(workdir, extra)
     database_url = extra.get("SSBG_DATABASE_URL") or f"sqlite:///{gateway.data_dir / 'ssbg.db'}"
     source = workdir / "payload.bin"
@@ -255,8 +251,6 @@ def run_backend(backend: str, args: argparse.Namespace, pg: str | None) -> Resul
         entries = audit_counts(database_url, before)
     finally:
         gateway.stop()
-        if database is not None and pg is not None:
-            asyncio.run(_admin(pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     return Result(backend, quiet, attacked, attack, entries)
 
 

@@ -1,5 +1,6 @@
 """Alerts (SPEC §13.2): read them, and acknowledge, investigate and resolve them."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from uuid import UUID
 
@@ -73,65 +74,42 @@ async def get_alert(
     return Envelope(data=AlertOut.of(view), meta=Meta(request_id=request_id_of(request.scope)))
 
 
-async def _step(
-    step: AlertStep,
-    alert_id: UUID,
-    body: AlertStepIn | None,
-    request: Request,
-    services: ServicesDep,
-    actor: Actor,
-) -> Envelope[AlertOut]:
-    note = body.note if body else None
-    if step is AlertStep.RESOLVE and note is None:
-        raise ValidationFailed(details={"note": "A note is required to resolve an alert."})
-    view = await services.alerts.take_step(actor, alert_id, step, note)
-    return Envelope(data=AlertOut.of(view), meta=Meta(request_id=request_id_of(request.scope)))
+_STEP_DOCS = {
+    AlertStep.ACKNOWLEDGE: "``NEW`` or ``ESCALATED`` → ``ACKNOWLEDGED`` (audited ``ALERT_ACK``).",
+    AlertStep.INVESTIGATE: "``ACKNOWLEDGED`` → ``INVESTIGATING`` (audited ``ALERT_INVESTIGATE``).",
+    AlertStep.RESOLVE: (
+        "``ACKNOWLEDGED`` or ``INVESTIGATING`` → ``RESOLVED``, with a note (audited "
+        "``ALERT_RESOLVE``). A later trigger of the same rule and subject opens a new alert."
+    ),
+}
 
 
-@router.post(
-    "/{alert_id}/acknowledge",
-    response_model=Envelope[AlertOut],
-    responses=error_responses(*_STEP),
-)
-async def acknowledge_alert(
-    alert_id: UUID,
-    request: Request,
-    services: ServicesDep,
-    actor: Handler,
-    body: AlertStepIn | None = None,
-) -> Envelope[AlertOut]:
-    """``NEW`` or ``ESCALATED`` → ``ACKNOWLEDGED`` (audited ``ALERT_ACK``)."""
-    return await _step(AlertStep.ACKNOWLEDGE, alert_id, body, request, services, actor)
+def _step_route(step: AlertStep) -> Callable[..., Awaitable[Envelope[AlertOut]]]:
+    async def take_step(
+        alert_id: UUID,
+        request: Request,
+        services: ServicesDep,
+        actor: Handler,
+        body: AlertStepIn | None = None,
+    ) -> Envelope[AlertOut]:
+        note = body.note if body else None
+        if step is AlertStep.RESOLVE and note is None:
+            raise ValidationFailed(details={"note": "A note is required to resolve an alert."})
+        view = await services.alerts.take_step(actor, alert_id, step, note)
+        return Envelope(data=AlertOut.of(view), meta=Meta(request_id=request_id_of(request.scope)))
+
+    take_step.__name__ = f"{step.value}_alert"
+    take_step.__doc__ = _STEP_DOCS[step]
+    return take_step
 
 
-@router.post(
-    "/{alert_id}/investigate",
-    response_model=Envelope[AlertOut],
-    responses=error_responses(*_STEP),
-)
-async def investigate_alert(
-    alert_id: UUID,
-    request: Request,
-    services: ServicesDep,
-    actor: Handler,
-    body: AlertStepIn | None = None,
-) -> Envelope[AlertOut]:
-    """``ACKNOWLEDGED`` → ``INVESTIGATING`` (audited ``ALERT_INVESTIGATE``)."""
-    return await _step(AlertStep.INVESTIGATE, alert_id, body, request, services, actor)
-
-
-@router.post(
-    "/{alert_id}/resolve",
-    response_model=Envelope[AlertOut],
-    responses=error_responses(*_STEP, ValidationFailed),
-)
-async def resolve_alert(
-    alert_id: UUID,
-    request: Request,
-    services: ServicesDep,
-    actor: Handler,
-    body: AlertStepIn | None = None,
-) -> Envelope[AlertOut]:
-    """``ACKNOWLEDGED`` or ``INVESTIGATING`` → ``RESOLVED``, with a note (``ALERT_RESOLVE``).
-    A later trigger of the same rule and subject opens a new alert."""
-    return await _step(AlertStep.RESOLVE, alert_id, body, request, services, actor)
+for _alert_step in AlertStep:
+    router.add_api_route(
+        f"/{{alert_id}}/{_alert_step.value}",
+        _step_route(_alert_step),
+        methods=["POST"],
+        response_model=Envelope[AlertOut],
+        responses=error_responses(
+            *_STEP, *((ValidationFailed,) if _alert_step is AlertStep.RESOLVE else ())
+        ),
+    )

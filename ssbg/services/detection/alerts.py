@@ -94,6 +94,9 @@ class AlertService:
         """Acknowledge, investigate or resolve (409 ``INVALID_STATE_TRANSITION`` otherwise)."""
         now = self.clock.now()
         async with self.db.transaction(write=True) as tx:
+            # Lock order: the audit head, then the alert — as an append that raises the same
+            # alert again (``AlertRaiser``) takes them.
+            await tx.lock_audit_head()
             alert = await tx.alerts.get_or_none(alert_id, for_update=True)
             if alert is None:
                 raise AlertNotFound()

@@ -8,8 +8,9 @@ definitions and thresholds are pure functions in :mod:`ssbg.domain.detection`; t
 only reads the counts they are decided on.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,11 @@ from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.services.detection.raising import AlertRaiser
 from ssbg.services.unit_of_work import UnitOfWork
 
+# Rules that count one action across the gateway in a window: (action, window, test, name).
+_COUNTED: dict[RuleId, tuple[AuditAction, timedelta, Callable[[int], bool], str]] = {
+    RuleId.M7: (AuditAction.RESTORE_FAILED, M7_WINDOW, m7_fires, "restore_failures"),
+    RuleId.M8: (AuditAction.BACKUP_DELETE, M8_WINDOW, m8_fires, "deletions"),
+}
 SYSTEM_SUBJECT = "system"
 AUDIT_SUBJECT = "audit"
 
@@ -78,20 +84,12 @@ class Detector:
                 }
             case RuleId.M6 | RuleId.M10:
                 return self._tampering(rule, entry)
-            case RuleId.M7:
-                failures = await tx.detection.count_actions_since(
-                    AuditAction.RESTORE_FAILED, now - M7_WINDOW
-                )
-                if not m7_fires(failures):
+            case RuleId.M7 | RuleId.M8:
+                action, window, fires, name = _COUNTED[rule.rule_id]
+                count = await tx.detection.count_actions_since(action, now - window)
+                if not fires(count):
                     return None
-                return SYSTEM_SUBJECT, _window(failures, M7_WINDOW.seconds, "restore_failures")
-            case RuleId.M8:
-                deletions = await tx.detection.count_actions_since(
-                    AuditAction.BACKUP_DELETE, now - M8_WINDOW
-                )
-                if not m8_fires(deletions):
-                    return None
-                return SYSTEM_SUBJECT, _window(deletions, M8_WINDOW.seconds, "deletions")
+                return SYSTEM_SUBJECT, _window(count, window.seconds, name)
             case RuleId.M9:
                 if entry.result != AuditResult.SUCCESS:
                     return None

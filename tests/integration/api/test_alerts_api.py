@@ -326,3 +326,22 @@ async def test_at_level_3_every_route_but_the_investigators_answers_423(
     refusals = await audit_entries(services.db, "AUTHZ_DENY")
     assert {entry.details["reason"] for entry in refusals} == {"INCIDENT_LOCKDOWN"}
     assert len(refusals) == len(sealed)
+
+
+@pytest.mark.both_backends
+async def test_an_alert_handled_while_it_keeps_triggering_loses_no_request(
+    client: httpx.AsyncClient, bootstrap_key: IssuedApiKey
+) -> None:
+    for _ in range(5):
+        await client.get("/me", headers=BAD_KEY)
+    [alert] = (await client.get("/admin/alerts", headers=headers(bootstrap_key))).json()["data"]
+
+    answers = await asyncio.gather(
+        step(client, bootstrap_key, alert["alert_id"], "acknowledge", "on it"),
+        *(client.get("/me", headers=BAD_KEY) for _ in range(8)),
+    )
+
+    assert answers[0].status_code == 200
+    assert [answer.status_code for answer in answers[1:]] == [401] * 8
+    shown = await client.get(f"/admin/alerts/{alert['alert_id']}", headers=headers(bootstrap_key))
+    assert (shown.json()["data"]["status"], shown.json()["data"]["count"]) == ("ACKNOWLEDGED", 9)
