@@ -16,6 +16,7 @@ from ssbg.api.request_context import request_id_of
 from ssbg.domain.identity import Actor, Principal, RequestContext
 from ssbg.domain.network import IPNetwork, client_ip, parse_networks
 from ssbg.domain.permissions import Permission
+from ssbg.services.auth_service import Authenticated
 from ssbg.services.container import Services
 
 
@@ -46,11 +47,18 @@ async def authenticate(
     services: ServicesDep,
     context: ContextDep,
     x_api_key: Annotated[str | None, Header(alias="X-API-Key", description="API key")] = None,
-) -> Principal:
+) -> Authenticated:
     return await services.auth.authenticate(x_api_key, context)
 
 
-PrincipalDep = Annotated[Principal, Depends(authenticate)]
+AuthenticatedDep = Annotated[Authenticated, Depends(authenticate)]
+
+
+def principal(authenticated: AuthenticatedDep) -> Principal:
+    return authenticated.principal
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
 MfaTokenDep = Annotated[
@@ -65,13 +73,14 @@ def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Await
     asked; the use case then gets the caller and its request as one :class:`Actor`."""
 
     async def dependency(
-        principal: PrincipalDep,
+        authenticated: AuthenticatedDep,
         services: ServicesDep,
         context: ContextDep,
         mfa_token: MfaTokenDep = None,
     ) -> Actor:
-        actor = Actor(principal, context)
-        await services.incidents.guard(actor, permission)  # 423 at level 3
+        actor = Actor(authenticated.principal, context)
+        # 423 at level 3, judged on the level read with the key
+        await services.incidents.guard(actor, permission, authenticated.incident_level)
         await services.auth.authorize(actor, permission)
         if mfa:
             await services.auth.verify_mfa(actor, mfa_token)

@@ -25,6 +25,7 @@ from ssbg.domain.errors import (
     TamperedRow,
 )
 from ssbg.domain.identity import Actor, Principal, RequestContext
+from ssbg.domain.incident import IncidentLevel, effective_incident_level
 from ssbg.domain.network import ip_allowed
 from ssbg.domain.permissions import Permission, is_allowed
 from ssbg.domain.restore_tokens import secret_digest
@@ -35,7 +36,7 @@ from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_failures import AuthFailures
-from ssbg.services.unit_of_work import AppDatabase
+from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 API_KEY_PATTERN = re.compile(r"ssbg_[0-9a-f]{32}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -60,6 +61,16 @@ class KeyCheck:
     api_key: ApiKey | None
     refusal: str | None
     tampered: str | None = None
+    incident_level: IncidentLevel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The caller's principal, and the incident level read with its key (``None`` when the
+    incident state could not be read: whoever needs it reads it again, and fails closed)."""
+
+    principal: Principal
+    incident_level: IncidentLevel | None
 
 
 class AuthService:
@@ -79,13 +90,13 @@ class AuthService:
         self._integrity = integrity
         self._failures = AuthFailures(db, trail, clock, failure_limit)
 
-    async def authenticate(self, raw_key: str | None, context: RequestContext) -> Principal:
+    async def authenticate(self, raw_key: str | None, context: RequestContext) -> Authenticated:
         """The key's principal; else ``AuthInvalidKey`` — or ``AuthThrottled`` when the
         caller's address has failed too often (the same for every kind of bad key)."""
         check = await self._check_key(raw_key, context)
         if check.refusal is None and check.api_key is not None:
             await self._record_use(check.api_key, context)
-            return principal_of(check.api_key)
+            return Authenticated(principal_of(check.api_key), check.incident_level)
         await self._record_failure(
             check.api_key, check.refusal or "UNKNOWN", context, resource=check.tampered
         )
@@ -98,9 +109,12 @@ class AuthService:
         if not API_KEY_PATTERN.fullmatch(raw_key):
             return KeyCheck(None, "MALFORMED")
         presented = self._integrity.verifier(secret_digest(raw_key))
+        level = None
         try:
             async with self._db.transaction(write=False) as tx:
                 api_key = await tx.api_keys.get_by_hash_or_none(presented)
+                if api_key is not None:
+                    level = await self._incident_level(tx)
         except TamperedRow as row:
             # A key record changed behind the gateway (its role, expiry, addresses…): as if
             # it did not exist, and said so in the audit entry, which names it.
@@ -113,7 +127,18 @@ class AuthService:
             return KeyCheck(api_key, "EXPIRED")
         if not ip_allowed(context.source_ip, api_key.allowed_ips):
             return KeyCheck(api_key, "IP_NOT_ALLOWED")
-        return KeyCheck(api_key, None)
+        return KeyCheck(api_key, None, incident_level=level)
+
+    async def _incident_level(self, tx: UnitOfWork) -> IncidentLevel | None:
+        """The effective incident level, read in the key's transaction (one statement more
+        than the key, instead of a transaction more for the level-3 guard)."""
+        try:
+            state = await tx.system_state.get()
+        except TamperedRow:
+            return None  # not the key's fault: the guard reads it again and fails closed
+        return effective_incident_level(
+            state.incident_level, state.incident_changed_at, state.last_alert_at, self._clock.now()
+        )
 
     async def _record_use(self, api_key: ApiKey, context: RequestContext) -> None:
         now = self._clock.now()

@@ -150,12 +150,17 @@ class IncidentService:
         async with self._db.transaction(write=False) as tx:
             return effective_level(await tx.system_state.get(), self._clock.now())
 
-    async def guard(self, actor: Actor, permission: Permission) -> None:
+    async def guard(
+        self, actor: Actor, permission: Permission, level: IncidentLevel | None = None
+    ) -> None:
         """At level 3 (LOCKDOWN) refuse what ``permission`` allows unless investigators need
-        it (``LOCKDOWN_PERMISSIONS``): 423, recorded as ``AUTHZ_DENY``."""
+        it (``LOCKDOWN_PERMISSIONS``): 423, recorded as ``AUTHZ_DENY``. ``level``: the level
+        the caller already read in this request (read here when ``None``)."""
         if allowed_in_lockdown(permission):
             return
-        if await self.current_level() < IncidentLevel.LOCKDOWN:
+        if level is None:
+            level = await self.current_level()
+        if level < IncidentLevel.LOCKDOWN:
             return
         async with self._db.transaction(write=True) as tx:
             await self._trail.append(

@@ -111,4 +111,6 @@ async def test_revocation_fails_and_the_key_keeps_working_when_audit_fails(setup
 
     db.broken = False
     assert (await services.api_keys.get_api_key(target.record.id)).revoked_at is None
-    assert (await services.auth.authenticate(target.api_key, CONTEXT)).key_id == target.record.id
+    assert (await services.auth.authenticate(target.api_key, CONTEXT)).principal.key_id == (
+        target.record.id
+    )
