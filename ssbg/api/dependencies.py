@@ -19,8 +19,11 @@ from ssbg.domain.permissions import Permission
 from ssbg.services.auth_service import Authenticated
 from ssbg.services.container import Services
 
+# Dependencies are ``async def`` although they wait for nothing: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop per dependency per request.
 
-def get_services(request: Request) -> Services:
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -33,7 +36,7 @@ def _trusted_networks(entries: tuple[str, ...]) -> list[IPNetwork]:
     return parse_networks(entries)
 
 
-def get_request_context(request: Request, services: ServicesDep) -> RequestContext:
+async def get_request_context(request: Request, services: ServicesDep) -> RequestContext:
     peer = request.client.host if request.client else None
     trusted = _trusted_networks(tuple(services.settings.trusted_proxies))
     source_ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
@@ -54,7 +57,7 @@ async def authenticate(
 AuthenticatedDep = Annotated[Authenticated, Depends(authenticate)]
 
 
-def principal(authenticated: AuthenticatedDep) -> Principal:
+async def principal(authenticated: AuthenticatedDep) -> Principal:
     return authenticated.principal
 
 

@@ -80,8 +80,9 @@ async def _on_ssbg_error(request: Request, exc: Exception) -> JSONResponse:
         # dependency or service raised it.
         record_auth_failure()
     if isinstance(exc, TamperedRow):
-        services = get_services(request)
-        await services.integrity.record_tampering(exc, get_request_context(request, services))
+        services = await get_services(request)
+        context = await get_request_context(request, services)
+        await services.integrity.record_tampering(exc, context)
     if exc.status >= 500:
         log.warning("request_failed", code=exc.code, status=exc.status, error=type(exc).__name__)
     return error_response(request, exc)
