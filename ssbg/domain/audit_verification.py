@@ -25,10 +25,12 @@ after the last entry
      entries that stop before it or run past it are ``SEQUENCE_GAP`` (at the first sequence
      that disagrees); a last entry whose hash differs from the head's is ``HASH_MISMATCH``.
   9. ``CHECKPOINT_MISMATCH`` - when the range runs to the head: the chain runs past the
-     sequence where the next checkpoint had to be written, judged by both the last
-     checkpoint's signed interval and the configured one (so changing the interval never
-     raises a false alarm; offline, with no configured interval, the signed one alone — never
-     a bundle's unsigned header); reported at that sequence. This is what makes deleting the
+     sequence where the next checkpoint had to be written, judged by the largest of the last
+     checkpoint's signed interval, the intervals ``SYSTEM_START`` entries declared since it
+     (each gateway process names the interval it appends with), and — beside a checkpoint —
+     the configured one: so a changed setting never raises a false alarm; offline, with no
+     configured interval, the signed and declared ones alone — never a bundle's unsigned
+     header; reported at that sequence. This is what makes deleting the
      checkpoints along with a rewritten tail evident.
 
 Then rule 11: the chain must reach the audit anchor the key store keeps, with the same hash
@@ -162,6 +164,7 @@ class SequenceRange:
 # One entry as the verifier reads it: (sequence_number, canonical JSON of its hashed fields —
 # None when the stored content has no canonical form —, prev_hash, entry_hash).
 EntryTuple = tuple[int, str | None, str, str]
+_DECLARATION = '"checkpoint_interval":'  # only SYSTEM_START entries are parsed for it
 # One entry as stored in columns, every value already in its canonical text form except
 # ``details``, which is JSON text: (sequence_number, event_id, occurred_at, actor_id,
 # actor_role, action, resource, result, details_json, source_ip, request_id, incident_level,
@@ -249,6 +252,9 @@ class ChainVerifier:
         self._configured_interval = checkpoint_interval
         self._pending: deque[Checkpoint] = deque()
         self._last_checkpoint = previous_checkpoint
+        # The largest checkpoint interval a SYSTEM_START entry declared since the last
+        # checkpoint (rule 9).
+        self._declared_interval: int | None = None
         self._last_queued = 0
         self.entries_checked = 0
         self.checkpoints_verified = 0
@@ -298,6 +304,8 @@ class ChainVerifier:
                 checked += 1
                 last_hash = entry_hash
                 expected += 1
+                if _DECLARATION in canonical:
+                    self._note_declared_interval(canonical)
                 if (
                     pending
                     and pending[0].sequence_number == sequence_number
@@ -332,7 +340,19 @@ class ChainVerifier:
             return False
         self.checkpoints_verified += 1
         self._last_checkpoint = checkpoint
+        self._declared_interval = None  # the checkpoint's signed interval speaks from here
         return True
+
+    def _note_declared_interval(self, canonical: str) -> None:
+        """A ``SYSTEM_START`` entry names the checkpoint interval its process appends with."""
+        try:
+            entry = json.loads(canonical)
+            declared = entry["details"]["checkpoint_interval"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if entry.get("action") != "SYSTEM_START" or type(declared) is not int or declared < 1:
+            return
+        self._declared_interval = max(self._declared_interval or 0, declared)
 
     def finish(
         self,
@@ -389,11 +409,17 @@ class ChainVerifier:
         if checkpoint is None and self._range_start != 1:
             return  # the range's start is not a known checkpoint position
         after = checkpoint.sequence_number if checkpoint else 0
+        # Each stretch of the chain is judged by the interval it was written with: the last
+        # checkpoint's signed one, and every interval a gateway declared since (SYSTEM_START);
+        # the configured one only beside a checkpoint, never alone — a chain with no
+        # checkpoint yet and no declaration (written before declarations) is not judged by
+        # today's setting.
         intervals = [
             interval
             for interval in (
                 checkpoint.checkpoint_interval if checkpoint else None,
-                self._configured_interval,
+                self._configured_interval if checkpoint else None,
+                self._declared_interval,
             )
             if interval is not None
         ]

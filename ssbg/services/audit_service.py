@@ -73,6 +73,11 @@ class AuditTrail:
         # The detector (``ssbg.services.detection``), set once the services are wired.
         self.observer: EntryObserver | None = None
 
+    @property
+    def checkpoint_interval(self) -> int:
+        """The interval this process checkpoints at (declared in its ``SYSTEM_START``)."""
+        return self._checkpoint_interval
+
     async def append(self, tx: UnitOfWork, event: AuditEvent) -> ChainedEntry:
         if not tx.writable:
             raise AuditUnavailable("Audit entries are only appended in write transactions.")

@@ -114,6 +114,7 @@ class BootstrapService:
                     SYSTEM_RESOURCE,
                     event="INITIALIZED",
                     version=__version__,
+                    checkpoint_interval=self._trail.checkpoint_interval,
                     audit_signing_key_id=signing.fingerprint,
                     bootstrap_key_id=str(issued.record.id),
                 ),
@@ -132,6 +133,7 @@ class BootstrapService:
                     SYSTEM_RESOURCE,
                     event="STARTED",
                     version=__version__,
+                    checkpoint_interval=self._trail.checkpoint_interval,
                     replica=replica,
                 ),
             )

@@ -29,19 +29,21 @@ from ssbg.domain.audit_verification import (
 MOMENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def chain(length: int) -> list[EntryTuple]:
+def chain(length: int, *, declared: dict[int, int] | None = None) -> list[EntryTuple]:
+    """``declared``: sequence → the checkpoint interval a ``SYSTEM_START`` there declares."""
     entries: list[EntryTuple] = []
     prev = GENESIS_HASH
     for sequence in range(1, length + 1):
+        interval = (declared or {}).get(sequence)
         fields = ChainedFields(
             event_id=UUID(int=sequence),
             sequence_number=sequence,
             occurred_at=MOMENT,
-            action="AUDIT_READ",
-            resource="audit",
+            action="AUDIT_READ" if interval is None else "SYSTEM_START",
+            resource="audit" if interval is None else "system",
             result="SUCCESS",
             incident_level=0,
-            details={"n": sequence},
+            details={"n": sequence} if interval is None else {"checkpoint_interval": interval},
         )
         entry_hash = compute_entry_hash(prev, fields)
         entries.append((sequence, text_of(fields.as_canonical_dict()), prev, entry_hash))
@@ -209,13 +211,35 @@ def test_deleted_checkpoint_is_named_by_the_next_one() -> None:
 
 
 def test_deleted_last_checkpoints_are_evident_from_the_interval() -> None:
-    entries = chain(23)
+    entries = chain(23, declared={1: 5})
 
     assert outcome(verify(entries, every(entries, 5)[:2], interval=5)) == (
         15,
         "CHECKPOINT_MISMATCH",
     )
     assert outcome(verify(entries, [], interval=5)) == (5, "CHECKPOINT_MISMATCH")
+    assert outcome(verify(entries, [], interval=None)) == (5, "CHECKPOINT_MISMATCH")  # offline
+
+
+def test_without_a_checkpoint_or_a_declaration_the_configured_interval_judges_nothing() -> None:
+    # A chain written before gateways declared their interval, with no checkpoint yet (shorter
+    # than the interval it was written with): today's setting says nothing about it.
+    assert verify(chain(23), [], interval=5).valid
+
+
+def test_a_declared_interval_after_a_checkpoint_speaks_for_what_follows() -> None:
+    # Interval 5 until the checkpoint at 10, then a gateway declaring 20 at 12: the next
+    # checkpoint is due at 20, whatever the validator is configured with.
+    entries = chain(19, declared={12: 20})
+    checkpoints = [checkpoint(entries, 5, 0, 5), checkpoint(entries, 10, 5, 5)]
+
+    assert verify(entries, checkpoints, interval=5).valid
+    assert outcome(
+        verify(chain(19), [*checkpoints[:1], checkpoint(chain(19), 10, 5, 5)], interval=5)
+    ) == (
+        15,
+        "CHECKPOINT_MISMATCH",
+    )
 
 
 def test_changing_the_interval_raises_no_false_alarm() -> None:
