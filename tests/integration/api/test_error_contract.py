@@ -1,7 +1,5 @@
 """Every failure path renders the contract's envelope with a request id and no internals."""
 
-import uuid
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -30,8 +28,8 @@ async def test_wrong_method_is_a_contract_405(client: httpx.AsyncClient) -> None
     ("method", "path", "allowed"),
     [
         ("PUT", "/api/v1/backups", "GET, POST"),
-        ("POST", f"/api/v1/backups/{uuid.uuid4()}", "DELETE, GET"),
-        ("PATCH", f"/api/v1/restores/{uuid.uuid4()}/approve", "POST"),
+        ("POST", "/api/v1/backups/6f1c2b0e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", "DELETE, GET"),
+        ("PATCH", "/api/v1/restores/7a2d3c1f-4b5e-4f60-9bac-1d2e3f4a5b6c/approve", "POST"),
         ("DELETE", "/api/v1/health/ready", "GET"),
         ("POST", "/api/v1/health", "GET"),
         ("POST", "/metrics", "GET"),
