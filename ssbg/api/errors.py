@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ssbg.api.dependencies import get_request_context, get_services
 from ssbg.api.request_context import REQUEST_ID_HEADER, request_id_of
@@ -47,6 +48,8 @@ def error_response(request: Request, error: SsbgError) -> JSONResponse:
     headers = {REQUEST_ID_HEADER: request_id}
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(sorted(error.allowed_methods))
     body = {
         "error": {
             "code": error.code,
@@ -93,12 +96,33 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return error_response(request, ValidationFailed(details=_validation_details(exc)))
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> frozenset[str]:
+    """Every method some route serves at this path (RFC 9110 §15.5.6: a 405 carries ``Allow``).
+
+    Starlette's own ``Allow`` names only the first route that matched the path, and FastAPI
+    makes a route per method (``GET /backups`` and ``POST /backups`` are two), nested in the
+    routers that include them: so each method is tried against the app's routes as a request
+    of that method, through the public ``matches`` every route has.
+    """
+    routes = request.app.router.routes
+    return frozenset(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return error_response(request, NotFound())
     if exc.status_code == 405:
-        return error_response(request, MethodNotAllowed())
+        return error_response(request, MethodNotAllowed(allowed_methods=_allowed_methods(request)))
     if exc.status_code in (400, 422):
         return error_response(request, ValidationFailed())
     if exc.status_code == 413:

@@ -32,8 +32,10 @@ async def _migrate(settings: "Settings") -> None:
     from ssbg.infrastructure.db import migrate as migrations
 
     if settings.is_sqlite:
+        from ssbg.infrastructure.private_files import make_private_directories
+
         # The data directory holds the database and (by default) keys and objects: owner only.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_directories(settings.data_dir)
     await migrations.upgrade(settings.resolved_database_url)
 
 

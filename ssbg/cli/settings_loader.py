@@ -5,6 +5,7 @@ them: the client commands (``ssbg backup``, ``ssbg restore`` …) never need the
 the whole server stack would add about a second to every client command's start.
 """
 
+import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -15,13 +16,22 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 err = Console(stderr=True)
+# What a server command creates is for the gateway's user alone (SPEC §13.3).
+SERVER_UMASK = 0o077
 
 
 def load_settings() -> "Settings":
+    """The server's settings, for a command about to use its database, keys or objects.
+
+    Sets the umask to 077 first: every file and folder such a command (and the uvicorn workers
+    ``ssbg serve`` starts, which inherit it) creates is then private, even one created by a
+    library that gives no mode of its own. The code that creates them gives 0600/0700 too.
+    """
     from pydantic import ValidationError
 
     from ssbg.settings import Settings
 
+    os.umask(SERVER_UMASK)
     try:
         return Settings()
     except ValidationError as exc:

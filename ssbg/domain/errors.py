@@ -69,6 +69,16 @@ class MethodNotAllowed(SsbgError):
         "Method not allowed on this resource.",
     )
 
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        allowed_methods: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(message, details)
+        self.allowed_methods = allowed_methods
+
 
 class InvalidStateTransition(SsbgError):
     code, status, default_message = (

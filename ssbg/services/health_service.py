@@ -1,4 +1,4 @@
-"""Readiness: the database answers, the object store takes writes, the key store is readable.
+"""Readiness: the database and the object store take writes, the key store is readable.
 
 Never a false "ready": every check runs each time, with a timeout, and any failure or timeout
 marks the gateway not ready.
@@ -67,7 +67,7 @@ class HealthService:
 
     async def readiness(self) -> Readiness:
         checks = await asyncio.gather(
-            self._timed("database", self._db.ping),
+            self._timed("database", self._db.check_writable),
             self._timed("storage", self._store.check_writable),
             self._timed("key_store", self._check_key_store),
         )

@@ -31,7 +31,8 @@ async def health() -> dict[str, str]:
     responses=error_responses(DatabaseUnavailable, StorageUnavailable, KeyUnavailable),
 )
 async def ready(services: ServicesDep) -> dict[str, Any]:
-    """Readiness: 200 only when the database, the object store and the key store all answer.
+    """Readiness: 200 only when the database and the object store take a (probe) write and the
+    key store is readable.
 
     Otherwise 503 with the first failed check as the error code and every check's outcome in
     ``details``.

@@ -22,6 +22,7 @@ import secrets
 from pathlib import Path
 
 from ssbg.infrastructure.durable_files import fsync_directory
+from ssbg.infrastructure.private_files import make_private_directories
 
 
 class AnchorFile:
@@ -53,7 +54,7 @@ class AnchorFile:
     def _ensure_directory(self) -> None:
         directory = self.path.parent
         if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_directories(directory)
 
     def _replace(self, content: bytes) -> None:
         temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")

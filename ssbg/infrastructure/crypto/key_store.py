@@ -47,6 +47,7 @@ from ssbg.infrastructure.crypto.key_files import (
 )
 from ssbg.infrastructure.crypto.secret_box import KEY_BYTES, SecretBox
 from ssbg.infrastructure.durable_files import fsync_directory
+from ssbg.infrastructure.private_files import make_private_directories
 
 PBKDF2_ITERATIONS = MIN_ITERATIONS
 PRIVATE_SUFFIX = ".private.pem"
@@ -86,7 +87,7 @@ def resolve_key_password(keystore_dir: Path, configured: str | None) -> str:
 
 
 def _ensure_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+    make_private_directories(path)
     path.chmod(0o700)
 
 

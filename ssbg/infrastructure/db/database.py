@@ -30,6 +30,12 @@ _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, OSError, Tim
 
 DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barrier', '')"
 
+# The write that proves the database takes writes: the one row of ``system_state`` set to
+# itself, always rolled back. Not the audit chain head: every append locks that row.
+WRITE_PROBE = "UPDATE system_state SET id = id WHERE id = 1"
+# PostgreSQL: how long the probe waits for the row lock (an incident change holds it briefly).
+WRITE_PROBE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
+
 
 def is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, _UNAVAILABLE):
@@ -137,6 +143,27 @@ class Database(Generic[UnitOfWorkT]):
     async def ping(self) -> None:
         async with self._session(self._readers) as session, session.begin():
             await session.execute(text("SELECT 1"))
+
+    async def check_writable(self) -> None:
+        """Prove the database takes writes, not only that it answers; raises
+        ``DatabaseUnavailable``.
+
+        A write transaction (``BEGIN IMMEDIATE`` on SQLite: it takes the write lock) updates one
+        row to itself and is rolled back, so nothing changes. A database file that cannot be
+        written (immutable, read-only mount) or a PostgreSQL that is read-only (a standby, a
+        read-only default) fails it the way every real write would fail. The caller bounds it
+        with a timeout: on SQLite the lock waits behind a writer that holds it.
+        """
+        try:
+            async with self._session(self._writers) as session:
+                try:
+                    if self.dialect == "postgresql":
+                        await session.execute(text(WRITE_PROBE_LOCK_TIMEOUT))
+                    await session.execute(text(WRITE_PROBE))
+                finally:
+                    await session.rollback()
+        except DBAPIError:
+            raise DatabaseUnavailable("The database does not take writes.") from None
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,7 +1,8 @@
 """Async engine construction for SQLite (embedded default) and PostgreSQL (production).
 
-SQLite: WAL journal, ``synchronous=FULL`` (a committed backup record survives power loss),
-foreign keys on, and explicit ``BEGIN``: write transactions open with ``BEGIN IMMEDIATE`` so
+SQLite: the database file is created 0600 in folders 0700 before SQLite opens it; WAL
+journal, ``synchronous=FULL`` (a committed backup record survives power loss), foreign keys
+on, and explicit ``BEGIN``: write transactions open with ``BEGIN IMMEDIATE`` so
 writers queue on the database lock from their first statement instead of failing to upgrade
 a read lock later — this is what serialises audit appends across processes on SQLite.
 PostgreSQL: appends serialise on a row lock of the chain-head row instead. A pooled connection
@@ -13,12 +14,19 @@ older than the failure, so the next request reconnects.
 """
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from ssbg.infrastructure.private_files import (
+    make_private_directories,
+    make_private_file,
+    restrict_existing_file,
+)
 
 WRITE_OPTION = "ssbg_write"
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
@@ -59,7 +67,22 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise exc.InvalidatePoolError() from error
 
 
+def _make_sqlite_files_private(url: str) -> None:
+    """The database file 0600 in folders 0700, created before SQLite opens it: SQLite creates
+    the ``-wal`` and ``-shm`` files with the database file's mode, so they are 0600 too. Files
+    left more open by an earlier version are tightened."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return  # in memory, or a URI filename (read-only, shared cache …) that SQLite owns
+    path = Path(database)
+    make_private_directories(path.parent)
+    make_private_file(path)
+    for suffix in ("-wal", "-shm"):
+        restrict_existing_file(path.with_name(path.name + suffix))
+
+
 def _create_sqlite_engine(url: str) -> AsyncEngine:
+    _make_sqlite_files_private(url)
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -1,5 +1,7 @@
 """Object store on a local filesystem (the embedded default).
 
+Objects are 0600 and every folder the store creates (its root included) 0700.
+
 Durability: each object is written under a temporary name in its final directory, fsynced,
 renamed into place, and the directory fsynced — so after ``open_writer`` exits the object
 survives a crash, and before that no reader ever sees a partial object.
@@ -18,6 +20,7 @@ from typing import BinaryIO
 from ssbg.domain.errors import StorageUnavailable
 from ssbg.infrastructure.crypto.lanes import Lane
 from ssbg.infrastructure.durable_files import fsync_directory
+from ssbg.infrastructure.private_files import PRIVATE_FILE_MODE, make_private_directories
 from ssbg.infrastructure.storage.errors import ObjectMissing
 
 _TEMP_SUFFIX = ".partial"
@@ -73,8 +76,8 @@ class LocalObjectStore:
 
     @staticmethod
     def _open_temporary(temporary: Path) -> BinaryIO:
-        temporary.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        make_private_directories(temporary.parent)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         return os.fdopen(fd, "wb")
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Every failure path renders the contract's envelope with a request id and no internals."""
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from ssbg.api.app import create_app
@@ -21,6 +22,30 @@ async def test_wrong_method_is_a_contract_405(client: httpx.AsyncClient) -> None
 
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/v1/backups", "GET, POST"),
+        ("POST", "/api/v1/backups/6f1c2b0e-3a4d-4e5f-8a9b-0c1d2e3f4a5b", "DELETE, GET"),
+        ("PATCH", "/api/v1/restores/7a2d3c1f-4b5e-4f60-9bac-1d2e3f4a5b6c/approve", "POST"),
+        ("DELETE", "/api/v1/health/ready", "GET"),
+        ("POST", "/api/v1/health", "GET"),
+        ("POST", "/metrics", "GET"),
+    ],
+)
+async def test_method_not_allowed_names_the_allowed_methods(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, f"http://ssbg.test{path}")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+    error = response.json()["error"]
+    assert error["code"] == "METHOD_NOT_ALLOWED"
+    assert error["details"] == {}
+    assert error["request_id"] == response.headers["X-Request-ID"]
 
 
 async def test_a_given_request_id_is_echoed_and_a_missing_one_generated(

@@ -12,6 +12,7 @@ from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.errors import ObjectMissing
 from ssbg.infrastructure.storage.local import LocalObjectStore
 from ssbg.infrastructure.storage.s3 import PART_SIZE, S3ObjectStore
+from tests.support.file_modes import usual_umask, wrong_modes_under
 from tests.support.processes import MotoServer
 
 MIB = 1024 * 1024
@@ -132,6 +133,15 @@ async def test_discard_prefix_removes_objects_and_unfinished_writes(store: Objec
 
 async def test_check_writable_probes_the_store(store: ObjectStore) -> None:
     await store.check_writable()
+
+
+async def test_local_objects_are_0600_in_folders_0700_whatever_the_umask(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "volume" / "objects")
+    with usual_umask():
+        await store.put_bytes(f"backups/{uuid.uuid4()}/data.enc", b"ciphertext")
+        await store.check_writable()
+
+    assert wrong_modes_under(tmp_path / "volume") == {}
 
 
 async def test_s3_store_creates_its_bucket_in_development(moto_server: MotoServer) -> None:

@@ -8,13 +8,16 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pyotp
 import pytest
 
 from ssbg.infrastructure.crypto.key_store import PBKDF2_ITERATIONS
 from tests.support.cli import run_ssbg
 from tests.support.databases import create_empty_postgres, drop_postgres, postgres_base_url
+from tests.support.file_modes import wrong_modes_under
 from tests.support.key_files import password_costs_of_pkcs8, password_costs_of_sealed_key
+from tests.support.processes import ServeProcess
 
 PASSWORD = "cli-test-password-long-enough"
 
@@ -179,3 +182,44 @@ def test_development_without_a_password_generates_one_beside_the_keys(
     generated = Path(env["SSBG_DATA_DIR"]) / "keys" / ".generated-key-password"
     assert stat.S_IMODE(generated.stat().st_mode) == 0o600
     assert len(generated.read_text().strip()) >= 32
+
+
+def test_database_wal_and_objects_are_private_wherever_they_are_configured(
+    tmp_path: Path,
+) -> None:
+    # Three places, none of them existing yet: the gateway creates every folder on the way.
+    data = tmp_path / "data-volume" / "data"
+    database = tmp_path / "database-volume" / "db" / "ssbg.db"
+    objects = tmp_path / "object-volume" / "objects"
+    env = {
+        "SSBG_DATA_DIR": str(data),
+        "SSBG_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "SSBG_STORAGE_PATH": str(objects),
+        "SSBG_KEY_PASSWORD": PASSWORD,
+        "SSBG_LOG_LEVEL": "WARNING",
+    }
+    initialised = run_ssbg("init", "--json", env=env, cwd=tmp_path)
+    assert initialised.returncode == 0, initialised.stderr
+    api_key = json.loads(initialised.stdout)["api_key"]
+
+    server = ServeProcess(env, tmp_path, workers=1).start()
+    try:
+        uploaded = httpx.post(
+            f"{server.root_url}/api/v1/backups",
+            params={"classification": "INTERNAL", "source_system": "db-1", "filename": "a.sql"},
+            headers={"X-API-Key": api_key, "Content-Type": "application/octet-stream"},
+            content=b"backup payload " * 1000,
+            timeout=30,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        # Walked while the gateway runs: the WAL and its index exist beside the database.
+        assert database.with_name("ssbg.db-wal").exists()
+        assert database.with_name("ssbg.db-shm").exists()
+        assert any(objects.rglob("data.enc"))
+        wrong: dict[str, str] = {}
+        for volume in ("data-volume", "database-volume", "object-volume"):
+            wrong |= wrong_modes_under(tmp_path / volume)
+    finally:
+        server.stop()
+
+    assert wrong == {}
