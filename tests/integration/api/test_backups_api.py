@@ -7,6 +7,7 @@ import os
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from tests.support.backups import (
 )
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
+from tests.support.restores import download, request_restore
 
 
 @pytest.fixture
@@ -206,6 +208,113 @@ async def test_malformed_forms_are_refused(
 
     assert response.status_code == 422, response.text
     assert detail in response.json()["error"]["details"]
+    await assert_nothing_created(services)
+
+
+def _form_with_file(disposition: bytes, payload: bytes = b"payload") -> bytes:
+    """A multipart body, byte by byte, whose file part has the Content-Disposition given."""
+    return (
+        b'--b\r\nContent-Disposition: form-data; name="source_system"\r\n\r\ndb\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="classification"\r\n\r\nINTERNAL\r\n'
+        b"--b\r\nContent-Disposition: " + disposition + b"\r\n"
+        b"Content-Type: text/plain\r\n\r\n" + payload + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    ("disposition", "filename"),
+    [
+        ('form-data; name="file"; filename="отчёт.txt"'.encode(), "отчёт.txt"),
+        (b'form-data; name="file"; filename="caf\xc3\xa9.txt"', "café.txt"),
+        (b'form-data; name="file"; filename="caf\xe9.txt"', "café.txt"),
+        (
+            b"form-data; name=\"file\"; filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82%20"
+            b"%E2%9C%93.txt",
+            "отчёт ✓.txt",
+        ),
+        (b"form-data; name=\"file\"; filename*=iso-8859-1'fr'caf%E9.txt", "café.txt"),
+        (
+            b'form-data; name="file"; filename="fallback.txt"; '
+            b"filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt",
+            "日本.txt",
+        ),
+        (b'form-data; name="file"; filename="say \\"hi\\"; ok.txt"', 'say "hi"; ok.txt'),
+    ],
+    ids=[
+        "utf-8",
+        "utf-8 latin letter",
+        "latin-1",
+        "rfc5987",
+        "rfc5987 latin-1",
+        "both forms",
+        "escaped quotes",
+    ],
+)
+async def test_multipart_filenames_are_kept_exactly_and_offered_back_on_download(
+    client: httpx.AsyncClient,
+    services: Services,
+    disposition: bytes,
+    filename: str,
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    response = await client.post(
+        "/backups",
+        headers={**headers(admin), "Content-Type": "multipart/form-data; boundary=b"},
+        content=_form_with_file(disposition),
+    )
+
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert data["original_filename"] == filename
+    record = await get_record(services, data["backup_id"])
+    assert record is not None
+    assert record.original_filename == filename
+    restore = (await request_restore(client, admin, data["backup_id"])).json()["data"]
+    downloaded = await download(client, admin, restore)
+    assert downloaded.status_code == 200
+    assert downloaded.content == b"payload"
+    offered = downloaded.headers["Content-Disposition"]
+    assert f"filename*=UTF-8''{quote(filename, safe='')}" in offered
+    assert offered.isascii()
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'form-data; name="file"; filename="unterminated.txt',
+        b'form-data; name="file"; filename="a.txt"; filename="b.txt"',
+        b"form-data; name=\"file\"; filename*=UTF-8''%ZZ.txt",
+        b"form-data; name=\"file\"; filename*=UTF-8''%E9t%E9.txt",
+        b"form-data; name=\"file\"; filename*=KOI8-R''%D0.txt",
+        b'form-data; name="file"; filename*=no-quotes.txt',
+        b'form-data; name="file"; filename="a.txt" trailing',
+        b'form-data; name="fi\xd0le"',
+        b"\xff\xfe",
+    ],
+    ids=[
+        "unterminated",
+        "twice",
+        "bad escape",
+        "not utf-8",
+        "charset",
+        "no ext-value",
+        "trailing",
+        "unknown name",
+        "garbage",
+    ],
+)
+async def test_a_malformed_content_disposition_is_a_validation_error(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, disposition: bytes
+) -> None:
+    response = await client.post(
+        "/backups",
+        headers={**headers(operator), "Content-Type": "multipart/form-data; boundary=b"},
+        content=_form_with_file(disposition),
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     await assert_nothing_created(services)
 
 
