@@ -2,6 +2,7 @@
 rests on the database (filters, paging, timestamps, idempotency keys, transitions, audit entries)
 also on PostgreSQL."""
 
+import asyncio
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ from ssbg.services.container import Services
 from tests.support.audit import assert_chain_valid, audit_entries, entries_for
 from tests.support.backups import (
     count_records,
+    decrypt_stored,
     get_record,
     local_files_under,
     multipart_body,
@@ -500,6 +502,151 @@ async def test_a_failed_attempt_releases_its_idempotency_key(
     assert failed.status_code == 413
     assert retried.status_code == 201
     assert retried.json()["data"]["status"] == "ACTIVE"
+
+
+async def _assert_only_backup_is(services: Services, backup_id: str, payload: bytes) -> None:
+    """``backup_id`` is the one backup: ACTIVE, holding ``payload``; no other object stored."""
+    record = await only_record(services)
+    assert str(record.id) == backup_id
+    assert record.status == "ACTIVE"
+    assert record.checksum_plaintext == hashlib.sha512(payload).hexdigest()
+    assert await decrypt_stored(services, record) == payload
+    root = services.settings.resolved_storage_path / "backups"
+    assert {path.parent.name for path in local_files_under(root)} <= {backup_id}
+
+
+def _assert_mismatch(response: httpx.Response, first_id: str, mismatch: str) -> None:
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "CONFLICT"
+    assert error["details"]["reason"] == "IDEMPOTENCY_MISMATCH"
+    assert error["details"]["mismatch"] == mismatch
+    assert error["details"]["backup_id"] == first_id
+    assert "Idempotent-Replayed" not in response.headers
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+@pytest.mark.parametrize(
+    "second_payload",
+    [b"first payloaX", b"first payload, longer", b"first", b"x" * 70_000],
+    ids=["same size", "longer", "shorter", "much longer"],
+)
+async def test_an_idempotency_key_reused_with_a_different_payload_is_refused_and_not_stored(
+    client: httpx.AsyncClient,
+    services: Services,
+    operator: IssuedApiKey,
+    mode: str,
+    second_payload: bytes,
+) -> None:
+    first = await upload(client, operator, b"first payload", mode=mode, idempotency_key="k")  # type: ignore[arg-type]
+    second = await upload(client, operator, second_payload, mode=mode, idempotency_key="k")  # type: ignore[arg-type]
+
+    assert first.status_code == 201, first.text
+    first_id = first.json()["data"]["backup_id"]
+    _assert_mismatch(second, first_id, "payload")
+    await _assert_only_backup_is(services, first_id, b"first payload")
+    refused = (await entries_for(services.db, f"backup:{first_id}"))[-1]
+    assert refused.action == "BACKUP_FAILED"
+    assert refused.result == "FAILED"
+    assert refused.details == {
+        "reason": "IDEMPOTENCY_MISMATCH",
+        "mismatch": "payload",
+        "stored": False,
+    }
+    assert len(await audit_entries(services.db, "BACKUP_START")) == 1
+    await assert_chain_valid(services.db)
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"classification": "SECRET"},
+        {"source_system": "db-prod-2"},
+        {"description": "another"},
+        {"filename": "other.sql"},
+        {"filename": None},
+        {"content_type": "application/gzip"},
+        {"mode": "raw", "filename": "dump.sql"},
+    ],
+    ids=lambda change: ",".join(f"{k}={v}" for k, v in change.items()),
+)
+async def test_an_idempotency_key_reused_with_different_fields_is_refused_and_not_stored(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, change: dict[str, Any]
+) -> None:
+    fields: dict[str, Any] = {"classification": "CONFIDENTIAL", "description": "nightly"}
+    first = await upload(client, operator, b"same payload", idempotency_key="k", **fields)
+    second = await upload(
+        client, operator, b"same payload", idempotency_key="k", **{**fields, **change}
+    )
+
+    assert first.status_code == 201, first.text
+    first_id = first.json()["data"]["backup_id"]
+    if change.get("mode") == "raw":  # the same request sent the other way is the same request
+        assert second.status_code == 201, second.text
+        assert second.json()["data"]["backup_id"] == first_id
+        assert second.headers["Idempotent-Replayed"] == "true"
+    else:
+        _assert_mismatch(second, first_id, "fields")
+        refused = (await entries_for(services.db, f"backup:{first_id}"))[-1]
+        assert refused.details["reason"] == "IDEMPOTENCY_MISMATCH"
+    await _assert_only_backup_is(services, first_id, b"same payload")
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+async def test_concurrent_identical_requests_under_one_idempotency_key_store_one_backup(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, mode: str
+) -> None:
+    payload = os.urandom(600_000)
+    responses = await asyncio.gather(
+        *(upload(client, operator, payload, mode=mode, idempotency_key="k") for _ in range(4))  # type: ignore[arg-type]
+    )
+
+    stored = [r for r in responses if r.status_code == 201]
+    assert stored, [r.text for r in responses]
+    backup_id = stored[0].json()["data"]["backup_id"]
+    assert {r.json()["data"]["backup_id"] for r in stored} == {backup_id}
+    for response in responses:
+        if response.status_code != 201:
+            assert response.status_code == 409, response.text
+            assert response.json()["error"]["details"]["reason"] == "IDEMPOTENCY_IN_PROGRESS"
+    await _assert_only_backup_is(services, backup_id, payload)
+    again = await upload(client, operator, payload, mode=mode, idempotency_key="k")  # type: ignore[arg-type]
+    assert again.status_code == 201
+    assert again.json()["data"]["backup_id"] == backup_id
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+async def test_concurrent_different_requests_under_one_idempotency_key_store_exactly_one(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, mode: str
+) -> None:
+    payloads = [os.urandom(600_000) for _ in range(4)]
+    responses = await asyncio.gather(
+        *(upload(client, operator, p, mode=mode, idempotency_key="k") for p in payloads)  # type: ignore[arg-type]
+    )
+
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 409, 409, 409], [r.text for r in responses]
+    winner = next(i for i, r in enumerate(responses) if r.status_code == 201)
+    backup_id = responses[winner].json()["data"]["backup_id"]
+    assert responses[winner].json()["data"]["checksum_plaintext"] == (
+        hashlib.sha512(payloads[winner]).hexdigest()
+    )
+    for response in responses:
+        if response.status_code == 409:
+            reason = response.json()["error"]["details"]["reason"]
+            assert reason in {"IDEMPOTENCY_MISMATCH", "IDEMPOTENCY_IN_PROGRESS"}
+    await _assert_only_backup_is(services, backup_id, payloads[winner])
+    for payload in payloads[:winner] + payloads[winner + 1 :]:  # and later, each is refused
+        _assert_mismatch(
+            await upload(client, operator, payload, mode=mode, idempotency_key="k"),  # type: ignore[arg-type]
+            backup_id,
+            "payload",
+        )
+    await assert_chain_valid(services.db)
 
 
 async def test_a_malformed_idempotency_key_is_refused(
