@@ -19,6 +19,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from ssbg.api.content_disposition import MalformedDisposition, parse_content_disposition
 from ssbg.domain.errors import ClientDisconnected, ValidationFailed
 
 FILE_FIELD = "file"
@@ -80,7 +81,7 @@ class MultipartUpload:
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.file_content_type: str | None = None
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}  # raw values: see _on_headers_finished
         self._header_name = bytearray()
         self._header_value = bytearray()
         self._part: _Part | None = None
@@ -105,22 +106,29 @@ class MultipartUpload:
 
     def _on_header_end(self) -> None:
         name = self._header_name.decode("latin-1").strip().lower()
-        self._headers[name] = self._header_value.decode("utf-8", "replace").strip()
+        self._headers[name] = bytes(self._header_value).strip(b" \t")
         self._header_name.clear()
         self._header_value.clear()
 
     def _on_headers_finished(self) -> None:
-        disposition, params = parse_options_header(self._headers.get("content-disposition", ""))
-        if disposition != b"form-data" or b"name" not in params:
+        # Content-Disposition is parsed from its bytes: a file name may be UTF-8, Latin-1 or
+        # RFC 5987, and each is kept exactly (SPEC §13.3; see ssbg.api.content_disposition).
+        try:
+            disposition = parse_content_disposition(self._headers.get("content-disposition", b""))
+        except MalformedDisposition:
+            raise _invalid("A part's Content-Disposition is malformed.") from None
+        name = disposition.name
+        if disposition.kind != "form-data" or name is None:
             raise _invalid("Every part needs Content-Disposition: form-data; name=...")
-        name = params[b"name"].decode("utf-8", "replace")
         if name == FILE_FIELD:
             if self._file_started:
                 raise _invalid("Only one file part is accepted.", FILE_FIELD)
             self._file_started = True
-            raw_filename = params.get(b"filename")
-            self.filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
-            self.file_content_type = self._headers.get("content-type")
+            self.filename = disposition.filename or None
+            content_type = self._headers.get("content-type")
+            self.file_content_type = (
+                None if content_type is None else content_type.decode("latin-1")
+            )
             self._part = _Part(name, is_file=True)
             return
         if name not in FORM_FIELDS:

@@ -123,3 +123,5 @@ class BackupFailureReason(StrEnum):
     INTERRUPTED = "INTERRUPTED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # not a failed ingest: a refused request that reused an Idempotency-Key (nothing stored)
+    IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"

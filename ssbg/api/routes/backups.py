@@ -68,7 +68,10 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=255,
         pattern=r"^[\x21-\x7e]+$",
-        description="Same key from the same API key returns the same backup.",
+        description=(
+            "An identical request (same fields and payload) with the same key from the same "
+            "API key returns the same backup; a different one is a 409 IDEMPOTENCY_MISMATCH."
+        ),
     ),
 ]
 
@@ -116,14 +119,11 @@ async def create_backup(
 
     201 (with ``Location``) only once the ciphertext is durably stored and the ``ACTIVE``
     record and its audit entries are committed.
-    """
-    meta = Meta(request_id=request_id_of(request.scope))
-    replay = await services.backups.find_replay_or_none(actor, idempotency_key)
-    if replay is not None:
-        response.headers["Location"] = _location(request, replay.id)
-        response.headers["Idempotent-Replayed"] = "true"
-        return Envelope(data=BackupOut.of(replay), meta=meta)
 
+    ``Idempotency-Key``: a request identical to the one that first used the key (same fields,
+    same payload) gets that backup again (``Idempotent-Replayed: true``); a different one is
+    ``409 CONFLICT`` with ``details.reason = "IDEMPOTENCY_MISMATCH"`` and is not stored.
+    """
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     query = {
@@ -153,15 +153,18 @@ async def create_backup(
         submission = fields.to_submission(content_type or None, declared)
         payload = body_chunks(request)
 
-    backup = await services.backups.create_backup(
+    outcome = await services.backups.create_backup(
         actor,
         submission,
         payload,
         idempotency_key=idempotency_key,
         mfa_token=mfa_token,
     )
-    response.headers["Location"] = _location(request, backup.id)
-    return Envelope(data=BackupOut.of(backup), meta=meta)
+    response.headers["Location"] = _location(request, outcome.backup.id)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    meta = Meta(request_id=request_id_of(request.scope))
+    return Envelope(data=BackupOut.of(outcome.backup), meta=meta)
 
 
 @router.get("", response_model=ListEnvelope[BackupOut], responses=error_responses(*_AUTH))

@@ -12,6 +12,18 @@ Short explicit transactions — none is open while the payload streams:
    transition, ``BACKUP_STORED`` + ``BACKUP_COMPLETE``; committed. Only then does the caller
    get its 201.
 
+An ``Idempotency-Key`` names one request, not just one backup (SPEC §13.3). A request whose
+key this API key already used is compared with the backup that key created *before anything
+is stored*: its fields (classification, source system, description, file name, content type)
+with the record's, then its payload's SHA-512 and size with the record's (sealed) plaintext
+checksum and size, hashing the body as it streams — never writing it. Only an identical request
+gets the stored backup back; a different one is refused (``409``, ``details.reason =
+IDEMPOTENCY_MISMATCH``, a ``BACKUP_FAILED`` entry on the key's backup saying nothing was stored),
+and a request arriving while the key's first request is still streaming is a ``409`` too: no
+client is ever told its data was stored when it was not. Two requests racing for a new key are
+settled by the unique index on ``(created_by, idempotency_key)``; the loser takes the same
+comparison.
+
 Any failure in 2 or 3 moves the record ``PROCESSING → FAILED`` (compare-and-set, so a record
 that did become ``ACTIVE`` is never touched), appends ``BACKUP_FAILED`` with a reason category,
 and only then removes whatever reached the store. If even that cannot be recorded (the
@@ -20,6 +32,8 @@ database is down), the lease lapses and start-up recovery finishes the job.
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ssbg.domain.audit_events import AuditEvent, backup_resource
 from ssbg.domain.enums import (
     AuditAction,
+    AuditResult,
     BackupFailureReason,
     BackupStatus,
     Classification,
@@ -90,6 +105,29 @@ class BackupSubmission:
     declared_size: int | None = None  # Content-Length of a raw body, when known
 
 
+@dataclass(frozen=True)
+class IngestOutcome:
+    backup: BackupMetadata
+    replayed: bool  # the backup an identical earlier request with the same Idempotency-Key stored
+
+
+IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
+IDEMPOTENCY_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"
+
+
+def _same_fields(
+    record: BackupMetadata, submission: BackupSubmission, classification: Classification
+) -> bool:
+    """Whether ``submission`` describes ``record`` exactly (the payload aside)."""
+    return (
+        record.classification == classification
+        and record.source_system == submission.source_system
+        and record.description == submission.description
+        and record.original_filename == submission.original_filename
+        and record.content_type == submission.content_type
+    )
+
+
 class LeaseLost(Exception):
     """Another replica failed this PROCESSING backup after its lease lapsed."""
 
@@ -123,27 +161,6 @@ class BackupIngest:
         self._lease = timedelta(seconds=settings.backup_lease_seconds)
         self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
 
-    async def find_replay_or_none(
-        self, actor: Actor, idempotency_key: str | None
-    ) -> BackupMetadata | None:
-        """The backup this API key already created with ``idempotency_key``, if any.
-
-        ``Conflict`` while that first request is still streaming. A failed attempt releases
-        its key, so a retry after a failure stores the backup for real.
-        """
-        if idempotency_key is None:
-            return None
-        async with self._db.transaction(write=False) as tx:
-            existing = await tx.backups.get_by_idempotency_key_or_none(
-                actor.key_id, idempotency_key
-            )
-        if existing is not None and existing.status == BackupStatus.PROCESSING:
-            raise Conflict(
-                "A backup with this Idempotency-Key is still being processed.",
-                {"backup_id": str(existing.id)},
-            )
-        return existing
-
     async def create_backup(
         self,
         actor: Actor,
@@ -152,9 +169,14 @@ class BackupIngest:
         *,
         idempotency_key: str | None = None,
         mfa_token: str | None = None,
-    ) -> BackupMetadata:
-        """Store ``payload`` encrypted; return the ``ACTIVE`` record (see the module doc)."""
+    ) -> IngestOutcome:
+        """Store ``payload`` encrypted and return the ``ACTIVE`` record, or the record an
+        identical earlier request with ``idempotency_key`` stored (see the module doc)."""
         classification = self._resolve_classification(submission.classification)
+        if idempotency_key is not None:
+            existing = await self._by_idempotency_key_or_none(actor, idempotency_key)
+            if existing is not None:
+                return await self._replay(actor, existing, submission, classification, payload)
         limit = self._settings.max_upload_bytes
         if submission.declared_size is not None and submission.declared_size > limit:
             raise PayloadTooLarge(
@@ -175,11 +197,14 @@ class BackupIngest:
                 mfa_verified=mfa_verified,
                 dek=dek,
             )
-        except Conflict:
-            replay = await self.find_replay_or_none(actor, idempotency_key)
-            if replay is None:
+        except Conflict:  # another request took this Idempotency-Key first
+            if idempotency_key is None:
                 raise
-            return replay
+            existing = await self._by_idempotency_key_or_none(actor, idempotency_key)
+            if existing is None:  # and failed since, releasing it: the client may retry
+                raise
+            rest = _prepend(first, payload)
+            return await self._replay(actor, existing, submission, classification, rest)
         try:
             sealed = await self._store_objects(record, dek, wrapped, _prepend(first, payload))
             stored = await self._complete(actor, record, sealed)
@@ -191,7 +216,77 @@ class BackupIngest:
                 raise error from None
             raise
         metrics.record_backup("success", sealed.original_size)
-        return stored
+        return IngestOutcome(stored, replayed=False)
+
+    # -- Idempotency-Key ------------------------------------------------------------------
+
+    async def _by_idempotency_key_or_none(
+        self, actor: Actor, idempotency_key: str
+    ) -> BackupMetadata | None:
+        async with self._db.transaction(write=False) as tx:
+            return await tx.backups.get_by_idempotency_key_or_none(actor.key_id, idempotency_key)
+
+    async def _replay(
+        self,
+        actor: Actor,
+        existing: BackupMetadata,
+        submission: BackupSubmission,
+        classification: Classification,
+        payload: AsyncIterator[bytes],
+    ) -> IngestOutcome:
+        """``existing`` if this request is the one that stored it; else ``Conflict``.
+
+        Nothing of ``payload`` is stored: it is only hashed, to compare it with the record.
+        """
+        if not _same_fields(existing, submission, classification):
+            await self._refuse_mismatch(actor, existing, "fields")
+        if existing.status == BackupStatus.PROCESSING:
+            raise Conflict(
+                "A backup with this Idempotency-Key is still being processed.",
+                {"backup_id": str(existing.id), "reason": IDEMPOTENCY_IN_PROGRESS},
+            )
+        if not await self._same_payload(existing, submission, payload):
+            await self._refuse_mismatch(actor, existing, "payload")
+        return IngestOutcome(existing, replayed=True)
+
+    async def _same_payload(
+        self, existing: BackupMetadata, submission: BackupSubmission, payload: AsyncIterator[bytes]
+    ) -> bool:
+        expected_size, expected_checksum = existing.original_size, existing.checksum_plaintext
+        if expected_size is None or expected_checksum is None:
+            return False
+        if submission.declared_size is not None and submission.declared_size != expected_size:
+            return False
+        digest = hashlib.sha512()
+        size = 0
+        async for chunk in payload:
+            size += len(chunk)
+            if size > expected_size:  # different already: no need to read the rest
+                return False
+            digest.update(chunk)
+        return size == expected_size and hmac.compare_digest(digest.hexdigest(), expected_checksum)
+
+    async def _refuse_mismatch(self, actor: Actor, existing: BackupMetadata, what: str) -> None:
+        """Record that a request reused ``existing``'s Idempotency-Key with a different
+        ``what`` and was not stored; then raise the 409."""
+        async with self._db.transaction(write=True) as tx:
+            await self._trail.append(
+                tx,
+                AuditEvent.by(
+                    actor,
+                    AuditAction.BACKUP_FAILED,
+                    backup_resource(existing.id),
+                    AuditResult.FAILED,
+                    reason=BackupFailureReason.IDEMPOTENCY_MISMATCH.value,
+                    mismatch=what,
+                    stored=False,
+                ),
+            )
+        raise Conflict(
+            "This Idempotency-Key was already used for a different request; "
+            "this one was not stored.",
+            {"reason": IDEMPOTENCY_MISMATCH, "mismatch": what, "backup_id": str(existing.id)},
+        )
 
     def _resolve_classification(self, given: Classification | None) -> Classification:
         if given is not None:

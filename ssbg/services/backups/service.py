@@ -11,7 +11,7 @@ from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
 from ssbg.services.backups.deletion import BackupDeletion
-from ssbg.services.backups.ingest import BackupIngest, BackupSubmission
+from ssbg.services.backups.ingest import BackupIngest, BackupSubmission, IngestOutcome
 from ssbg.services.backups.lifecycle import BackupLifecycle
 from ssbg.services.backups.reads import BackupPage, BackupReads, BackupStatusView
 from ssbg.services.policy_enforcement import PolicyEnforcer
@@ -35,11 +35,6 @@ class BackupService:
         self._reads = BackupReads(db)
         self._deletion = BackupDeletion(db, trail, policy, auth, self.lifecycle)
 
-    async def find_replay_or_none(
-        self, actor: Actor, idempotency_key: str | None
-    ) -> BackupMetadata | None:
-        return await self._ingest.find_replay_or_none(actor, idempotency_key)
-
     async def create_backup(
         self,
         actor: Actor,
@@ -48,7 +43,7 @@ class BackupService:
         *,
         idempotency_key: str | None = None,
         mfa_token: str | None = None,
-    ) -> BackupMetadata:
+    ) -> IngestOutcome:
         return await self._ingest.create_backup(
             actor, submission, payload, idempotency_key=idempotency_key, mfa_token=mfa_token
         )

@@ -2,11 +2,13 @@
 rests on the database (filters, paging, timestamps, idempotency keys, transitions, audit entries)
 also on PostgreSQL."""
 
+import asyncio
 import hashlib
 import os
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from ssbg.services.container import Services
 from tests.support.audit import assert_chain_valid, audit_entries, entries_for
 from tests.support.backups import (
     count_records,
+    decrypt_stored,
     get_record,
     local_files_under,
     multipart_body,
@@ -26,6 +29,7 @@ from tests.support.backups import (
 )
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
+from tests.support.restores import download, request_restore
 
 
 @pytest.fixture
@@ -206,6 +210,113 @@ async def test_malformed_forms_are_refused(
 
     assert response.status_code == 422, response.text
     assert detail in response.json()["error"]["details"]
+    await assert_nothing_created(services)
+
+
+def _form_with_file(disposition: bytes, payload: bytes = b"payload") -> bytes:
+    """A multipart body, byte by byte, whose file part has the Content-Disposition given."""
+    return (
+        b'--b\r\nContent-Disposition: form-data; name="source_system"\r\n\r\ndb\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="classification"\r\n\r\nINTERNAL\r\n'
+        b"--b\r\nContent-Disposition: " + disposition + b"\r\n"
+        b"Content-Type: text/plain\r\n\r\n" + payload + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    ("disposition", "filename"),
+    [
+        ('form-data; name="file"; filename="отчёт.txt"'.encode(), "отчёт.txt"),
+        (b'form-data; name="file"; filename="caf\xc3\xa9.txt"', "café.txt"),
+        (b'form-data; name="file"; filename="caf\xe9.txt"', "café.txt"),
+        (
+            b"form-data; name=\"file\"; filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82%20"
+            b"%E2%9C%93.txt",
+            "отчёт ✓.txt",
+        ),
+        (b"form-data; name=\"file\"; filename*=iso-8859-1'fr'caf%E9.txt", "café.txt"),
+        (
+            b'form-data; name="file"; filename="fallback.txt"; '
+            b"filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt",
+            "日本.txt",
+        ),
+        (b'form-data; name="file"; filename="say \\"hi\\"; ok.txt"', 'say "hi"; ok.txt'),
+    ],
+    ids=[
+        "utf-8",
+        "utf-8 latin letter",
+        "latin-1",
+        "rfc5987",
+        "rfc5987 latin-1",
+        "both forms",
+        "escaped quotes",
+    ],
+)
+async def test_multipart_filenames_are_kept_exactly_and_offered_back_on_download(
+    client: httpx.AsyncClient,
+    services: Services,
+    disposition: bytes,
+    filename: str,
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    response = await client.post(
+        "/backups",
+        headers={**headers(admin), "Content-Type": "multipart/form-data; boundary=b"},
+        content=_form_with_file(disposition),
+    )
+
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert data["original_filename"] == filename
+    record = await get_record(services, data["backup_id"])
+    assert record is not None
+    assert record.original_filename == filename
+    restore = (await request_restore(client, admin, data["backup_id"])).json()["data"]
+    downloaded = await download(client, admin, restore)
+    assert downloaded.status_code == 200
+    assert downloaded.content == b"payload"
+    offered = downloaded.headers["Content-Disposition"]
+    assert f"filename*=UTF-8''{quote(filename, safe='')}" in offered
+    assert offered.isascii()
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'form-data; name="file"; filename="unterminated.txt',
+        b'form-data; name="file"; filename="a.txt"; filename="b.txt"',
+        b"form-data; name=\"file\"; filename*=UTF-8''%ZZ.txt",
+        b"form-data; name=\"file\"; filename*=UTF-8''%E9t%E9.txt",
+        b"form-data; name=\"file\"; filename*=KOI8-R''%D0.txt",
+        b'form-data; name="file"; filename*=no-quotes.txt',
+        b'form-data; name="file"; filename="a.txt" trailing',
+        b'form-data; name="fi\xd0le"',
+        b"\xff\xfe",
+    ],
+    ids=[
+        "unterminated",
+        "twice",
+        "bad escape",
+        "not utf-8",
+        "charset",
+        "no ext-value",
+        "trailing",
+        "unknown name",
+        "garbage",
+    ],
+)
+async def test_a_malformed_content_disposition_is_a_validation_error(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, disposition: bytes
+) -> None:
+    response = await client.post(
+        "/backups",
+        headers={**headers(operator), "Content-Type": "multipart/form-data; boundary=b"},
+        content=_form_with_file(disposition),
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     await assert_nothing_created(services)
 
 
@@ -391,6 +502,151 @@ async def test_a_failed_attempt_releases_its_idempotency_key(
     assert failed.status_code == 413
     assert retried.status_code == 201
     assert retried.json()["data"]["status"] == "ACTIVE"
+
+
+async def _assert_only_backup_is(services: Services, backup_id: str, payload: bytes) -> None:
+    """``backup_id`` is the one backup: ACTIVE, holding ``payload``; no other object stored."""
+    record = await only_record(services)
+    assert str(record.id) == backup_id
+    assert record.status == "ACTIVE"
+    assert record.checksum_plaintext == hashlib.sha512(payload).hexdigest()
+    assert await decrypt_stored(services, record) == payload
+    root = services.settings.resolved_storage_path / "backups"
+    assert {path.parent.name for path in local_files_under(root)} <= {backup_id}
+
+
+def _assert_mismatch(response: httpx.Response, first_id: str, mismatch: str) -> None:
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "CONFLICT"
+    assert error["details"]["reason"] == "IDEMPOTENCY_MISMATCH"
+    assert error["details"]["mismatch"] == mismatch
+    assert error["details"]["backup_id"] == first_id
+    assert "Idempotent-Replayed" not in response.headers
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+@pytest.mark.parametrize(
+    "second_payload",
+    [b"first payloaX", b"first payload, longer", b"first", b"x" * 70_000],
+    ids=["same size", "longer", "shorter", "much longer"],
+)
+async def test_an_idempotency_key_reused_with_a_different_payload_is_refused_and_not_stored(
+    client: httpx.AsyncClient,
+    services: Services,
+    operator: IssuedApiKey,
+    mode: str,
+    second_payload: bytes,
+) -> None:
+    first = await upload(client, operator, b"first payload", mode=mode, idempotency_key="k")  # type: ignore[arg-type]
+    second = await upload(client, operator, second_payload, mode=mode, idempotency_key="k")  # type: ignore[arg-type]
+
+    assert first.status_code == 201, first.text
+    first_id = first.json()["data"]["backup_id"]
+    _assert_mismatch(second, first_id, "payload")
+    await _assert_only_backup_is(services, first_id, b"first payload")
+    refused = (await entries_for(services.db, f"backup:{first_id}"))[-1]
+    assert refused.action == "BACKUP_FAILED"
+    assert refused.result == "FAILED"
+    assert refused.details == {
+        "reason": "IDEMPOTENCY_MISMATCH",
+        "mismatch": "payload",
+        "stored": False,
+    }
+    assert len(await audit_entries(services.db, "BACKUP_START")) == 1
+    await assert_chain_valid(services.db)
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"classification": "SECRET"},
+        {"source_system": "db-prod-2"},
+        {"description": "another"},
+        {"filename": "other.sql"},
+        {"filename": None},
+        {"content_type": "application/gzip"},
+        {"mode": "raw", "filename": "dump.sql"},
+    ],
+    ids=lambda change: ",".join(f"{k}={v}" for k, v in change.items()),
+)
+async def test_an_idempotency_key_reused_with_different_fields_is_refused_and_not_stored(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, change: dict[str, Any]
+) -> None:
+    fields: dict[str, Any] = {"classification": "CONFIDENTIAL", "description": "nightly"}
+    first = await upload(client, operator, b"same payload", idempotency_key="k", **fields)
+    second = await upload(
+        client, operator, b"same payload", idempotency_key="k", **{**fields, **change}
+    )
+
+    assert first.status_code == 201, first.text
+    first_id = first.json()["data"]["backup_id"]
+    if change.get("mode") == "raw":  # the same request sent the other way is the same request
+        assert second.status_code == 201, second.text
+        assert second.json()["data"]["backup_id"] == first_id
+        assert second.headers["Idempotent-Replayed"] == "true"
+    else:
+        _assert_mismatch(second, first_id, "fields")
+        refused = (await entries_for(services.db, f"backup:{first_id}"))[-1]
+        assert refused.details["reason"] == "IDEMPOTENCY_MISMATCH"
+    await _assert_only_backup_is(services, first_id, b"same payload")
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+async def test_concurrent_identical_requests_under_one_idempotency_key_store_one_backup(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, mode: str
+) -> None:
+    payload = os.urandom(600_000)
+    responses = await asyncio.gather(
+        *(upload(client, operator, payload, mode=mode, idempotency_key="k") for _ in range(4))  # type: ignore[arg-type]
+    )
+
+    stored = [r for r in responses if r.status_code == 201]
+    assert stored, [r.text for r in responses]
+    backup_id = stored[0].json()["data"]["backup_id"]
+    assert {r.json()["data"]["backup_id"] for r in stored} == {backup_id}
+    for response in responses:
+        if response.status_code != 201:
+            assert response.status_code == 409, response.text
+            assert response.json()["error"]["details"]["reason"] == "IDEMPOTENCY_IN_PROGRESS"
+    await _assert_only_backup_is(services, backup_id, payload)
+    again = await upload(client, operator, payload, mode=mode, idempotency_key="k")  # type: ignore[arg-type]
+    assert again.status_code == 201
+    assert again.json()["data"]["backup_id"] == backup_id
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+async def test_concurrent_different_requests_under_one_idempotency_key_store_exactly_one(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey, mode: str
+) -> None:
+    payloads = [os.urandom(600_000) for _ in range(4)]
+    responses = await asyncio.gather(
+        *(upload(client, operator, p, mode=mode, idempotency_key="k") for p in payloads)  # type: ignore[arg-type]
+    )
+
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 409, 409, 409], [r.text for r in responses]
+    winner = next(i for i, r in enumerate(responses) if r.status_code == 201)
+    backup_id = responses[winner].json()["data"]["backup_id"]
+    assert responses[winner].json()["data"]["checksum_plaintext"] == (
+        hashlib.sha512(payloads[winner]).hexdigest()
+    )
+    for response in responses:
+        if response.status_code == 409:
+            reason = response.json()["error"]["details"]["reason"]
+            assert reason in {"IDEMPOTENCY_MISMATCH", "IDEMPOTENCY_IN_PROGRESS"}
+    await _assert_only_backup_is(services, backup_id, payloads[winner])
+    for payload in payloads[:winner] + payloads[winner + 1 :]:  # and later, each is refused
+        _assert_mismatch(
+            await upload(client, operator, payload, mode=mode, idempotency_key="k"),  # type: ignore[arg-type]
+            backup_id,
+            "payload",
+        )
+    await assert_chain_valid(services.db)
 
 
 async def test_a_malformed_idempotency_key_is_refused(
