@@ -1,6 +1,9 @@
 """Out-of-range numbers and timestamps are 422 VALIDATION_ERROR naming the field, never a 500
 (SPEC §13.3): integers fit signed 64 bits, timestamps lie in years 1..9999 once in UTC."""
 
+import base64
+import json
+
 import httpx
 import pytest
 
@@ -97,3 +100,15 @@ async def test_out_of_range_body_integers_are_validation_errors(
     )
 
     _assert_names(response, field)
+
+
+@pytest.mark.parametrize("path", ["/backups", "/admin/alerts"])
+async def test_a_cursor_with_an_unstorable_time_is_a_validation_error(
+    client: httpx.AsyncClient, bootstrap_key: IssuedApiKey, path: str
+) -> None:
+    position = json.dumps({"t": EARLY, "id": "00000000-0000-4000-8000-000000000000"})
+    cursor = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+    response = await client.get(path, params={"cursor": cursor}, headers=headers(bootstrap_key))
+
+    _assert_names(response, "cursor")
