@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from uuid import UUID
 
+from ssbg.api.schemas.common import storable_datetime
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.errors import ValidationFailed
 from ssbg.domain.queries import AlertCursor, BackupCursor
@@ -31,6 +32,7 @@ def _decode(value: str) -> tuple[datetime, UUID]:
         row_id = UUID(data["id"])
         if at.tzinfo is None:
             raise ValueError("naive timestamp")
+        storable_datetime(at)
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise ValidationFailed(details={"cursor": "Not a cursor returned by this API."}) from None
     return at, row_id

@@ -264,7 +264,7 @@ def _receive(
             raise refusal(response)
         announced = response.headers.get("X-Content-SHA512", "").lower()
         length = response.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() else None
+        expected = int(length) if length and length.isascii() and length.isdigit() else None
         with transfer_progress(enabled=show_progress, total=expected) as progress:
             task = progress.add_task("download", total=expected)
             try:

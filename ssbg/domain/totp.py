@@ -23,7 +23,9 @@ def match_totp_step(
     secret: str, code: str, now: datetime, last_used_step: int | None
 ) -> int | None:
     """Return the time step ``code`` belongs to, or ``None`` if it is wrong or already used."""
-    if len(code) != CODE_DIGITS or not code.isdigit():
+    # ASCII digits only: ``str.isdigit`` also accepts "¹²³" (a Latin-1 header value), which
+    # ``hmac.compare_digest`` then refuses with a TypeError instead of a mismatch.
+    if len(code) != CODE_DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=CODE_DIGITS, interval=STEP_SECONDS)
     current = time_step(now)

@@ -1,4 +1,9 @@
-"""Issuing and revoking API keys. Raw keys and TOTP secrets leave the gateway exactly once."""
+"""Issuing and revoking API keys. Raw keys and TOTP secrets leave the gateway exactly once.
+
+A ``super_admin`` key can do everything, MFA-guarded operations included: issuing one asks the
+issuer for a TOTP code (SPEC §13.3), as any other MFA-guarded change does. There is no way to
+re-enable a revoked key (revocation is final), so creation is the only way to a new one.
+"""
 
 import secrets
 from collections.abc import Callable, Sequence
@@ -21,6 +26,7 @@ from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
+from ssbg.services.auth_service import AuthService
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 
@@ -55,14 +61,21 @@ class ApiKeyService:
         clock: Clock,
         mfa_box: Callable[[], SecretBox],
         integrity: IntegrityKey,
+        auth: AuthService,
     ) -> None:
         self._db = db
         self._trail = trail
         self._clock = clock
         self._mfa_box = mfa_box
         self._integrity = integrity
+        self._auth = auth
 
-    async def create_api_key(self, actor: Actor, request: NewApiKey) -> IssuedApiKey:
+    async def create_api_key(
+        self, actor: Actor, request: NewApiKey, *, mfa_token: str | None = None
+    ) -> IssuedApiKey:
+        """Issue a key; a ``super_admin`` one only with the issuer's TOTP code (MFA audited)."""
+        if request.role is Role.SUPER_ADMIN:
+            await self._auth.verify_mfa(actor, mfa_token)
         async with self._db.transaction(write=True) as tx:
             return await self.issue_in(tx, request, actor)
 

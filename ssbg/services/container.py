@@ -151,10 +151,10 @@ def build_services(
         zone=ZoneInfo(settings.timezone),
         m3_min_bytes=settings.alert_m3_min_bytes,
     )
-    api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity)
     auth = AuthService(
         db, trail, clock, key_store.mfa_secret_box, integrity, settings.auth_failure_limit
     )
+    api_keys = ApiKeyService(db, trail, clock, key_store.mfa_secret_box, integrity, auth)
     policy_enforcer = PolicyEnforcer(clock, settings)
     backups = BackupService(db, trail, clock, settings, object_store, policy_enforcer, auth)
     restores = RestoreService(

@@ -3,12 +3,19 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ssbg.api.dependencies import ServicesDep, require
+from ssbg.api.dependencies import MfaTokenDep, ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.request_context import request_id_of
 from ssbg.api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
-from ssbg.domain.errors import AuthInvalidKey, ForbiddenRole, InvalidStateTransition, NotFound
+from ssbg.domain.errors import (
+    AuthInvalidKey,
+    AuthMfaInvalid,
+    AuthMfaRequired,
+    ForbiddenRole,
+    InvalidStateTransition,
+    NotFound,
+)
 from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 
@@ -21,17 +28,19 @@ _ERRORS = (AuthInvalidKey, ForbiddenRole)
     "",
     status_code=201,
     response_model=Envelope[ApiKeyCreated],
-    responses=error_responses(*_ERRORS),
+    responses=error_responses(*_ERRORS, AuthMfaRequired, AuthMfaInvalid),
 )
 async def create_api_key(
     body: ApiKeyCreate,
     request: Request,
     services: ServicesDep,
     actor: SuperAdmin,
+    mfa_token: MfaTokenDep = None,
 ) -> Envelope[ApiKeyCreated]:
     """Create an API key. The raw key (and, for admin roles, the TOTP secret) is in this
-    response only: it is never stored and cannot be shown again."""
-    issued = await services.api_keys.create_api_key(actor, body.to_request())
+    response only: it is never stored and cannot be shown again. A ``super_admin`` key needs
+    the caller's TOTP code in ``X-MFA-Token``; keys of other roles do not."""
+    issued = await services.api_keys.create_api_key(actor, body.to_request(), mfa_token=mfa_token)
     return Envelope(
         data=ApiKeyCreated.of_issued(issued, services.clock.now()),
         meta=Meta(request_id=request_id_of(request.scope)),

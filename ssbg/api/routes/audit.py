@@ -3,7 +3,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from ssbg.api.dependencies import ServicesDep, require
 from ssbg.api.errors import error_responses
@@ -14,7 +13,14 @@ from ssbg.api.schemas.audit import (
     ValidateRequest,
     ValidationResultOut,
 )
-from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
+from ssbg.api.schemas.common import (
+    Envelope,
+    ListEnvelope,
+    ListMeta,
+    Meta,
+    SafeInt64,
+    StoredDatetime,
+)
 from ssbg.domain.audit_bundle import BUNDLE_MEDIA_TYPE
 from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
@@ -40,9 +46,9 @@ async def list_entries(
     result: AuditResult | None = None,
     actor_id: UUID | None = None,
     resource: Annotated[str | None, Query(max_length=200)] = None,
-    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    occurred_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-    after_sequence: Annotated[int, Query(ge=0)] = 0,
+    occurred_from: Annotated[StoredDatetime | None, Query(alias="from")] = None,
+    occurred_to: Annotated[StoredDatetime | None, Query(alias="to")] = None,
+    after_sequence: Annotated[SafeInt64, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> ListEnvelope[AuditEntryOut]:
     """Audit entries in ascending sequence order. Page with ``after_sequence``: pass the
@@ -74,7 +80,7 @@ async def list_checkpoints(
     request: Request,
     services: ServicesDep,
     actor: Reviewer,
-    after_sequence: Annotated[int, Query(ge=0)] = 0,
+    after_sequence: Annotated[SafeInt64, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> ListEnvelope[CheckpointOut]:
     """Signed checkpoints in ascending sequence order, paged like ``/audit/entries``.
@@ -129,8 +135,8 @@ async def validate_chain(
 async def export_bundle(
     services: ServicesDep,
     actor: Reviewer,
-    from_sequence: Annotated[int | None, Query(ge=1)] = None,
-    to_sequence: Annotated[int | None, Query(ge=1)] = None,
+    from_sequence: Annotated[SafeInt64 | None, Query(ge=1)] = None,
+    to_sequence: Annotated[SafeInt64 | None, Query(ge=1)] = None,
 ) -> StreamingResponse:
     """The evidence bundle of the chain (or a range), streamed: a header with the signing
     public key, the entries, the signed checkpoints, an end record. ``ssbg audit verify

@@ -2,14 +2,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime
 
 from ssbg.api.dependencies import MfaTokenDep, ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.pagination import decode_backup_cursor, encode_backup_cursor
 from ssbg.api.request_context import request_id_of
 from ssbg.api.schemas.backups import BackupFieldsIn, BackupOut, BackupStatusOut
-from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
+from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta, StoredDatetime
 from ssbg.api.uploads import MultipartUpload, body_chunks, multipart_boundary
 from ssbg.domain.backup_fields import SOURCE_SYSTEM_PATTERN
 from ssbg.domain.enums import BackupStatus, Classification
@@ -149,7 +148,7 @@ async def create_backup(
     else:
         fields = BackupFieldsIn.parse(query)
         length = request.headers.get("content-length")
-        declared = int(length) if length and length.isdigit() else None
+        declared = int(length) if length and length.isascii() and length.isdigit() else None
         submission = fields.to_submission(content_type or None, declared)
         payload = body_chunks(request)
 
@@ -175,8 +174,8 @@ async def list_backups(
     classification: Classification | None = None,
     source_system: Annotated[str | None, Query(pattern=SOURCE_SYSTEM_PATTERN)] = None,
     status: BackupStatus | None = None,
-    created_from: AwareDatetime | None = None,
-    created_to: AwareDatetime | None = None,
+    created_from: StoredDatetime | None = None,
+    created_to: StoredDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ListEnvelope[BackupOut]:

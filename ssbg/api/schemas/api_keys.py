@@ -2,9 +2,9 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from ssbg.api.schemas.common import StrictInput
+from ssbg.api.schemas.common import StoredDatetime, StrictInput
 from ssbg.domain.enums import ApiKeyStatus, Role
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.api_key_service import IssuedApiKey, NewApiKey
@@ -18,7 +18,7 @@ class ApiKeyCreate(StrictInput):
     role: Role
     description: Description
     department: Department | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: StoredDatetime | None = None
     allowed_ips: list[IpEntry] = Field(default_factory=list, max_length=64)
 
     def to_request(self) -> NewApiKey:

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from ssbg.api.schemas.common import StrictInput
+from ssbg.api.schemas.common import SafeInt64, StrictInput
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_verification import ValidationReason, ValidationResult
 from ssbg.domain.enums import AuditAction, AuditResult
@@ -48,8 +48,10 @@ class AuditEntryOut(BaseModel):
 
 
 class ValidateRequest(StrictInput):
-    from_sequence: int | None = Field(default=None, ge=1, description="First entry (default 1)")
-    to_sequence: int | None = Field(
+    from_sequence: SafeInt64 | None = Field(
+        default=None, ge=1, description="First entry (default 1)"
+    )
+    to_sequence: SafeInt64 | None = Field(
         default=None, ge=1, description="Last entry (default: the chain head)"
     )
 

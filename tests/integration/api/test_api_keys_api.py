@@ -17,11 +17,15 @@ from tests.support.factories import headers
 
 @pytest.mark.parametrize("role", ["admin", "super_admin"])
 async def test_admin_keys_get_a_totp_secret_exactly_once(
-    client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, role: str
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+    role: str,
 ) -> None:
     created = await client.post(
         "/admin/api-keys",
-        headers=headers(bootstrap_key),
+        headers=headers(bootstrap_key, totp_at=clock.now()),
         json={"role": role, "description": "on-call admin", "department": "ops"},
     )
 
@@ -134,6 +138,71 @@ async def test_revoking_twice_is_an_invalid_transition(
 
 
 @pytest.mark.both_backends
+@pytest.mark.both_backends
+async def test_a_super_admin_key_is_not_created_without_mfa(
+    client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey
+) -> None:
+    response = await client.post(
+        "/admin/api-keys",
+        headers=headers(bootstrap_key),
+        json={"role": "super_admin", "description": "second super_admin"},
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "AUTH_MFA_REQUIRED"
+    failures = await audit_entries(services.db, "MFA_FAILURE")
+    assert [(e.actor_id, e.details["reason"]) for e in failures] == [
+        (bootstrap_key.record.id, "MISSING")
+    ]
+    assert len(await audit_entries(services.db, "API_KEY_CREATE")) == 1  # the bootstrap key
+    listed = await client.get("/admin/api-keys", headers=headers(bootstrap_key))
+    assert [key["role"] for key in listed.json()["data"]] == ["super_admin"]
+
+
+async def test_a_super_admin_key_is_not_created_with_a_wrong_code(
+    client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
+) -> None:
+    stale = pyotp.TOTP(bootstrap_key.totp_secret or "").at(clock.now() - timedelta(minutes=5))
+
+    response = await client.post(
+        "/admin/api-keys",
+        headers={**headers(bootstrap_key), "X-MFA-Token": stale},
+        json={"role": "super_admin", "description": "second super_admin"},
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "AUTH_MFA_INVALID"
+    assert len(await audit_entries(services.db, "API_KEY_CREATE")) == 1
+
+
+async def test_a_super_admin_key_is_created_with_the_issuers_code(
+    client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, clock: FixedClock
+) -> None:
+    response = await client.post(
+        "/admin/api-keys",
+        headers=headers(bootstrap_key, totp_at=clock.now()),
+        json={"role": "super_admin", "description": "second super_admin"},
+    )
+
+    assert response.status_code == 201
+    assert response.json()["data"]["role"] == "super_admin"
+    assert [e.actor_id for e in await audit_entries(services.db, "MFA_SUCCESS")] == [
+        bootstrap_key.record.id
+    ]
+
+
+@pytest.mark.parametrize("role", ["operator", "auditor", "admin"])
+async def test_keys_of_other_roles_need_no_mfa(
+    client: httpx.AsyncClient, services: Services, bootstrap_key: IssuedApiKey, role: str
+) -> None:
+    response = await client.post(
+        "/admin/api-keys", headers=headers(bootstrap_key), json={"role": role, "description": "x"}
+    )
+
+    assert response.status_code == 201
+    assert await audit_entries(services.db, "MFA_FAILURE") == []
+
+
 async def test_the_last_usable_super_admin_cannot_be_revoked(
     client: httpx.AsyncClient, bootstrap_key: IssuedApiKey
 ) -> None:

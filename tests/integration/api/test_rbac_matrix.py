@@ -67,6 +67,13 @@ CALLS = [
     Call("GET", "/me", ALL),
     Call("GET", "/health/detailed", ADMINS),
     Call("POST", "/admin/api-keys", SUPER, {"role": "operator", "description": "made in test"}),
+    Call(
+        "POST",
+        "/admin/api-keys",
+        SUPER,
+        {"role": "super_admin", "description": "second super_admin"},
+        mfa=True,
+    ),
     Call("GET", "/admin/api-keys", SUPER),
     Call("GET", "/admin/api-keys/{key_id}", SUPER),
     Call("DELETE", "/admin/api-keys/{key_id}", SUPER),

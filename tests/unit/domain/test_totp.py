@@ -34,7 +34,9 @@ def test_wrong_code_is_refused() -> None:
     assert match_totp_step(SECRET, wrong, NOW, None) is None
 
 
-@pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", " 12345"])
+@pytest.mark.parametrize(
+    "code", ["", "12345", "1234567", "abcdef", " 12345", "\xb9\xb2\xb3\xb9\xb2\xb3", "\u0661" * 6]
+)
 def test_malformed_codes_are_refused(code: str) -> None:
     assert match_totp_step(SECRET, code, NOW, None) is None
 
