@@ -12,17 +12,10 @@ Short explicit transactions — none is open while the payload streams:
    transition, ``BACKUP_STORED`` + ``BACKUP_COMPLETE``; committed. Only then does the caller
    get its 201.
 
-An ``Idempotency-Key`` names one request, not just one backup (SPEC §13.3). A request whose
-key this API key already used is compared with the backup that key created *before anything
-is stored*: its fields (classification, source system, description, file name, content type)
-with the record's, then its payload's SHA-512 and size with the record's (sealed) plaintext
-checksum and size, hashing the body as it streams — never writing it. Only an identical request
-gets the stored backup back; a different one is refused (``409``, ``details.reason =
-IDEMPOTENCY_MISMATCH``, a ``BACKUP_FAILED`` entry on the key's backup saying nothing was stored),
-and a request arriving while the key's first request is still streaming is a ``409`` too: no
-client is ever told its data was stored when it was not. Two requests racing for a new key are
-settled by the unique index on ``(created_by, idempotency_key)``; the loser takes the same
-comparison.
+An ``Idempotency-Key`` names one request, not just one backup: a request whose key was used
+before is compared with what that key stored, before anything is stored
+(:mod:`ssbg.services.backups.idempotency`). Two requests racing for a new key are settled by
+the unique index on ``(created_by, idempotency_key)``; the loser takes the same comparison.
 
 Any failure in 2 or 3 moves the record ``PROCESSING → FAILED`` (compare-and-set, so a record
 that did become ``ACTIVE`` is never touched), appends ``BACKUP_FAILED`` with a reason category,
@@ -32,10 +25,7 @@ database is down), the lease lapses and start-up recovery finishes the job.
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -46,7 +36,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ssbg.domain.audit_events import AuditEvent, backup_resource
 from ssbg.domain.enums import (
     AuditAction,
-    AuditResult,
     BackupFailureReason,
     BackupStatus,
     Classification,
@@ -85,47 +74,17 @@ from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.layout import data_key, wrapped_dek_key
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
+from ssbg.services.backups.idempotency import (
+    BackupSubmission,
+    IdempotentRequests,
+    IngestOutcome,
+)
 from ssbg.services.backups.lifecycle import BackupLifecycle, new_transition
 from ssbg.services.policy_enforcement import PolicyCheck, PolicyEnforcer, policy_error
 from ssbg.services.unit_of_work import AppDatabase
 from ssbg.settings import Settings
 
 log = structlog.get_logger("ssbg.backups")
-
-
-@dataclass(frozen=True)
-class BackupSubmission:
-    """A validated request to store a backup (the payload travels separately)."""
-
-    classification: Classification | None
-    source_system: str
-    description: str | None
-    original_filename: str | None
-    content_type: str
-    declared_size: int | None = None  # Content-Length of a raw body, when known
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    backup: BackupMetadata
-    replayed: bool  # the backup an identical earlier request with the same Idempotency-Key stored
-
-
-IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
-IDEMPOTENCY_IN_PROGRESS = "IDEMPOTENCY_IN_PROGRESS"
-
-
-def _same_fields(
-    record: BackupMetadata, submission: BackupSubmission, classification: Classification
-) -> bool:
-    """Whether ``submission`` describes ``record`` exactly (the payload aside)."""
-    return (
-        record.classification == classification
-        and record.source_system == submission.source_system
-        and record.description == submission.description
-        and record.original_filename == submission.original_filename
-        and record.content_type == submission.content_type
-    )
 
 
 class LeaseLost(Exception):
@@ -160,6 +119,7 @@ class BackupIngest:
         self._lifecycle = lifecycle
         self._lease = timedelta(seconds=settings.backup_lease_seconds)
         self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._idempotency = IdempotentRequests(db, trail)
 
     async def create_backup(
         self,
@@ -174,9 +134,11 @@ class BackupIngest:
         identical earlier request with ``idempotency_key`` stored (see the module doc)."""
         classification = self._resolve_classification(submission.classification)
         if idempotency_key is not None:
-            existing = await self._by_idempotency_key_or_none(actor, idempotency_key)
+            existing = await self._idempotency.find(actor, idempotency_key)
             if existing is not None:
-                return await self._replay(actor, existing, submission, classification, payload)
+                return await self._idempotency.replay(
+                    actor, existing, submission, classification, payload
+                )
         limit = self._settings.max_upload_bytes
         if submission.declared_size is not None and submission.declared_size > limit:
             raise PayloadTooLarge(
@@ -200,11 +162,11 @@ class BackupIngest:
         except Conflict:  # another request took this Idempotency-Key first
             if idempotency_key is None:
                 raise
-            existing = await self._by_idempotency_key_or_none(actor, idempotency_key)
+            existing = await self._idempotency.find(actor, idempotency_key)
             if existing is None:  # and failed since, releasing it: the client may retry
                 raise
             rest = _prepend(first, payload)
-            return await self._replay(actor, existing, submission, classification, rest)
+            return await self._idempotency.replay(actor, existing, submission, classification, rest)
         try:
             sealed = await self._store_objects(record, dek, wrapped, _prepend(first, payload))
             stored = await self._complete(actor, record, sealed)
@@ -217,76 +179,6 @@ class BackupIngest:
             raise
         metrics.record_backup("success", sealed.original_size)
         return IngestOutcome(stored, replayed=False)
-
-    # -- Idempotency-Key ------------------------------------------------------------------
-
-    async def _by_idempotency_key_or_none(
-        self, actor: Actor, idempotency_key: str
-    ) -> BackupMetadata | None:
-        async with self._db.transaction(write=False) as tx:
-            return await tx.backups.get_by_idempotency_key_or_none(actor.key_id, idempotency_key)
-
-    async def _replay(
-        self,
-        actor: Actor,
-        existing: BackupMetadata,
-        submission: BackupSubmission,
-        classification: Classification,
-        payload: AsyncIterator[bytes],
-    ) -> IngestOutcome:
-        """``existing`` if this request is the one that stored it; else ``Conflict``.
-
-        Nothing of ``payload`` is stored: it is only hashed, to compare it with the record.
-        """
-        if not _same_fields(existing, submission, classification):
-            await self._refuse_mismatch(actor, existing, "fields")
-        if existing.status == BackupStatus.PROCESSING:
-            raise Conflict(
-                "A backup with this Idempotency-Key is still being processed.",
-                {"backup_id": str(existing.id), "reason": IDEMPOTENCY_IN_PROGRESS},
-            )
-        if not await self._same_payload(existing, submission, payload):
-            await self._refuse_mismatch(actor, existing, "payload")
-        return IngestOutcome(existing, replayed=True)
-
-    async def _same_payload(
-        self, existing: BackupMetadata, submission: BackupSubmission, payload: AsyncIterator[bytes]
-    ) -> bool:
-        expected_size, expected_checksum = existing.original_size, existing.checksum_plaintext
-        if expected_size is None or expected_checksum is None:
-            return False
-        if submission.declared_size is not None and submission.declared_size != expected_size:
-            return False
-        digest = hashlib.sha512()
-        size = 0
-        async for chunk in payload:
-            size += len(chunk)
-            if size > expected_size:  # different already: no need to read the rest
-                return False
-            digest.update(chunk)
-        return size == expected_size and hmac.compare_digest(digest.hexdigest(), expected_checksum)
-
-    async def _refuse_mismatch(self, actor: Actor, existing: BackupMetadata, what: str) -> None:
-        """Record that a request reused ``existing``'s Idempotency-Key with a different
-        ``what`` and was not stored; then raise the 409."""
-        async with self._db.transaction(write=True) as tx:
-            await self._trail.append(
-                tx,
-                AuditEvent.by(
-                    actor,
-                    AuditAction.BACKUP_FAILED,
-                    backup_resource(existing.id),
-                    AuditResult.FAILED,
-                    reason=BackupFailureReason.IDEMPOTENCY_MISMATCH.value,
-                    mismatch=what,
-                    stored=False,
-                ),
-            )
-        raise Conflict(
-            "This Idempotency-Key was already used for a different request; "
-            "this one was not stored.",
-            {"reason": IDEMPOTENCY_MISMATCH, "mismatch": what, "backup_id": str(existing.id)},
-        )
 
     def _resolve_classification(self, given: Classification | None) -> Classification:
         if given is not None:

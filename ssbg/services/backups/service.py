@@ -11,7 +11,8 @@ from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
 from ssbg.services.backups.deletion import BackupDeletion
-from ssbg.services.backups.ingest import BackupIngest, BackupSubmission, IngestOutcome
+from ssbg.services.backups.idempotency import BackupSubmission, IngestOutcome
+from ssbg.services.backups.ingest import BackupIngest
 from ssbg.services.backups.lifecycle import BackupLifecycle
 from ssbg.services.backups.reads import BackupPage, BackupReads, BackupStatusView
 from ssbg.services.policy_enforcement import PolicyEnforcer
