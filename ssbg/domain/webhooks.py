@@ -1,5 +1,4 @@
 """Webhook notifications (SPEC §13.2): the signature a receiver checks and the retry schedule.
-
 A receiver authenticates a notification by recomputing ``X-SSBG-Signature`` — ``sha256=`` and
 the hex HMAC-SHA256 of the exact body bytes under the shared secret — and comparing it in
 constant time. A delivery that fails is tried again after a delay that doubles from
@@ -8,7 +7,10 @@ constant time. A delivery that fails is tried again after a delay that doubles f
 
 import hashlib
 import hmac
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
+
+from ssbg.domain.audit_chain import format_timestamp
 
 SIGNATURE_HEADER = "X-SSBG-Signature"
 EVENT_HEADER = "X-SSBG-Event"
@@ -39,3 +41,12 @@ def retry_delay(attempts: int) -> timedelta:
     # Doubling past the cap would only grow the number; stop at 2**16.
     delay = FIRST_RETRY * (1 << min(attempts - 1, 16))
     return min(delay, MAX_RETRY)
+
+
+def outbox_seal_message(event: str, body: str, created_at: datetime) -> bytes:
+    """The bytes an outbox row's seal covers: what is sent, and when it was queued."""
+    return json.dumps(
+        ["notification_outbox", event, body, format_timestamp(created_at)],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()

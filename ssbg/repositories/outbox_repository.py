@@ -21,10 +21,10 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    def add(self, event: str, body: str, now: datetime) -> None:
+    def add(self, event: str, body: str, now: datetime, seal: str) -> None:
         self._session.add(
             OutboxNotification(
-                event=event, body=body, created_at=now, attempts=0, next_attempt_at=now
+                event=event, body=body, created_at=now, attempts=0, next_attempt_at=now, seal=seal
             )
         )
 
@@ -72,6 +72,12 @@ class OutboxRepository:
             claimer,
             next_attempt_at=next_attempt_at,
             last_error=error[:ERROR_LENGTH],
+        )
+
+    async def refuse(self, notification_id: int, *, claimer: str, never: datetime) -> bool:
+        """Never send this row (its seal does not match): kept, as evidence, never due."""
+        return await self._settle(
+            notification_id, claimer, next_attempt_at=never, last_error="TAMPERED: not sent"
         )
 
     async def _settle(self, notification_id: int, claimer: str, **values: object) -> bool:

@@ -106,7 +106,9 @@ def build_object_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.resolved_storage_path)
 
 
-def build_webhook_sender(settings: Settings, db: AppDatabase, clock: Clock) -> WebhookSender | None:
+def build_webhook_sender(
+    settings: Settings, db: AppDatabase, clock: Clock, integrity: IntegrityKey, trail: AuditTrail
+) -> WebhookSender | None:
     if settings.alert_webhook_url is None or settings.alert_webhook_secret is None:
         return None
     timeout = settings.alert_webhook_timeout_seconds
@@ -115,7 +117,7 @@ def build_webhook_sender(settings: Settings, db: AppDatabase, clock: Clock) -> W
         settings.alert_webhook_secret.get_secret_value().encode(),
         timeout_seconds=timeout,
     )
-    return WebhookSender(db, client, clock, timeout_seconds=timeout)
+    return WebhookSender(db, client, clock, integrity, trail, timeout_seconds=timeout)
 
 
 def build_services(
@@ -141,9 +143,9 @@ def build_services(
         settings.audit_anchor_seconds,
     )
     trail = AuditTrail(clock, signer, interval, anchor)
-    webhooks = build_webhook_sender(settings, db, clock)
+    webhooks = build_webhook_sender(settings, db, clock, integrity, trail)
     notifications = Notifications(
-        clock, enabled=webhooks is not None, wake=webhooks.wake if webhooks else None
+        clock, integrity, enabled=webhooks is not None, wake=webhooks.wake if webhooks else None
     )
     trail.observer = Detector(
         AlertRaiser(trail, notifications),

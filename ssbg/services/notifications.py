@@ -10,7 +10,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ssbg.domain.webhooks import outbox_seal_message
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.services.unit_of_work import UnitOfWork
 
 WAKE_SENDER = "webhook-sender"
@@ -18,9 +20,15 @@ WAKE_SENDER = "webhook-sender"
 
 class Notifications:
     def __init__(
-        self, clock: Clock, *, enabled: bool, wake: Callable[[], None] | None = None
+        self,
+        clock: Clock,
+        integrity: IntegrityKey,
+        *,
+        enabled: bool,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self._clock = clock
+        self._integrity = integrity
         self.enabled = enabled
         self._wake = wake
 
@@ -30,7 +38,9 @@ class Notifications:
         if not self.enabled:
             return
         body = json.dumps({"event": event, subject: payload}, sort_keys=True, separators=(",", ":"))
-        tx.outbox.add(event, body, self._clock.now())
+        now = self._clock.now()
+        seal = self._integrity.seal(outbox_seal_message(event, body, now))
+        tx.outbox.add(event, body, now, seal)
         if self._wake is not None:
             tx.after_commit(WAKE_SENDER, self._wake_sender)
 

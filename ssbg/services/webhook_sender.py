@@ -36,17 +36,22 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from ssbg.domain.audit_events import AuditEvent
+from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import SsbgError
-from ssbg.domain.webhooks import retry_delay
+from ssbg.domain.webhooks import outbox_seal_message, retry_delay
 from ssbg.infrastructure.clock import Clock
+from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.models import OutboxNotification
 from ssbg.infrastructure.webhook import WebhookClient
+from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import AppDatabase
 
 BATCH = 10
 # The lease covers a whole batch of timed-out POSTs, with a margin for settling them.
 LEASE_MARGIN = timedelta(seconds=30)
 RETENTION = timedelta(days=7)
+NEVER = timedelta(days=365 * 100)  # a refused (tampered) row is never due again
 PRUNE_EVERY = timedelta(hours=1)
 
 log = structlog.get_logger("ssbg.webhooks")
@@ -70,6 +75,8 @@ class WebhookSender:
         db: AppDatabase,
         client: WebhookClient,
         clock: Clock,
+        integrity: IntegrityKey,
+        trail: AuditTrail,
         *,
         timeout_seconds: float,
         poll_seconds: float = 1.0,
@@ -78,6 +85,8 @@ class WebhookSender:
         self._db = db
         self._client = client
         self._clock = clock
+        self._integrity = integrity
+        self._trail = trail
         self._poll = poll_seconds
         self._lease = timedelta(seconds=timeout_seconds) * BATCH + LEASE_MARGIN
         self.name = name or sender_id()
@@ -99,6 +108,29 @@ class WebhookSender:
             if len(claimed) < BATCH:
                 return report
 
+    async def _refuse_tampered(
+        self, notification: OutboxNotification, report: DeliveryReport
+    ) -> None:
+        """A row the gateway did not write (its seal does not match): never signed or sent,
+        kept as evidence, and audited (``TAMPERING_DETECTED``, which raises alert M6)."""
+        log.error("webhook_notification_tampered", delivery_id=notification.id)
+        resource = f"notification:{notification.id}"
+        async with self._db.transaction(write=True) as tx:
+            refused = await tx.outbox.refuse(
+                notification.id, claimer=self.name, never=self._clock.now() + NEVER
+            )
+            if refused:
+                await self._trail.append(
+                    tx,
+                    AuditEvent(
+                        action=AuditAction.TAMPERING_DETECTED,
+                        resource=resource,
+                        result=AuditResult.FAILED,
+                        details={"table": "notification_outbox"},
+                    ),
+                )
+        report.failed.append(notification.id)
+
     async def _claim(self) -> list[OutboxNotification]:
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
@@ -108,6 +140,12 @@ class WebhookSender:
             return list(rows)
 
     async def _deliver(self, notification: OutboxNotification, report: DeliveryReport) -> None:
+        if not self._integrity.seal_matches(
+            outbox_seal_message(notification.event, notification.body, notification.created_at),
+            notification.seal,
+        ):
+            await self._refuse_tampered(notification, report)
+            return
         outcome = await self._client.post(notification.id, notification.event, notification.body)
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:

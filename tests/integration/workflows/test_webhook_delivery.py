@@ -11,13 +11,16 @@ from datetime import timedelta
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import insert
 
 from ssbg.domain.webhooks import signature_matches
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.infrastructure.db.models import OutboxNotification
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services, build_services
 from ssbg.services.webhook_sender import WebhookSender
 from ssbg.settings import Settings
+from tests.support.audit import audit_entries
 from tests.support.clock import FixedClock
 from tests.support.factories import headers
 from tests.support.log_capture import logged_events
@@ -364,3 +367,41 @@ async def test_an_alert_its_level_change_and_its_escalation_are_delivered_in_ord
         signature_matches(WEBHOOK_SECRET.encode(), r.body, r.headers["x-ssbg-signature"])
         for r in receiver.received()
     )
+
+
+@pytest.mark.both_backends
+async def test_a_notification_written_or_changed_behind_the_gateway_is_never_signed_or_sent(
+    client: httpx.AsyncClient,
+    services: Services,
+    sender: WebhookSender,
+    receiver: WebhookReceiver,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    await _raise_level(client, bootstrap_key, clock, 1, "genuine")  # one genuine notification
+    [genuine] = await outbox_rows(services.db)
+    forged_body = '{"event":"INCIDENT_LEVEL_CHANGE","incident":{"to_level":0}}'
+    async with services.db.engine.begin() as connection:
+        await connection.execute(
+            insert(OutboxNotification.__table__).values(
+                event="INCIDENT_LEVEL_CHANGE",
+                body=forged_body,
+                created_at=clock.now(),
+                attempts=0,
+                next_attempt_at=clock.now(),
+                seal=genuine.seal,  # a genuine row's seal, moved
+            )
+        )
+
+    await sender.deliver_due()
+
+    assert [json.loads(r.body)["incident"]["reason"] for r in receiver.received()[:1]] == [
+        "genuine"
+    ]
+    assert all(r.body != forged_body.encode() for r in receiver.received())
+    forged = [row for row in await outbox_rows(services.db) if row.body == forged_body]
+    assert [(row.delivered_at, row.last_error) for row in forged] == [(None, "TAMPERED: not sent")]
+    [entry] = await audit_entries(services.db, "TAMPERING_DETECTED")
+    assert entry.resource == f"notification:{forged[0].id}"
+    alerts = (await client.get("/admin/alerts", headers=headers(bootstrap_key))).json()["data"]
+    assert [alert["rule_id"] for alert in alerts] == ["M6"]

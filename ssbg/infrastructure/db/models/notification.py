@@ -24,3 +24,6 @@ class OutboxNotification(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(300))
+    # MAC of (event, body, created_at) under the key store's integrity key: checked before
+    # a body is signed and sent (``ssbg.domain.webhooks.outbox_seal_message``).
+    seal: Mapped[str | None] = mapped_column(String(64))
