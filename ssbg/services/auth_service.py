@@ -25,7 +25,7 @@ from ssbg.domain.errors import (
     TamperedRow,
 )
 from ssbg.domain.identity import Actor, Principal, RequestContext
-from ssbg.domain.incident import IncidentLevel, effective_incident_level
+from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.network import ip_allowed
 from ssbg.domain.permissions import Permission, is_allowed
 from ssbg.domain.restore_tokens import secret_digest
@@ -36,6 +36,7 @@ from ssbg.infrastructure.crypto.secret_box import SecretBox
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_failures import AuthFailures
+from ssbg.services.incident_service import effective_level
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 API_KEY_PATTERN = re.compile(r"ssbg_[0-9a-f]{32}")
@@ -136,9 +137,7 @@ class AuthService:
             state = await tx.system_state.get()
         except TamperedRow:
             return None  # not the key's fault: the guard reads it again and fails closed
-        return effective_incident_level(
-            state.incident_level, state.incident_changed_at, state.last_alert_at, self._clock.now()
-        )
+        return effective_level(state, self._clock.now())
 
     async def _record_use(self, api_key: ApiKey, context: RequestContext) -> None:
         now = self._clock.now()

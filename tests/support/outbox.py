@@ -20,7 +20,7 @@ async def outbox_rows(db: AppDatabase) -> Sequence[OutboxNotification]:
         return (await tx.session.execute(statement)).scalars().all()
 
 
-async def set_incident_level(
+async def post_incident_level(
     http: httpx.AsyncClient,
     key: IssuedApiKey,
     level: int,

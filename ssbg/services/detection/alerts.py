@@ -137,10 +137,9 @@ class AlertService:
             async with self.db.transaction(write=True) as tx:
                 await tx.lock_audit_head()  # lock order: head, then the alert row
                 alert = await tx.alerts.get_or_none(alert_id, for_update=True)
-                if alert is None or self.view(alert).status is not AlertStatus.ESCALATED:
+                # Still NEW and overdue (another replica may have recorded it meanwhile).
+                if alert is None or alert.status is not AlertStatus.NEW:
                     continue
-                if alert.status is AlertStatus.ESCALATED:
-                    continue  # recorded by another replica meanwhile
                 alert.status = AlertStatus.ESCALATED
                 alert.escalated_at = now
                 await tx.session.flush()

@@ -21,11 +21,12 @@ from ssbg.domain.errors import (
     SsbgError,
 )
 from ssbg.domain.identity import Actor
-from ssbg.domain.incident import IncidentLevel, effective_incident_level
+from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.policy_engine import BuiltinRule
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import BackupMetadata
 from ssbg.services.auth_service import AuthService
+from ssbg.services.incident_service import effective_level
 from ssbg.services.policy_enforcement import PolicyCheck, PolicyEnforcer, policy_error
 from ssbg.services.unit_of_work import UnitOfWork
 
@@ -75,9 +76,7 @@ class RestoreAdmission:
     async def lock_level(self, tx: UnitOfWork) -> IncidentLevel:
         """Lock the system-state row (serialising restore admission) and read the level."""
         state = await tx.lock_system_state()
-        return effective_incident_level(
-            state.incident_level, state.incident_changed_at, state.last_alert_at, self.clock.now()
-        )
+        return effective_level(state, self.clock.now())
 
     async def admit(
         self,

@@ -24,7 +24,7 @@ from tests.support.audit import audit_entries
 from tests.support.clock import FixedClock
 from tests.support.factories import headers
 from tests.support.log_capture import logged_events
-from tests.support.outbox import WEBHOOK_SECRET, outbox_rows, set_incident_level
+from tests.support.outbox import WEBHOOK_SECRET, outbox_rows, post_incident_level
 from tests.support.processes import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -65,7 +65,7 @@ async def _raise_level(
     client: httpx.AsyncClient, key: IssuedApiKey, clock: FixedClock, level: int, reason: str
 ) -> httpx.Response:
     clock.advance(seconds=30)  # a fresh TOTP step for every change
-    return await set_incident_level(client, key, level, reason, totp_at=clock.now())
+    return await post_incident_level(client, key, level, reason, totp_at=clock.now())
 
 
 @pytest.mark.both_backends

@@ -15,7 +15,7 @@ from ssbg.services.container import Services
 from ssbg.services.unit_of_work import AppDatabase
 from ssbg.settings import Settings
 from tests.conftest import TEST_KEY_PASSWORD
-from tests.support.outbox import WEBHOOK_SECRET, outbox_rows, set_incident_level
+from tests.support.outbox import WEBHOOK_SECRET, outbox_rows, post_incident_level
 from tests.support.processes import GatewayProcess, gateway_env, wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -51,7 +51,7 @@ async def test_a_notification_queued_while_the_receiver_is_down_is_delivered_onc
     try:
         gateway.start()
         async with httpx.AsyncClient(timeout=30) as http:
-            response = await set_incident_level(
+            response = await post_incident_level(
                 http,
                 bootstrap_key,
                 1,
