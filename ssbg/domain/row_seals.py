@@ -9,6 +9,11 @@ The message is canonical JSON of ``[table, [[field, value], …]]`` in the order
 UUIDs as lowercase hyphenated text, timestamps as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, bytes as
 lowercase hex, enums as their wire value. The row's own key is among the fields, so a seal
 cannot be moved to another row; the table name is too, so it cannot be moved to another table.
+
+Fields added to a table after its rows were first sealed (``LATER_SEALED_FIELDS``) follow, in
+their order, each only when its value differs from its default: a seal written before the field
+existed stays valid, and any value the field is given is covered from then on (removing a legal
+hold changes the message as surely as placing one).
 """
 
 import json
@@ -100,7 +105,37 @@ SEALED_FIELDS: dict[str, tuple[str, ...]] = {
         "shred_reason",
         "shred_actor_id",
     ),
+    "retention_rules": (
+        "id",
+        "name",
+        "source_systems",
+        "classifications",
+        "keep_last",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "min_age_days",
+        "is_active",
+    ),
 }
+
+# (field, default) pairs sealed only when not at their default (migration 0008, SPEC §13.4).
+LATER_SEALED_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "backup_metadata": (
+        ("compression", "none"),
+        ("stored_size", None),
+        ("last_verified_at", None),
+        ("last_verification_result", None),
+        ("legal_hold_at", None),
+        ("legal_hold_by", None),
+        ("legal_hold_reason", None),
+    ),
+}
+
+
+def sealed_field_names(table: str) -> tuple[str, ...]:
+    """Every field of ``table`` a seal may cover."""
+    return SEALED_FIELDS[table] + tuple(name for name, _ in LATER_SEALED_FIELDS.get(table, ()))
 
 
 def _canonical(value: Any) -> Any:
@@ -155,6 +190,10 @@ def seal_message(table: str, values: Mapping[str, Any]) -> bytes:
         prefix + _json_text(values[name]) + "]"
         for prefix, name in zip(_FIELD_PREFIXES[table], SEALED_FIELDS[table], strict=True)
     )
+    for name, default in LATER_SEALED_FIELDS.get(table, ()):
+        value = values.get(name, default)
+        if value is not default and value != default:
+            fields += f",[{_quote(name)},{_json_text(value)}]"
     return f"[{_quote(table)},[{fields}]]".encode()
 
 
@@ -167,6 +206,7 @@ def tampered_resource(table: str, values: Mapping[str, Any]) -> str:
         "policies": "policy",
         "key_versions": "key_version",
         "alerts": "alert",
+        "retention_rules": "retention_rule",
     }.get(table)
     key = values.get("version" if table == "key_versions" else "id")
     return f"{prefix}:{key}" if prefix and key is not None else "system"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryContext, Session, UOWTransaction, object_session
 
 from ssbg.domain.errors import KeyUnavailable, TamperedRow
-from ssbg.domain.row_seals import SEALED_FIELDS, seal_message, tampered_resource
+from ssbg.domain.row_seals import seal_message, sealed_field_names, tampered_resource
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.base import Sealed
 from ssbg.infrastructure.db.models import (
@@ -36,6 +36,7 @@ from ssbg.infrastructure.db.models import (
     KeyVersion,
     Policy,
     RestoreRequest,
+    RetentionRule,
     SystemState,
 )
 
@@ -49,6 +50,7 @@ SEALED_MODELS: tuple[type[Sealed], ...] = (
     SystemState,
     KeyVersion,
     Alert,
+    RetentionRule,
 )
 
 
@@ -68,7 +70,7 @@ def _table(row: Sealed) -> str:
 
 
 def _fields(row: Sealed) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in SEALED_FIELDS[_table(row)]}
+    return {name: getattr(row, name) for name in sealed_field_names(_table(row))}
 
 
 def seal_of(key: IntegrityKey, table: str, values: Mapping[str, Any]) -> str:

@@ -132,7 +132,7 @@ async def assert_fault_contract(
     operator: IssuedApiKey,
     admin: IssuedApiKey,
 ) -> None:
-    """Points 2–5 of the contract (the cell asserts point 1, the client's error, itself).
+    """Points 2 to 5 of the contract (the cell asserts point 1, the client's error, itself).
 
     Call it once the fault is gone (store back, proxy restarted, process restarted)."""
     assert await active_without_objects(services) == []

@@ -81,6 +81,7 @@ async def test_an_earlier_versions_database_is_adopted_once_and_keeps_working(
         "system_state": 1,
         "key_versions": 1,
         "alerts": 0,
+        "retention_rules": 0,
     }
     assert again is None
     assert (keys / INTEGRITY_ADOPTED_FILE).exists()

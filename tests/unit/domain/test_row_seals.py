@@ -8,7 +8,12 @@ from uuid import UUID
 import pytest
 
 from ssbg.domain.enums import BackupStatus, Classification, Role
-from ssbg.domain.row_seals import SEALED_FIELDS, seal_message, tampered_resource
+from ssbg.domain.row_seals import (
+    SEALED_FIELDS,
+    seal_message,
+    sealed_field_names,
+    tampered_resource,
+)
 
 KEY_ROW: dict[str, Any] = {
     "id": UUID("6002bdfd-3c52-4d69-8281-76ea7757190d"),
@@ -68,3 +73,23 @@ def test_the_resource_named_for_a_tampered_row() -> None:
     assert tampered_resource("api_keys", KEY_ROW) == f"api_key:{KEY_ROW['id']}"
     assert tampered_resource("key_versions", {"version": "P-002"}) == "key_version:P-002"
     assert tampered_resource("system_state", {"id": 1}) == "system"
+
+
+def test_fields_sealed_later_leave_old_seals_valid_and_cover_every_value_they_take() -> None:
+    old = dict.fromkeys(SEALED_FIELDS["backup_metadata"]) | {"status": BackupStatus.ACTIVE}
+    before = seal_message("backup_metadata", old)
+    at_defaults = old | {"compression": "none", "stored_size": None, "legal_hold_at": None}
+    assert seal_message("backup_metadata", at_defaults) == before  # a pre-0008 seal still holds
+
+    held = at_defaults | {
+        "legal_hold_at": datetime(2026, 12, 7, tzinfo=UTC),
+        "legal_hold_reason": "litigation 42",
+    }
+    compressed = at_defaults | {"compression": "zstd", "stored_size": 10}
+    messages = {before, seal_message("backup_metadata", held)}
+    messages.add(seal_message("backup_metadata", compressed))
+    assert len(messages) == 3
+    assert seal_message("backup_metadata", held).endswith(
+        b'["legal_hold_at","2026-12-07T00:00:00.000000Z"],["legal_hold_reason","litigation 42"]]]'
+    )
+    assert sealed_field_names("backup_metadata")[-1] == "legal_hold_reason"

@@ -20,6 +20,7 @@ from ssbg.infrastructure.db.models.key_version import KeyVersion
 from ssbg.infrastructure.db.models.notification import OutboxNotification
 from ssbg.infrastructure.db.models.policy import Policy
 from ssbg.infrastructure.db.models.restore_request import RestoreRequest
+from ssbg.infrastructure.db.models.retention import RetentionRule, VerifyJob
 from ssbg.infrastructure.db.models.system_state import SystemState
 
 __all__ = [
@@ -40,5 +41,7 @@ __all__ = [
     "Policy",
     "RestoreRequest",
     "RestoreVolumeDay",
+    "RetentionRule",
     "SystemState",
+    "VerifyJob",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -60,6 +61,24 @@ class BackupMetadata(Sealed, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cleanup_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    compression: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    stored_size: Mapped[int | None] = mapped_column(BigInteger)
+    last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_verification_result: Mapped[str | None] = mapped_column(String(16))
+    legal_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    legal_hold_by: Mapped[UUID | None] = mapped_column(Uuid)
+    legal_hold_reason: Mapped[str | None] = mapped_column(String(2000))
+
+    @property
+    def held(self) -> bool:
+        return self.legal_hold_at is not None
+
+
+@event.listens_for(BackupMetadata, "init")
+def _python_defaults(_target: BackupMetadata, _args: object, kwargs: dict[str, object]) -> None:
+    # The seal is computed before the INSERT applies column defaults: give the object its
+    # sealed default now, so the seal written is the seal read back.
+    kwargs.setdefault("compression", "none")
 
 
 class BackupStatusTransition(Base):
