@@ -23,21 +23,23 @@ depends_on: str | Sequence[str] | None = None
 Timestamp = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
 Json = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
 
-_BACKUP_COLUMNS = (
-    sa.Column("compression", sa.String(16), nullable=False, server_default="none"),
-    sa.Column("stored_size", sa.BigInteger(), nullable=True),
-    sa.Column("last_verified_at", Timestamp, nullable=True),
-    sa.Column("last_verification_result", sa.String(16), nullable=True),
-    sa.Column("legal_hold_at", Timestamp, nullable=True),
-    sa.Column("legal_hold_by", sa.Uuid(), nullable=True),
-    sa.Column("legal_hold_reason", sa.String(2000), nullable=True),
-)
+
+def _backup_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("compression", sa.String(16), nullable=False, server_default="none"),
+        sa.Column("stored_size", sa.BigInteger(), nullable=True),
+        sa.Column("last_verified_at", Timestamp, nullable=True),
+        sa.Column("last_verification_result", sa.String(16), nullable=True),
+        sa.Column("legal_hold_at", Timestamp, nullable=True),
+        sa.Column("legal_hold_by", sa.Uuid(), nullable=True),
+        sa.Column("legal_hold_reason", sa.String(2000), nullable=True),
+    ]
 
 
 def upgrade() -> None:
     with op.batch_alter_table("backup_metadata") as batch:
-        for column in _BACKUP_COLUMNS:
-            batch.add_column(column.copy())
+        for column in _backup_columns():
+            batch.add_column(column)
 
     op.create_table(
         "retention_rules",
@@ -83,5 +85,5 @@ def downgrade() -> None:
     op.drop_table("verify_jobs")
     op.drop_table("retention_rules")
     with op.batch_alter_table("backup_metadata") as batch:
-        for column in reversed(_BACKUP_COLUMNS):
+        for column in reversed(_backup_columns()):
             batch.drop_column(column.name)
