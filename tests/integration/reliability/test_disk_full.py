@@ -1,0 +1,146 @@
+"""Fault matrix, "disk full" (docs/reliability.md): the object store's disk, then the database's
+disk, fills up under a real gateway; the client gets a clear 503, nothing is half stored, and
+once the space is freed the gateway serves again (``assert_fault_contract``).
+
+The disks are small tmpfs mounts (``tests/support/small_disk.py``) filled by a filler file.
+A test that asks for ``object_disk`` gets its object store there; one that asks for
+``database_disk`` gets its database there (SQLite: the database file, so also its WAL; on
+PostgreSQL: a tablespace holding SSBG's tables and indexes).
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ssbg.domain.enums import Role
+from ssbg.services.api_key_service import IssuedApiKey
+from ssbg.services.container import Services
+from ssbg.settings import Settings
+from tests.support.audit import assert_chain_valid, entries_for
+from tests.support.backups import (
+    local_files_under,
+    only_record,
+)
+from tests.support.disk_databases import (
+    postgres_tables_on,
+    sqlite_database_on,
+)
+from tests.support.factories import create_api_key, headers
+from tests.support.fault_contract import assert_fault_contract, marked_payload
+from tests.support.small_disk import SmallDisk, mount_point, small_disk
+
+KIB = 1024
+MIB = 1024 * KIB
+OBJECT_DISK_SIZE = 8 * MIB
+DATABASE_DISK_SIZE = 8 * MIB
+
+
+@pytest.fixture
+def object_disk() -> Iterator[SmallDisk]:
+    with mount_point() as path, small_disk(path, OBJECT_DISK_SIZE) as disk:
+        yield disk
+
+
+@pytest.fixture
+def database_disk(backend: str) -> Iterator[SmallDisk]:
+    owner = "postgres" if backend == "postgres" else None  # PostgreSQL writes its tablespace
+    with mount_point() as path, small_disk(path, DATABASE_DISK_SIZE, owner=owner) as disk:
+        yield disk
+
+
+@pytest.fixture
+async def database_url(
+    database_url: str, backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """conftest's fresh database; on ``database_disk`` when the test asks for it."""
+    if "database_disk" not in request.fixturenames:
+        yield database_url
+        return
+    disk: SmallDisk = request.getfixturevalue("database_disk")
+    if backend == "sqlite":
+        yield sqlite_database_on(disk, database_url)
+        return
+    async with postgres_tables_on(disk, database_url) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """conftest's settings; with the object store on ``object_disk`` when the test asks for it
+    (``storage_path`` is not one of the fields ``settings_overrides`` can change)."""
+    if "object_disk" not in request.fixturenames:
+        return settings
+    disk: SmallDisk = request.getfixturevalue("object_disk")
+    return Settings.model_validate({**settings.model_dump(), "storage_path": disk.path / "objects"})
+
+
+def assert_error(response: httpx.Response, status: int, code: str, *hidden: str) -> None:
+    """A SPEC §4 error with ``status`` and ``code`` that names none of ``hidden`` (paths)."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["code"] == code
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    for secret in ("No space", "Errno", "Traceback", *hidden):
+        assert secret not in response.text
+
+
+async def _chunks(payload: bytes, size: int = 256 * KIB) -> AsyncIterator[bytes]:
+    for start in range(0, len(payload), size):
+        yield payload[start : start + size]
+
+
+async def _post_stream(
+    client: httpx.AsyncClient, operator: IssuedApiKey, body: AsyncIterator[bytes]
+) -> httpx.Response:
+    return await client.post(
+        "/backups",
+        params={"classification": "INTERNAL", "source_system": "disk-full", "filename": "x"},
+        headers={**headers(operator), "Content-Type": "application/octet-stream"},
+        content=body,
+    )
+
+
+@pytest.mark.both_backends
+async def test_object_disk_full_mid_upload_fails_the_backup_and_leaves_no_object(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    object_disk: SmallDisk,
+    tmp_path: Path,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    object_disk.fill(leave=1 * MIB)
+    payload = marked_payload(3 * MIB)  # streamed: the disk fills up in the middle of data.enc
+
+    response = await _post_stream(client, operator, _chunks(payload))
+
+    assert_error(response, 503, "STORAGE_UNAVAILABLE", str(object_disk.path))
+    record = await only_record(services)
+    assert (record.status, record.failure_reason) == ("FAILED", "STORAGE_UNAVAILABLE")
+    entries = await entries_for(services.db, f"backup:{record.id}")
+    assert entries[-1].action == "BACKUP_FAILED"
+    assert entries[-1].details["reason"] == "STORAGE_UNAVAILABLE"
+    store = services.settings.resolved_storage_path
+    assert local_files_under(store / "backups") == []  # the partial data.enc is gone
+    assert object_disk.available() >= 1 * MIB - 64 * KIB  # and its space given back
+    await assert_chain_valid(services.db)
+
+    object_disk.fill(leave=0)
+    not_ready = await client.get("/health/ready")
+    assert_error(not_ready, 503, "STORAGE_UNAVAILABLE", str(object_disk.path))
+    assert not_ready.json()["error"]["details"]["failed_checks"] == ["storage"]
+
+    object_disk.free()
+    assert (await client.get("/health/ready")).status_code == 200
+    await assert_fault_contract(
+        services,
+        payloads=[payload],
+        roots=[tmp_path, object_disk.path],
+        http=client,
+        operator=operator,
+        admin=admin,
+    )
