@@ -13,22 +13,30 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from ssbg.domain.enums import Role
+from ssbg.infrastructure.db.models import ApiKey, BackupMetadata, RestoreRequest
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.support.audit import assert_chain_valid, entries_for
 from tests.support.backups import (
+    count_records,
+    get_record,
     local_files_under,
     only_record,
+    stored_objects,
 )
+from tests.support.clock import FixedClock
 from tests.support.disk_databases import (
+    empty_sqlite_wal,
     postgres_tables_on,
     sqlite_database_on,
 )
 from tests.support.factories import create_api_key, headers
 from tests.support.fault_contract import assert_fault_contract, marked_payload
+from tests.support.restores import backup_of, request_restore
 from tests.support.small_disk import SmallDisk, mount_point, small_disk
 
 KIB = 1024
@@ -87,6 +95,14 @@ def assert_error(response: httpx.Response, status: int, code: str, *hidden: str)
         assert secret not in response.text
 
 
+async def only_record_but(services: Services, kept_id: str) -> BackupMetadata:
+    async with services.db.transaction(write=False) as tx:
+        rows = (await tx.session.execute(select(BackupMetadata))).scalars().all()
+    others = [row for row in rows if str(row.id) != kept_id]
+    assert len(others) == 1, others
+    return others[0]
+
+
 async def _chunks(payload: bytes, size: int = 256 * KIB) -> AsyncIterator[bytes]:
     for start in range(0, len(payload), size):
         yield payload[start : start + size]
@@ -140,6 +156,96 @@ async def test_object_disk_full_mid_upload_fails_the_backup_and_leaves_no_object
         services,
         payloads=[payload],
         roots=[tmp_path, object_disk.path],
+        http=client,
+        operator=operator,
+        admin=admin,
+    )
+
+
+async def _count(services: Services, model: type[ApiKey] | type[RestoreRequest]) -> int:
+    async with services.db.transaction(write=False) as tx:
+        return int((await tx.session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_sqlite_disk_full_fails_writes_closed_and_serves_again_once_freed(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    database_disk: SmallDisk,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    kept = marked_payload(64 * KIB)
+    kept_id = await backup_of(client, operator, kept)
+    assert (await client.get("/me", headers=headers(admin))).status_code == 200
+    database = services.settings.resolved_database_url
+    payload = marked_payload(1 * MIB)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield payload[: 256 * KIB]
+        # The record is PROCESSING (committed) and data.enc is being written: now the
+        # database's disk fills up, so the completion cannot be committed.
+        empty_sqlite_wal(database)
+        database_disk.fill(leave=0)
+        async for chunk in _chunks(payload[256 * KIB :]):
+            yield chunk
+
+    response = await _post_stream(client, operator, body())
+
+    hidden = str(database_disk.path)
+    assert_error(response, 503, "DATABASE_UNAVAILABLE", hidden)
+    interrupted = await only_record_but(services, kept_id)
+    # Not even FAILED could be written: the record stays PROCESSING under its lease (never
+    # ACTIVE), its objects where the stream left them, for the recovery sweep to remove.
+    assert interrupted.status == "PROCESSING"
+    assert await stored_objects(services.object_store, interrupted.id) == {
+        "data.enc": True,
+        "dek.wrapped": True,
+    }
+
+    not_ready = await client.get("/health/ready")
+    assert_error(not_ready, 503, "DATABASE_UNAVAILABLE", hidden)
+    assert not_ready.json()["error"]["details"]["failed_checks"] == ["database"]
+
+    keys_before = await _count(services, ApiKey)
+    created = await client.post(
+        "/admin/api-keys",
+        headers=headers(bootstrap_key),
+        json={"role": "operator", "description": "made while the disk is full"},
+    )
+    assert_error(created, 503, "DATABASE_UNAVAILABLE", hidden)
+    assert await _count(services, ApiKey) == keys_before
+    restore = await request_restore(client, admin, kept_id)
+    assert_error(restore, 503, "DATABASE_UNAVAILABLE", hidden)
+    assert await _count(services, RestoreRequest) == 0
+    refused = await _post_stream(client, operator, _chunks(marked_payload(64 * KIB)))
+    assert_error(refused, 503, "DATABASE_UNAVAILABLE", hidden)
+    assert await count_records(services) == 2  # not even a PROCESSING record for it
+    # Reads need no space: the gateway still answers them.
+    read = await client.get(f"/backups/{kept_id}", headers=headers(admin))
+    assert read.status_code == 200, read.text
+    await assert_chain_valid(services.db)
+
+    database_disk.free()
+    assert (await client.get("/health/ready")).status_code == 200
+    clock.advance(seconds=services.settings.backup_lease_seconds + 1)
+    report = await services.backup_recovery.recover()
+    assert report.interrupted == report.cleaned == [interrupted.id]
+    recovered = await get_record(services, interrupted.id)
+    assert recovered is not None
+    assert (recovered.status, recovered.failure_reason) == ("FAILED", "INTERRUPTED")
+    entries = await entries_for(services.db, f"backup:{interrupted.id}")
+    assert [entries[-1].action, entries[-1].details["reason"]] == ["BACKUP_FAILED", "INTERRUPTED"]
+    assert await stored_objects(services.object_store, interrupted.id) == {
+        "data.enc": False,
+        "dek.wrapped": False,
+    }
+    await assert_fault_contract(
+        services,
+        payloads=[kept, payload],
+        roots=[tmp_path, database_disk.path],
         http=client,
         operator=operator,
         admin=admin,
