@@ -3,7 +3,8 @@
 ``async with db.transaction(write=True) as tx:`` opens one transaction, hands the caller a unit
 of work built on its session (the composition root says which: the infrastructure does not know
 the repositories), commits when the block exits and rolls back on an exception. Failures of the
-database itself surface as ``DatabaseUnavailable`` (503).
+database itself — unreachable, or out of resources such as a full disk — surface as
+``DatabaseUnavailable`` (503).
 
 Work that must only happen once a transaction is committed and durable (advancing the audit
 anchor, which must never name an entry that could still be lost) is handed to the unit of work
@@ -44,10 +45,30 @@ WRITE_PROBE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
 SQLITE_MIN_FREE_BYTES = 1024 * 1024
 
 
-def is_connection_failure(exc: BaseException) -> bool:
+# SQLSTATE classes (PostgreSQL) of a server that cannot do the work for a reason of its own,
+# whatever the request: 08 connection exception, 53 insufficient resources (53100 disk full,
+# out of memory, too many connections), 57P operator intervention (shutting down, starting
+# up), 58 system error (an I/O error). SQLite's own ("database or disk is full", "disk I/O
+# error") arrive as OperationalError.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "58")
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is down or out of resources (503), not that this
+    request or the code is wrong."""
     if isinstance(exc, _UNAVAILABLE):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    code = _sqlstate(exc)
+    return code is not None and code.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 async def wait_for_wal_flush(session: AsyncSession) -> None:
@@ -199,6 +220,6 @@ class Database(Generic[UnitOfWorkT]):
             async with sessions() as session:
                 yield session
         except Exception as exc:
-            if is_connection_failure(exc):
+            if is_unavailable(exc):
                 raise DatabaseUnavailable() from exc
             raise

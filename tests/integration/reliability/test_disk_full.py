@@ -20,7 +20,7 @@ from ssbg.infrastructure.db.models import ApiKey, BackupMetadata, RestoreRequest
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from ssbg.settings import Settings
-from tests.support.audit import assert_chain_valid, entries_for
+from tests.support.audit import assert_chain_valid, entries_for, head_sequence
 from tests.support.backups import (
     count_records,
     get_record,
@@ -245,6 +245,59 @@ async def test_sqlite_disk_full_fails_writes_closed_and_serves_again_once_freed(
     await assert_fault_contract(
         services,
         payloads=[kept, payload],
+        roots=[tmp_path, database_disk.path],
+        http=client,
+        operator=operator,
+        admin=admin,
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_postgres_tablespace_full_fails_writes_closed_and_serves_again_once_freed(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    database_disk: SmallDisk,
+    tmp_path: Path,
+) -> None:
+    # Only a write that needs a new page fails on a full tablespace: one that fits in a page
+    # the table already has succeeds, truly. So each write below is the first row of its
+    # table (backup_metadata, then restore_requests), which has no page yet.
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    assert (await client.get("/me", headers=headers(admin))).status_code == 200
+    assert (await client.get("/me", headers=headers(operator))).status_code == 200
+    hidden = str(database_disk.path)
+    refused_payload = marked_payload(64 * KIB)
+    head = await head_sequence(services.db)
+
+    database_disk.fill(leave=0)
+    refused = await _post_stream(client, operator, _chunks(refused_payload))
+
+    assert_error(refused, 503, "DATABASE_UNAVAILABLE", hidden, "pg_tblspc")
+    assert await count_records(services) == 0  # not even a PROCESSING record
+    assert local_files_under(services.settings.resolved_storage_path / "backups") == []
+    assert await head_sequence(services.db) == head  # the start's entries rolled back with it
+    database_disk.free()
+
+    kept = marked_payload(64 * KIB)
+    kept_id = await backup_of(client, operator, kept)
+    database_disk.fill(leave=0)
+    restore = await request_restore(client, admin, kept_id)
+
+    assert_error(restore, 503, "DATABASE_UNAVAILABLE", hidden, "pg_tblspc")
+    assert await _count(services, RestoreRequest) == 0
+    record = await get_record(services, kept_id)
+    assert record is not None
+    assert record.status == "ACTIVE"
+    await assert_chain_valid(services.db)
+
+    database_disk.free()
+    assert (await client.get("/health/ready")).status_code == 200
+    await assert_fault_contract(
+        services,
+        payloads=[kept, refused_payload],
         roots=[tmp_path, database_disk.path],
         http=client,
         operator=operator,
