@@ -3,7 +3,8 @@
 ``async with db.transaction(write=True) as tx:`` opens one transaction, hands the caller a unit
 of work built on its session (the composition root says which: the infrastructure does not know
 the repositories), commits when the block exits and rolls back on an exception. Failures of the
-database itself surface as ``DatabaseUnavailable`` (503).
+database itself — unreachable, or out of resources such as a full disk — surface as
+``DatabaseUnavailable`` (503).
 
 Work that must only happen once a transaction is committed and durable (advancing the audit
 anchor, which must never name an entry that could still be lost) is handed to the unit of work
@@ -13,8 +14,11 @@ back. The transaction is committed by then, so a callback's failure is logged an
 reporting a committed change as failed would be a lie of its own.
 """
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 import structlog
@@ -24,7 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ssbg.domain.errors import DatabaseUnavailable
-from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine
+from ssbg.infrastructure.db.engine import WRITE_OPTION, create_engine, sqlite_database_file
 
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError)
 
@@ -35,12 +39,36 @@ DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barr
 WRITE_PROBE = "UPDATE system_state SET id = id WHERE id = 1"
 # PostgreSQL: how long the probe waits for the row lock (an incident change holds it briefly).
 WRITE_PROBE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
+# SQLite: the least free space on the database file's filesystem (where its WAL grows) that
+# still counts as writable. The probe's write is rolled back before it reaches the disk, so a
+# full disk is seen here; a backup's completion commits a few dozen pages to the WAL.
+SQLITE_MIN_FREE_BYTES = 1024 * 1024
 
 
-def is_connection_failure(exc: BaseException) -> bool:
+# SQLSTATE classes (PostgreSQL) of a server that cannot do the work for a reason of its own,
+# whatever the request: 08 connection exception, 53 insufficient resources (53100 disk full,
+# out of memory, too many connections), 57P operator intervention (shutting down, starting
+# up), 58 system error (an I/O error). SQLite's own ("database or disk is full", "disk I/O
+# error") arrive as OperationalError.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "58")
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is down or out of resources (503), not that this
+    request or the code is wrong."""
     if isinstance(exc, _UNAVAILABLE):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    code = _sqlstate(exc)
+    return code is not None and code.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 async def wait_for_wal_flush(session: AsyncSession) -> None:
@@ -55,6 +83,15 @@ async def wait_for_wal_flush(session: AsyncSession) -> None:
     """
     connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     await connection.exec_driver_sql(DURABILITY_BARRIER)
+
+
+def _check_room_for(database_file: Path) -> None:
+    try:
+        stat = os.statvfs(database_file.parent)
+    except OSError:
+        raise DatabaseUnavailable("The database's folder cannot be examined.") from None
+    if stat.f_bavail * stat.f_frsize < SQLITE_MIN_FREE_BYTES:
+        raise DatabaseUnavailable("The database's disk is full.")
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -151,8 +188,11 @@ class Database(Generic[UnitOfWorkT]):
         A write transaction (``BEGIN IMMEDIATE`` on SQLite: it takes the write lock) updates one
         row to itself and is rolled back, so nothing changes. A database file that cannot be
         written (immutable, read-only mount) or a PostgreSQL that is read-only (a standby, a
-        read-only default) fails it the way every real write would fail. The caller bounds it
-        with a timeout: on SQLite the lock waits behind a writer that holds it.
+        read-only default) fails it the way every real write would fail. The rolled-back write
+        never reaches the disk, so on SQLite the database file's filesystem must also have
+        ``SQLITE_MIN_FREE_BYTES`` free: a full disk fails the commits that grow the WAL. (A
+        PostgreSQL server's disk is not visible from here.) The caller bounds the check with a
+        timeout: on SQLite the lock waits behind a writer that holds it.
         """
         try:
             async with self._session(self._writers) as session:
@@ -164,6 +204,9 @@ class Database(Generic[UnitOfWorkT]):
                     await session.rollback()
         except DBAPIError:
             raise DatabaseUnavailable("The database does not take writes.") from None
+        database_file = sqlite_database_file(self.url) if self.dialect == "sqlite" else None
+        if database_file is not None:
+            await asyncio.to_thread(_check_room_for, database_file)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -177,6 +220,6 @@ class Database(Generic[UnitOfWorkT]):
             async with sessions() as session:
                 yield session
         except Exception as exc:
-            if is_connection_failure(exc):
+            if is_unavailable(exc):
                 raise DatabaseUnavailable() from exc
             raise

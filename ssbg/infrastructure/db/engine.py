@@ -67,14 +67,22 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise exc.InvalidatePoolError() from error
 
 
+def sqlite_database_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; ``None`` in memory, or for a URI filename
+    (read-only, shared cache …) that SQLite resolves itself."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def _make_sqlite_files_private(url: str) -> None:
     """The database file 0600 in folders 0700, created before SQLite opens it: SQLite creates
     the ``-wal`` and ``-shm`` files with the database file's mode, so they are 0600 too. Files
     left more open by an earlier version are tightened."""
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return  # in memory, or a URI filename (read-only, shared cache …) that SQLite owns
-    path = Path(database)
+    path = sqlite_database_file(url)
+    if path is None:
+        return
     make_private_directories(path.parent)
     make_private_file(path)
     for suffix in ("-wal", "-shm"):
