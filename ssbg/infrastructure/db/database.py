@@ -50,7 +50,9 @@ SQLITE_MIN_FREE_BYTES = 1024 * 1024
 # out of memory, too many connections), 57P operator intervention (shutting down, starting
 # up), 58 system error (an I/O error). SQLite's own ("database or disk is full", "disk I/O
 # error") arrive as OperationalError.
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "58")
+# 08 connection, 53 resources (disk full), 57P shutdown/starting, 58 I/O; 25006: the server
+# answers read-only (a standby after a failover) — down for writes, not a wrong request.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "58", "25006")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

@@ -30,6 +30,7 @@ def _error(sqlstate: str | None) -> DBAPIError:
         "57P01",  # admin_shutdown
         "57P03",  # cannot_connect_now (starting up, in recovery)
         "58030",  # io_error
+        "25006",  # read_only_sql_transaction: a standby after a failover
     ],
 )
 def test_a_server_out_of_resources_or_going_down_is_unavailable(sqlstate: str) -> None:
