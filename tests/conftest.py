@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from ssbg.api.app import create_app
 from ssbg.domain.key_versions import FIRST_KEY_VERSION
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services, build_services
 from ssbg.settings import Settings
@@ -66,6 +67,13 @@ def _parametrizes(metafunc: pytest.Metafunc, name: str) -> bool:
         if name in names:
             return True
     return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The gateway's own logging from the start: structlog's unconfigured default renders an
+    # exception with rich's traceback and every frame's locals (tens of thousands of lines for
+    # one database error, minutes of a run).
+    configure_logging("INFO", "console")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
