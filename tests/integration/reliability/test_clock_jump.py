@@ -1,0 +1,164 @@
+"""Fault matrix: the clock jumping backwards across a lease (docs/reliability.md).
+
+A lease is a deadline on the wall clock: the process doing the work renews it, and a sweep
+fails the work once it lapsed. When the clock jumps back (an NTP step, a VM restored from a
+snapshot) a deadline set before the jump is suddenly far ahead. The rule (SPEC §5 crash
+recovery, ``ssbg.domain.leases``): a lease renewed *after* now was renewed by a clock ahead of
+ours, so the sweep counts it again from now, with its own length. A live holder renews it
+anyway; a dead one's work is failed one lease later on the new clock — never kept for the
+length of the jump.
+
+The gateway reads the test's ``FixedClock``; each cell moves it back a day across a lease and
+runs the sweeps by hand.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ssbg.domain.enums import Role
+from ssbg.services.api_key_service import IssuedApiKey
+from ssbg.services.container import Services
+from tests.support.backups import get_record, leftover_under_prefix, objects_left
+from tests.support.clock import FixedClock
+from tests.support.dead_work import leave_dead_upload, leave_dead_verification
+from tests.support.factories import create_api_key, headers
+from tests.support.fault_contract import assert_fault_contract, marked_payload
+from tests.support.processes import wait_until
+from tests.support.restores import backup_of
+
+pytestmark = pytest.mark.both_backends
+
+JUMP = timedelta(days=1)
+
+
+@pytest.fixture
+async def keys(services: Services, bootstrap_key: IssuedApiKey) -> tuple[IssuedApiKey, ...]:
+    return await create_api_key(services, Role.OPERATOR), await create_api_key(services, Role.ADMIN)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"backup_lease_seconds": 1}])
+async def test_a_live_upload_across_a_backwards_jump_is_not_failed_by_the_sweep(
+    client: httpx.AsyncClient,
+    services: Services,
+    keys: tuple[IssuedApiKey, IssuedApiKey],
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator, admin = keys
+    lease = timedelta(seconds=services.settings.backup_lease_seconds)
+    payload = marked_payload(256 * 1024)
+    release = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield payload[: len(payload) // 2]
+        await release.wait()
+        yield payload[len(payload) // 2 :]
+
+    upload = asyncio.create_task(
+        client.post(
+            "/backups",
+            params={"classification": "INTERNAL", "source_system": "db-1", "filename": "x"},
+            headers={**headers(operator), "Content-Type": "application/octet-stream"},
+            content=body(),
+        )
+    )
+    storage = services.settings.resolved_storage_path
+
+    async def streaming() -> bool:
+        return any(leftover_under_prefix(storage, p.name) for p in _prefixes(storage))
+
+    await wait_until(streaming, within=30)
+    [backup_id] = [p.name for p in _prefixes(storage)]
+
+    clock.set(clock.now() - JUMP)
+    assert (await services.backup_recovery.recover()).interrupted == []
+    # The holder renews on the new clock (every third of its lease)...
+    clock.advance(seconds=lease.total_seconds() * 0.6)
+
+    async def renewed_on_the_new_clock() -> bool:
+        record = await get_record(services, backup_id)
+        assert record is not None
+        return record.lease_expires_at == clock.now() + lease
+
+    await wait_until(renewed_on_the_new_clock, within=30)
+    # ...so a sweep past the lease it held before the renewal leaves it alone.
+    clock.advance(seconds=lease.total_seconds() * 0.6)
+    assert (await services.backup_recovery.recover()).interrupted == []
+    release.set()
+    response = await upload
+
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["status"] == "ACTIVE"
+    await assert_fault_contract(
+        services, payloads=[payload], roots=[tmp_path], http=client, operator=operator, admin=admin
+    )
+
+
+def _prefixes(storage: Path) -> list[Path]:
+    """The per-backup folders of the local store (``<2 hex>/<backup id>``)."""
+    return [p for p in storage.glob("*/*") if p.is_dir()] if storage.exists() else []
+
+
+async def test_a_dead_upload_whose_lease_predates_a_backwards_jump_fails_one_lease_later(
+    client: httpx.AsyncClient,
+    services: Services,
+    keys: tuple[IssuedApiKey, IssuedApiKey],
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator, admin = keys
+    lease = timedelta(seconds=services.settings.backup_lease_seconds)
+    dead = await leave_dead_upload(services, operator, clock.now(), lease)
+
+    clock.set(clock.now() - JUMP)  # the lease now ends a day and a lease from now
+    first = await services.backup_recovery.recover()
+    clock.advance(seconds=lease.total_seconds() + 1)
+    second = await services.backup_recovery.recover()
+
+    assert first.interrupted == []  # not failed early: its holder might be alive
+    assert second.interrupted == [dead]  # and not kept PROCESSING for the length of the jump
+    record = await get_record(services, dead)
+    assert record is not None
+    assert (record.status, record.failure_reason) == ("FAILED", "INTERRUPTED")
+    assert await objects_left(services, dead) == []
+    assert leftover_under_prefix(services.settings.resolved_storage_path, dead) == []
+    seen = await client.get(f"/backups/{dead}", headers=headers(operator))
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["data"]["status"] == "FAILED"
+    await assert_fault_contract(
+        services, payloads=[], roots=[tmp_path], http=client, operator=operator, admin=admin
+    )
+
+
+async def test_a_dead_verification_whose_lease_predates_a_backwards_jump_fails_one_lease_later(
+    client: httpx.AsyncClient,
+    services: Services,
+    keys: tuple[IssuedApiKey, IssuedApiKey],
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator, admin = keys
+    lease = timedelta(seconds=services.settings.backup_lease_seconds)
+    payload = marked_payload(64 * 1024)
+    backup_id = await backup_of(client, operator, payload)
+    dead = await leave_dead_verification(services, admin, backup_id, clock.now(), lease)
+
+    clock.set(clock.now() - JUMP)
+    first = await services.backup_recovery.recover()
+    clock.advance(seconds=lease.total_seconds() + 1)
+    second = await services.backup_recovery.recover()
+
+    assert first.restores_interrupted == []
+    assert second.restores_interrupted == [dead]
+    seen = await client.get(f"/restores/{dead}", headers=headers(admin))
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["data"]["status"] == "FAILED"
+    assert "download" not in seen.json()["data"] or not seen.json()["data"]["download"]
+    await assert_fault_contract(
+        services, payloads=[payload], roots=[tmp_path], http=client, operator=operator, admin=admin
+    )
