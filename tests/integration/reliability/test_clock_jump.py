@@ -21,15 +21,17 @@ import httpx
 import pytest
 
 from ssbg.domain.enums import Role
+from ssbg.domain.incident import IncidentLevel
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
+from tests.support.audit import audit_entries
 from tests.support.backups import get_record, leftover_under_prefix, objects_left
 from tests.support.clock import FixedClock
 from tests.support.dead_work import leave_dead_upload, leave_dead_verification
 from tests.support.factories import create_api_key, headers
 from tests.support.fault_contract import assert_fault_contract, marked_payload
 from tests.support.processes import wait_until
-from tests.support.restores import backup_of
+from tests.support.restores import backup_of, set_incident_level
 
 pytestmark = pytest.mark.both_backends
 
@@ -161,4 +163,44 @@ async def test_a_dead_verification_whose_lease_predates_a_backwards_jump_fails_o
     assert "download" not in seen.json()["data"] or not seen.json()["data"]["download"]
     await assert_fault_contract(
         services, payloads=[payload], roots=[tmp_path], http=client, operator=operator, admin=admin
+    )
+
+
+async def test_an_alert_raised_before_a_backwards_jump_escalates_at_once_not_a_day_late(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    keys: tuple[IssuedApiKey, IssuedApiKey],
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator, admin = keys
+    changed = await client.post(
+        "/admin/policies",
+        headers=headers(bootstrap_key),
+        json={"name": "night-freeze", "effect": "deny", "is_active": False, "rule": {}},
+    )
+    assert changed.status_code == 201, changed.text
+    listed = await client.get("/admin/alerts", params={"rule_id": "M9"}, headers=headers(admin))
+    [alert] = listed.json()["data"]
+    assert alert["status"] == "NEW"
+
+    clock.set(clock.now() - JUMP)  # raised "a day from now": its wait so far is unknown
+    shown = await client.get(f"/admin/alerts/{alert['alert_id']}", headers=headers(admin))
+    escalated = await client.get(
+        "/admin/alerts", params={"status": "ESCALATED"}, headers=headers(admin)
+    )
+    swept = await services.alerts.escalate_overdue()
+
+    assert shown.json()["data"]["status"] == "ESCALATED"
+    assert [a["alert_id"] for a in escalated.json()["data"]] == [alert["alert_id"]]
+    assert [str(a) for a in swept] == [alert["alert_id"]]
+    [entry] = await audit_entries(services.db, "ALERT_ESCALATE")
+    assert entry.details["unacknowledged_seconds"] == 0
+    assert await services.alerts.escalate_overdue() == []
+    # M9 raised the incident level to ALERT (restores need MFA); whoever took the escalation
+    # brings it back (on the new clock it would revert by itself only a day late: fail safe).
+    await set_incident_level(services, bootstrap_key, IncidentLevel.NORMAL)
+    await assert_fault_contract(
+        services, payloads=[], roots=[tmp_path], http=client, operator=operator, admin=admin
     )
