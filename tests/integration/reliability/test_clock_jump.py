@@ -13,25 +13,31 @@ runs the sweeps by hand.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import update
 
 from ssbg.domain.enums import Role
 from ssbg.domain.incident import IncidentLevel
+from ssbg.infrastructure.db.models import OutboxNotification
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
+from ssbg.services.webhook_sender import LONGEST_LEASE, WebhookSender
 from tests.support.audit import audit_entries
 from tests.support.backups import get_record, leftover_under_prefix, objects_left
 from tests.support.clock import FixedClock
 from tests.support.dead_work import leave_dead_upload, leave_dead_verification
 from tests.support.factories import create_api_key, headers
 from tests.support.fault_contract import assert_fault_contract, marked_payload
+from tests.support.outbox import WEBHOOK_SECRET, outbox_rows
 from tests.support.processes import wait_until
 from tests.support.restores import backup_of, set_incident_level
+from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.both_backends
 
@@ -200,6 +206,113 @@ async def test_an_alert_raised_before_a_backwards_jump_escalates_at_once_not_a_d
     assert await services.alerts.escalate_overdue() == []
     # M9 raised the incident level to ALERT (restores need MFA); whoever took the escalation
     # brings it back (on the new clock it would revert by itself only a day late: fail safe).
+    await set_incident_level(services, bootstrap_key, IncidentLevel.NORMAL)
+    await assert_fault_contract(
+        services, payloads=[], roots=[tmp_path], http=client, operator=operator, admin=admin
+    )
+
+
+# -- the webhook outbox: a claim (a sender's lease) and a retry time set before the jump ------
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    running = WebhookReceiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    """A webhook to the ``receiver`` for the cells that ask for one."""
+    if "receiver" not in request.fixturenames:
+        return {}
+    receiver: WebhookReceiver = request.getfixturevalue("receiver")
+    return {"alert_webhook_url": receiver.url, "alert_webhook_secret": SecretStr(WEBHOOK_SECRET)}
+
+
+def _sender(services: Services) -> WebhookSender:
+    assert services.webhooks is not None
+    return services.webhooks
+
+
+async def _notify(services: Services, reason: str) -> int:
+    """A notification queued the way every trigger queues one (in its own transaction)."""
+    async with services.db.transaction(write=True) as tx:
+        services.notifications.enqueue(
+            tx, "INCIDENT_LEVEL_CHANGE", "incident", {"to_level": 1, "reason": reason}
+        )
+    return max(row.id for row in await outbox_rows(services.db))
+
+
+async def test_a_notification_claimed_by_a_sender_that_died_before_a_backwards_jump_is_sent_at_once(
+    client: httpx.AsyncClient,
+    services: Services,
+    keys: tuple[IssuedApiKey, IssuedApiKey],
+    receiver: WebhookReceiver,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator, admin = keys
+    sender = _sender(services)
+    row_id = await _notify(services, "claimed, then the sender died")
+    async with services.db.transaction(write=True) as tx:  # what the dead sender's claim left
+        [claimed] = await tx.outbox.claim_due(
+            clock.now(), claimer="died", lease_until=clock.now() + LONGEST_LEASE, limit=1
+        )
+    assert claimed.id == row_id
+
+    clock.set(clock.now() - JUMP)  # the claim now ends a day and a lease from now
+    report = await sender.deliver_due()
+
+    assert report.delivered == [row_id]
+    assert receiver.deliveries() == [str(row_id)]
+    [row] = [r for r in await outbox_rows(services.db) if r.id == row_id]
+    assert (row.claimed_by, row.attempts, row.delivered_at) == (sender.name, 2, clock.now())
+    await assert_fault_contract(
+        services, payloads=[], roots=[tmp_path], http=client, operator=operator, admin=admin
+    )
+
+
+async def test_a_retry_scheduled_before_a_backwards_jump_is_due_at_once_and_a_refused_row_never(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    keys: tuple[IssuedApiKey, IssuedApiKey],
+    receiver: WebhookReceiver,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    operator, admin = keys
+    sender = _sender(services)
+    retried = await _notify(services, "the receiver answered 500")
+    refused = await _notify(services, "changed behind the gateway")
+    async with services.db.engine.begin() as connection:  # its seal no longer matches
+        await connection.execute(
+            update(OutboxNotification.__table__)
+            .where(OutboxNotification.id == refused)
+            .values(body='{"event":"INCIDENT_LEVEL_CHANGE","incident":{"to_level":0}}')
+        )
+    receiver.answer([500])
+    first = await sender.deliver_due()
+    assert (first.failed, receiver.deliveries()) == ([retried, refused], [])
+    rows = {r.id: r for r in await outbox_rows(services.db)}
+    assert rows[retried].next_attempt_at > clock.now()  # the backoff, on the old clock
+    assert rows[refused].last_error == "TAMPERED: not sent"
+    # The refusal was audited, and raised alert M6: two notifications queued, due now.
+    queued = sorted(i for i, row in rows.items() if i not in (retried, refused))
+    assert len(queued) == 2
+    assert all(rows[i].next_attempt_at == clock.now() for i in queued)
+
+    clock.set(clock.now() - JUMP)  # all of them are now due a day from now
+    second = await sender.deliver_due()
+    again = await sender.deliver_due()
+
+    assert sorted(second.delivered) == sorted([retried, *queued])
+    assert second.failed == again.failed == again.delivered == []
+    assert sorted(receiver.deliveries()) == sorted(str(i) for i in [retried, *queued])
+    assert len(await audit_entries(services.db, "TAMPERING_DETECTED")) == 1  # not re-refused
+    # TAMPERING_DETECTED raised M6 (QUARANTINE): whoever handles it brings the level back.
     await set_incident_level(services, bootstrap_key, IncidentLevel.NORMAL)
     await assert_fault_contract(
         services, payloads=[], roots=[tmp_path], http=client, operator=operator, admin=admin
