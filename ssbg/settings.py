@@ -19,6 +19,7 @@ from ssbg.domain.alerts import MIN_ESCALATION_SECONDS
 from ssbg.domain.audit_verification import DEFAULT_SEGMENT_ENTRIES
 from ssbg.domain.enums import Classification
 from ssbg.domain.hours import parse_hours
+from ssbg.domain.webhooks import MAX_TIMEOUT_SECONDS
 
 MIB = 1024 * 1024
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "password", "secret", "ssbg", "admin"})
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     # Notifications (SPEC §13.2): POSTed, signed with the secret, to this http(s) URL.
     alert_webhook_url: str | None = None
     alert_webhook_secret: SecretStr | None = None
-    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=MAX_TIMEOUT_SECONDS)
     metrics_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"]
     )

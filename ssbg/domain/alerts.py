@@ -9,10 +9,12 @@ The stored status says ``NEW`` until the escalation sweep records the escalation
 replica agrees without a timer (the sweep only sends the notification and writes the entry).
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ssbg.domain.errors import InvalidStateTransition
+from ssbg.domain.leases import ahead_of
 
 
 class AlertSeverity(StrEnum):
@@ -58,11 +60,31 @@ DEFAULT_ESCALATION = timedelta(seconds=900)
 MIN_ESCALATION_SECONDS = 60
 
 
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """Which ``NEW`` alerts are overdue for escalation at one moment: those triggered at or
+    before ``before`` (the escalation delay ago), and those triggered after ``ahead`` — by a
+    clock ahead of ours, which went back since (:mod:`ssbg.domain.leases`). How long such an
+    alert has waited is unknown, so it counts as due rather than as a wait as long as the
+    jump: escalating early pages someone sooner; escalating a day late pages no one."""
+
+    before: datetime
+    ahead: datetime
+
+    @classmethod
+    def at(cls, now: datetime, escalation: timedelta) -> "Overdue":
+        return cls(before=now - escalation, ahead=ahead_of(now))
+
+    def includes(self, triggered_at: datetime) -> bool:
+        return triggered_at <= self.before or triggered_at > self.ahead
+
+
 def effective_alert_status(
     stored: AlertStatus, triggered_at: datetime, now: datetime, escalation: timedelta
 ) -> AlertStatus:
-    """``ESCALATED`` for a ``NEW`` alert older than ``escalation``; otherwise as stored."""
-    if stored is AlertStatus.NEW and now - triggered_at >= escalation:
+    """``ESCALATED`` for a ``NEW`` alert that is overdue (:class:`Overdue`): unacknowledged
+    for ``escalation``, or triggered by a clock ahead of ours; otherwise as stored."""
+    if stored is AlertStatus.NEW and Overdue.at(now, escalation).includes(triggered_at):
         return AlertStatus.ESCALATED
     return stored
 

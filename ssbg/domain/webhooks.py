@@ -8,9 +8,11 @@ constant time. A delivery that fails is tried again after a delay that doubles f
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ssbg.domain.audit_chain import format_timestamp
+from ssbg.domain.leases import ahead_of
 
 SIGNATURE_HEADER = "X-SSBG-Signature"
 EVENT_HEADER = "X-SSBG-Event"
@@ -19,6 +21,27 @@ SIGNATURE_PREFIX = "sha256="
 
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=10)
+# The longest a sender waits for one receiver (``SSBG_ALERT_WEBHOOK_TIMEOUT_SECONDS``' bound).
+MAX_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SetAhead:
+    """Outbox times only a clock ahead of ours can have written — ours went back since
+    (:mod:`ssbg.domain.leases`): a retry time further ahead than the longest backoff, a claim
+    ending further ahead than the longest lease any sender takes. A row with one is due, or
+    unclaimed, now: otherwise a notification would wait for the length of the jump.
+
+    ``retry_after``: now + ``MAX_RETRY`` (+ the skew tolerance); ``claim_after``: now + the
+    longest lease (+ the tolerance).
+    """
+
+    retry_after: datetime
+    claim_after: datetime
+
+    @classmethod
+    def at(cls, now: datetime, longest_lease: timedelta) -> "SetAhead":
+        return cls(retry_after=ahead_of(now) + MAX_RETRY, claim_after=ahead_of(now) + longest_lease)
 
 
 def sign(secret: bytes, body: bytes) -> str:

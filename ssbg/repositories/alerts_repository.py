@@ -2,24 +2,28 @@
 and flush (alerts are sealed rows)."""
 
 from collections.abc import Sequence
-from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ssbg.domain.alerts import AlertSeverity, AlertStatus
+from ssbg.domain.alerts import AlertSeverity, AlertStatus, Overdue
 from ssbg.domain.queries import AlertCursor, AlertFilters
 from ssbg.infrastructure.db.models import Alert
 
 
-def _effective_status_is(status: AlertStatus, escalated_before: datetime) -> ColumnElement[bool]:
+def _overdue(overdue: Overdue) -> ColumnElement[bool]:
+    """SQL for ``overdue.includes(Alert.triggered_at)``."""
+    return or_(Alert.triggered_at <= overdue.before, Alert.triggered_at > overdue.ahead)
+
+
+def _effective_status_is(status: AlertStatus, overdue: Overdue) -> ColumnElement[bool]:
     """SQL for "the effective status is ``status``" (see ``effective_alert_status``)."""
-    overdue = and_(Alert.status == AlertStatus.NEW, Alert.triggered_at <= escalated_before)
+    new = Alert.status == AlertStatus.NEW
     if status is AlertStatus.ESCALATED:
-        return or_(Alert.status == AlertStatus.ESCALATED, overdue)
+        return or_(Alert.status == AlertStatus.ESCALATED, and_(new, _overdue(overdue)))
     if status is AlertStatus.NEW:
-        return and_(Alert.status == AlertStatus.NEW, Alert.triggered_at > escalated_before)
+        return and_(new, ~_overdue(overdue))
     return Alert.status == status
 
 
@@ -52,15 +56,13 @@ class AlertsRepository:
     async def list(
         self,
         filters: AlertFilters,
-        escalated_before: datetime,
+        overdue: Overdue,
         after: AlertCursor | None,
         limit: int,
     ) -> Sequence[Alert]:
         statement = select(Alert)
         if filters.status is not None:
-            statement = statement.where(
-                _effective_status_is(AlertStatus(filters.status), escalated_before)
-            )
+            statement = statement.where(_effective_status_is(AlertStatus(filters.status), overdue))
         if filters.severity is not None:
             statement = statement.where(Alert.severity == AlertSeverity(filters.severity))
         if filters.rule_id is not None:
@@ -75,13 +77,11 @@ class AlertsRepository:
         statement = statement.order_by(Alert.triggered_at.desc(), Alert.id.desc()).limit(limit)
         return (await self._session.execute(statement)).scalars().all()
 
-    async def overdue_for_escalation(
-        self, escalated_before: datetime, limit: int
-    ) -> Sequence[UUID]:
+    async def overdue_for_escalation(self, overdue: Overdue, limit: int) -> Sequence[UUID]:
         """``NEW`` alerts whose escalation has not been recorded yet, oldest first."""
         result = await self._session.execute(
             select(Alert.id)
-            .where(Alert.status == AlertStatus.NEW, Alert.triggered_at <= escalated_before)
+            .where(Alert.status == AlertStatus.NEW, _overdue(overdue))
             .order_by(Alert.triggered_at)
             .limit(limit)
         )

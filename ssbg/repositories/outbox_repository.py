@@ -9,12 +9,15 @@ changes nothing.
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ssbg.domain.webhooks import SetAhead
 from ssbg.infrastructure.db.models import OutboxNotification
 
 ERROR_LENGTH = 300
+# The ``last_error`` of a row never to be sent (its seal does not match).
+REFUSED = "TAMPERED: not sent"
 
 
 class OutboxRepository:
@@ -29,24 +32,39 @@ class OutboxRepository:
         )
 
     async def claim_due(
-        self, now: datetime, *, claimer: str, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        *,
+        claimer: str,
+        lease_until: datetime,
+        limit: int,
+        set_ahead: SetAhead | None = None,
     ) -> Sequence[OutboxNotification]:
         """Lease up to ``limit`` undelivered rows that are due and not leased by a live
-        claim, oldest first, counting the attempt that begins now.
+        claim, oldest first, counting the attempt that begins now. With ``set_ahead`` (the
+        sender's claims), a retry time or a claim that only a clock ahead of ours can have
+        set counts as due / lapsed too; a refused row never does.
 
         PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent senders take disjoint rows
         without waiting for each other. SQLite: the write transaction (``BEGIN IMMEDIATE``)
         already serialises claims.
         """
+        due: ColumnElement[bool] = OutboxNotification.next_attempt_at <= now
+        lapsed: ColumnElement[bool] = OutboxNotification.claimed_until <= now
+        if set_ahead is not None:
+            not_refused = or_(
+                OutboxNotification.last_error.is_(None), OutboxNotification.last_error != REFUSED
+            )
+            due = or_(
+                due, and_(OutboxNotification.next_attempt_at > set_ahead.retry_after, not_refused)
+            )
+            lapsed = or_(lapsed, OutboxNotification.claimed_until > set_ahead.claim_after)
         statement = (
             select(OutboxNotification)
             .where(
                 OutboxNotification.delivered_at.is_(None),
-                OutboxNotification.next_attempt_at <= now,
-                or_(
-                    OutboxNotification.claimed_until.is_(None),
-                    OutboxNotification.claimed_until <= now,
-                ),
+                due,
+                or_(OutboxNotification.claimed_until.is_(None), lapsed),
             )
             .order_by(OutboxNotification.next_attempt_at, OutboxNotification.id)
             .limit(limit)
@@ -77,7 +95,7 @@ class OutboxRepository:
     async def refuse(self, notification_id: int, *, claimer: str, never: datetime) -> bool:
         """Never send this row (its seal does not match): kept, as evidence, never due."""
         return await self._settle(
-            notification_id, claimer, next_attempt_at=never, last_error="TAMPERED: not sent"
+            notification_id, claimer, next_attempt_at=never, last_error=REFUSED
         )
 
     async def _settle(self, notification_id: int, claimer: str, **values: object) -> bool:

@@ -97,15 +97,47 @@ class RestoresRepository:
             .values(downloads=RestoreRequest.downloads + 1)
         )
 
-    async def renew_lease(self, restore_id: UUID, until: datetime) -> None:
+    async def renew_lease(self, restore_id: UUID, until: datetime, now: datetime) -> None:
         await self._session.execute(
             update(RestoreRequest)
             .where(
                 RestoreRequest.id == restore_id,
                 RestoreRequest.status == RestoreStatus.VERIFYING,
             )
-            .values(lease_expires_at=until)
+            .values(lease_expires_at=until, updated_at=now)
         )
+
+    async def list_renewed_after(
+        self, after: datetime, limit: int
+    ) -> Sequence[tuple[UUID, datetime, datetime]]:
+        """``(id, renewed at, lease end)`` of VERIFYING requests whose lease was renewed after
+        ``after`` — by a clock ahead of ours (``ssbg.domain.leases``)."""
+        result = await self._session.execute(
+            select(RestoreRequest.id, RestoreRequest.updated_at, RestoreRequest.lease_expires_at)
+            .where(
+                RestoreRequest.status == RestoreStatus.VERIFYING,
+                RestoreRequest.updated_at > after,
+                RestoreRequest.lease_expires_at.is_not(None),
+            )
+            .limit(limit)
+        )
+        return [(row_id, renewed, ends) for row_id, renewed, ends in result.all() if ends]
+
+    async def restart_lease(
+        self, restore_id: UUID, renewed_at: datetime, until: datetime, now: datetime
+    ) -> bool:
+        """Count a lease renewed at ``renewed_at`` again from ``now`` (to end at ``until``),
+        unless it was renewed or moved meanwhile."""
+        result = await self._session.execute(
+            update(RestoreRequest)
+            .where(
+                RestoreRequest.id == restore_id,
+                RestoreRequest.status == RestoreStatus.VERIFYING,
+                RestoreRequest.updated_at == renewed_at,
+            )
+            .values(lease_expires_at=until, updated_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def list_lapsed_verifying(self, now: datetime, limit: int) -> Sequence[UUID]:
         result = await self._session.execute(

@@ -5,6 +5,9 @@ start-up, and then once per lease period, every replica looks for ``PROCESSING``
 lease lapsed and fails them with reason ``INTERRUPTED``: a compare-and-set on the status and
 the lapsed lease, so when several replicas sweep at once exactly one of them moves each record
 (and appends its ``BACKUP_FAILED``), and a live upload that renewed its lease is never touched.
+A lease renewed after now — the clock went back since — is first counted again from now
+(``ssbg.domain.leases``): a live holder keeps it, a dead one's record is failed one lease
+later instead of once the clock has caught up.
 Restore requests left ``VERIFYING`` by a dead gateway are failed the same way
 (``INTERRUPTED``). The partial objects are removed after the record is ``FAILED``; if the store
 is down, ``cleanup_pending`` stays set and the next sweep retries — also for failed or deleted
@@ -22,6 +25,7 @@ from ssbg.domain.errors import SsbgError
 from ssbg.infrastructure.clock import Clock
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backups import BackupLifecycle
+from ssbg.services.leases import restart_leases_renewed_after
 from ssbg.services.restores import RestoreService
 from ssbg.services.unit_of_work import AppDatabase
 
@@ -69,6 +73,7 @@ class BackupRecoveryService:
 
     async def _fail_lapsed(self) -> list[UUID]:
         now = self._clock.now()
+        await restart_leases_renewed_after(self._db, now, lambda tx: tx.backups, "backup")
         async with self._db.transaction(write=False) as tx:
             candidates = await tx.backups.list_lapsed_processing(now, BATCH)
         failed: list[UUID] = []

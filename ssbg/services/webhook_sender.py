@@ -20,6 +20,11 @@ after the receiver answered 2xx but before the mark leaves the row leased but un
 once the lease lapses another sender (or the restarted one) delivers it again. Receivers
 de-duplicate by ``X-SSBG-Delivery``, the row's id.
 
+A claim or a retry time further ahead than any sender sets one (``LONGEST_LEASE``,
+``MAX_RETRY``) was set by a clock ahead of ours — ours went back since — and counts as lapsed
+or due now (``ssbg.domain.webhooks.SetAhead``): a notification never waits for the length of
+a clock jump. A refused row stays refused.
+
 The state is in the database, so pending notifications survive restarts and are picked up by
 whichever replica runs next. A sender wakes every ``poll_seconds`` and, in its own process,
 as soon as a transaction that queued a notification commits (:meth:`WebhookSender.wake`).
@@ -39,7 +44,12 @@ import structlog
 from ssbg.domain.audit_events import AuditEvent
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import SsbgError
-from ssbg.domain.webhooks import outbox_seal_message, retry_delay
+from ssbg.domain.webhooks import (
+    MAX_TIMEOUT_SECONDS,
+    SetAhead,
+    outbox_seal_message,
+    retry_delay,
+)
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.models import OutboxNotification
@@ -50,6 +60,8 @@ from ssbg.services.unit_of_work import AppDatabase
 BATCH = 10
 # The lease covers a whole batch of timed-out POSTs, with a margin for settling them.
 LEASE_MARGIN = timedelta(seconds=30)
+# The longest lease any sender takes, whatever its timeout setting.
+LONGEST_LEASE = timedelta(seconds=MAX_TIMEOUT_SECONDS) * BATCH + LEASE_MARGIN
 RETENTION = timedelta(days=7)
 NEVER = timedelta(days=365 * 100)  # a refused (tampered) row is never due again
 PRUNE_EVERY = timedelta(hours=1)
@@ -135,7 +147,11 @@ class WebhookSender:
         now = self._clock.now()
         async with self._db.transaction(write=True) as tx:
             rows = await tx.outbox.claim_due(
-                now, claimer=self.name, lease_until=now + self._lease, limit=BATCH
+                now,
+                claimer=self.name,
+                lease_until=now + self._lease,
+                limit=BATCH,
+                set_ahead=SetAhead.at(now, LONGEST_LEASE),
             )
             return list(rows)
 

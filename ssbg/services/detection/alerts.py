@@ -2,9 +2,10 @@
 step audited in its transaction — and the escalation sweep.
 
 An alert left ``NEW`` past ``SSBG_ALERT_ESCALATION_SECONDS`` *is* ``ESCALATED`` as soon as
-that time has passed (the effective status is computed when read); the sweep, run by every
-replica, records the escalation once per alert (``ALERT_ESCALATE`` and the webhook
-notification) under the row's lock.
+that time has passed (the effective status is computed when read), and so is one triggered
+after now — by a clock that has gone back since (``ssbg.domain.alerts.Overdue``); the
+sweep, run by every replica, records the escalation once per alert (``ALERT_ESCALATE`` and
+the webhook notification) under the row's lock.
 """
 
 import asyncio
@@ -14,7 +15,13 @@ from uuid import UUID
 
 import structlog
 
-from ssbg.domain.alerts import AlertStatus, AlertStep, effective_alert_status, next_alert_status
+from ssbg.domain.alerts import (
+    AlertStatus,
+    AlertStep,
+    Overdue,
+    effective_alert_status,
+    next_alert_status,
+)
 from ssbg.domain.audit_events import AuditEvent, alert_resource
 from ssbg.domain.enums import AuditAction
 from ssbg.domain.errors import NotFound
@@ -72,9 +79,9 @@ class AlertService:
     async def list_alerts(
         self, filters: AlertFilters, after: AlertCursor | None, limit: int
     ) -> AlertPage:
-        escalated_before = self.clock.now() - self.escalation
+        overdue = Overdue.at(self.clock.now(), self.escalation)
         async with self.db.transaction(write=False) as tx:
-            alerts = await tx.alerts.list(filters, escalated_before, after, limit + 1)
+            alerts = await tx.alerts.list(filters, overdue, after, limit + 1)
         items = [self.view(alert) for alert in alerts[:limit]]
         more = len(alerts) > limit
         last = items[-1].alert if items else None
@@ -131,7 +138,9 @@ class AlertService:
         replica's sweep gets there first)."""
         now = self.clock.now()
         async with self.db.transaction(write=False) as tx:
-            overdue = await tx.alerts.overdue_for_escalation(now - self.escalation, SWEEP_BATCH)
+            overdue = await tx.alerts.overdue_for_escalation(
+                Overdue.at(now, self.escalation), SWEEP_BATCH
+            )
         escalated: list[UUID] = []
         for alert_id in overdue:
             async with self.db.transaction(write=True) as tx:
@@ -151,7 +160,10 @@ class AlertService:
                         alert_resource(alert.id),
                         rule_id=alert.rule_id,
                         severity=alert.severity.value,
-                        unacknowledged_seconds=int((now - alert.triggered_at).total_seconds()),
+                        # Zero for an alert triggered by a clock ahead of ours.
+                        unacknowledged_seconds=max(
+                            0, int((now - alert.triggered_at).total_seconds())
+                        ),
                     ),
                 )
                 self.notifications.enqueue(

@@ -25,6 +25,7 @@ from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backups import BackupLifecycle
+from ssbg.services.leases import restart_leases_renewed_after
 from ssbg.services.restores.lifecycle import RestoreLifecycle
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
@@ -187,6 +188,8 @@ class RestoreResults:
         """``VERIFYING`` requests whose gateway died (lease lapsed) become ``FAILED``; when
         several replicas sweep at once, the compare-and-set lets exactly one record each."""
         now = self.clock.now()
+        # A lease renewed after now (the clock went back) counts again from now.
+        await restart_leases_renewed_after(self.db, now, lambda tx: tx.restores, "restore")
         async with self.db.transaction(write=False) as tx:
             lapsed = await tx.restores.list_lapsed_verifying(now, 100)
         failed: list[UUID] = []

@@ -141,5 +141,6 @@ class RestoreVerification:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             with contextlib.suppress(SsbgError):
+                now = self.clock.now()
                 async with self.db.transaction(write=True) as tx:
-                    await tx.restores.renew_lease(restore_id, self.clock.now() + self.lease)
+                    await tx.restores.renew_lease(restore_id, now + self.lease, now)
