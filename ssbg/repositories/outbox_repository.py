@@ -9,7 +9,7 @@ changes nothing.
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.domain.webhooks import SetAhead
@@ -38,27 +38,28 @@ class OutboxRepository:
         claimer: str,
         lease_until: datetime,
         limit: int,
-        set_ahead: SetAhead | None = None,
+        set_ahead: SetAhead,
     ) -> Sequence[OutboxNotification]:
         """Lease up to ``limit`` undelivered rows that are due and not leased by a live
-        claim, oldest first, counting the attempt that begins now. With ``set_ahead`` (the
-        sender's claims), a retry time or a claim that only a clock ahead of ours can have
-        set counts as due / lapsed too; a refused row never does.
+        claim, oldest first, counting the attempt that begins now. A retry time or a claim
+        that only a clock ahead of ours can have set (``set_ahead``) counts as due / lapsed
+        too; a refused row never does.
 
         PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent senders take disjoint rows
         without waiting for each other. SQLite: the write transaction (``BEGIN IMMEDIATE``)
         already serialises claims.
         """
-        due: ColumnElement[bool] = OutboxNotification.next_attempt_at <= now
-        lapsed: ColumnElement[bool] = OutboxNotification.claimed_until <= now
-        if set_ahead is not None:
-            not_refused = or_(
-                OutboxNotification.last_error.is_(None), OutboxNotification.last_error != REFUSED
-            )
-            due = or_(
-                due, and_(OutboxNotification.next_attempt_at > set_ahead.retry_after, not_refused)
-            )
-            lapsed = or_(lapsed, OutboxNotification.claimed_until > set_ahead.claim_after)
+        not_refused = or_(
+            OutboxNotification.last_error.is_(None), OutboxNotification.last_error != REFUSED
+        )
+        due = or_(
+            OutboxNotification.next_attempt_at <= now,
+            and_(OutboxNotification.next_attempt_at > set_ahead.retry_after, not_refused),
+        )
+        lapsed = or_(
+            OutboxNotification.claimed_until <= now,
+            OutboxNotification.claimed_until > set_ahead.claim_after,
+        )
         statement = (
             select(OutboxNotification)
             .where(

@@ -13,12 +13,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import insert
 
-from ssbg.domain.webhooks import signature_matches
+from ssbg.domain.webhooks import SetAhead, signature_matches
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.models import OutboxNotification
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services, build_services
-from ssbg.services.webhook_sender import WebhookSender
+from ssbg.services.webhook_sender import LONGEST_LEASE, WebhookSender
 from ssbg.settings import Settings
 from tests.support.audit import audit_entries
 from tests.support.clock import FixedClock
@@ -223,7 +223,11 @@ async def test_a_lapsed_claim_is_delivered_by_another_sender_and_the_stale_claim
     await _queue(services, 1)
     async with services.db.transaction(write=True) as tx:  # a sender that then crashed
         [claimed] = await tx.outbox.claim_due(
-            clock.now(), claimer="crashed", lease_until=clock.now() + timedelta(minutes=1), limit=5
+            clock.now(),
+            claimer="crashed",
+            lease_until=clock.now() + timedelta(minutes=1),
+            limit=5,
+            set_ahead=SetAhead.at(clock.now(), LONGEST_LEASE),
         )
 
     while_leased = await sender.deliver_due()
