@@ -24,6 +24,7 @@ from sqlalchemy import update
 
 from ssbg.domain.enums import Role
 from ssbg.domain.incident import IncidentLevel
+from ssbg.domain.webhooks import SetAhead
 from ssbg.infrastructure.db.models import OutboxNotification
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
@@ -258,7 +259,11 @@ async def test_a_notification_claimed_by_a_sender_that_died_before_a_backwards_j
     row_id = await _notify(services, "claimed, then the sender died")
     async with services.db.transaction(write=True) as tx:  # what the dead sender's claim left
         [claimed] = await tx.outbox.claim_due(
-            clock.now(), claimer="died", lease_until=clock.now() + LONGEST_LEASE, limit=1
+            clock.now(),
+            claimer="died",
+            lease_until=clock.now() + LONGEST_LEASE,
+            limit=1,
+            set_ahead=SetAhead.at(clock.now(), LONGEST_LEASE),
         )
     assert claimed.id == row_id
 
