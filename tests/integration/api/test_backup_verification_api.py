@@ -285,3 +285,50 @@ async def test_operators_and_auditors_may_not_verify(
     assert (response.status_code, response.json()["error"]["code"]) == (403, "FORBIDDEN_ROLE")
     assert (await audit_entries(services.db, "AUTHZ_DENY"))[-1].actor_id == caller.record.id
     assert await audit_entries(services.db, "BACKUP_VERIFY") == []
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.AUDITOR])
+async def test_operators_and_auditors_may_not_start_or_follow_verify_jobs(
+    client: httpx.AsyncClient, services: Services, role: Role
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    job_id = (await client.post("/admin/verify", headers=headers(admin))).json()["data"]["job_id"]
+    caller = await create_api_key(services, role)
+
+    started = await client.post("/admin/verify", headers=headers(caller), json={})
+    followed = await client.get(f"/admin/verify/{job_id}", headers=headers(caller))
+
+    assert (started.status_code, followed.status_code) == (403, 403)
+    assert len(await audit_entries(services.db, "VERIFY_JOB_START")) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"status": ["DELETED"]}, "status"),
+        ({"status": []}, "status"),
+        ({"source_system": "db/prod"}, "source_system"),
+        ({"classification": "TOP"}, "classification"),
+        ({"created_from": "2026-12-02T00:00:00Z", "created_to": "2026-12-01T00:00:00Z"}, "body"),
+        ({"created_to": "9999-12-31T23:59:59-01:00"}, "created_to"),
+        ({"sources": "db-*"}, "sources"),
+    ],
+)
+async def test_a_verify_job_selection_that_cannot_be_verified_is_422(
+    client: httpx.AsyncClient, services: Services, body: dict[str, object], field: str
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+
+    response = await client.post("/admin/verify", headers=headers(admin), json=body)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
+    assert field in response.json()["error"]["details"]
+    assert await audit_entries(services.db, "VERIFY_JOB_START") == []
+
+
+async def test_an_unknown_verify_job_is_404(client: httpx.AsyncClient, services: Services) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    response = await client.get(
+        "/admin/verify/00000000-0000-4000-8000-000000000000", headers=headers(admin)
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "NOT_FOUND")

@@ -6,6 +6,7 @@ stopped; the local store with a file where the backup's folder was)."""
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import pytest
@@ -13,10 +14,12 @@ import pytest
 from ssbg.domain.enums import BackupStatus, Role
 from ssbg.infrastructure.storage.layout import backup_prefix
 from ssbg.services.container import Services
+from ssbg.services.verification.jobs import PAUSE_LEASES
 from tests.conftest import s3_settings
 from tests.support.audit import audit_entries
 from tests.support.backups import random_payload
-from tests.support.factories import create_api_key
+from tests.support.clock import FixedClock
+from tests.support.factories import create_api_key, headers
 from tests.support.processes import MotoServer
 from tests.support.restores import backup_of
 from tests.support.tcp_proxy import TcpProxy
@@ -79,3 +82,56 @@ async def test_an_unreachable_store_is_503_and_nothing_is_recorded_as_verified(
     )
     [entry] = await audit_entries(services.db, "BACKUP_VERIFY")
     assert (entry.result, entry.details["code"]) == ("ERROR", "STORAGE_UNAVAILABLE")
+
+
+@pytest.mark.parametrize("storage_backend", ["local", "s3"])
+async def test_a_verify_job_stopped_by_the_store_pauses_then_resumes(
+    client: httpx.AsyncClient,
+    services: Services,
+    clock: FixedClock,
+    s3_proxy: TcpProxy | None,
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    ids = []
+    for _ in range(3):  # a minute apart: the job takes them in this order
+        ids.append(await backup_of(client, admin, random_payload(MIB)))
+        clock.advance(minutes=1)
+    first = services.settings.resolved_storage_path / backup_prefix(
+        (await record_of(services, ids[0])).id
+    ).rstrip("/")
+    aside = first.with_name(first.name + ".aside")
+    if s3_proxy is not None:
+        await s3_proxy.stop()
+    else:
+        first.rename(aside)
+        first.write_bytes(b"a file where the backup's directory was")
+    started = await client.post("/admin/verify", headers=headers(admin))
+    job_id = UUID(started.json()["data"]["job_id"])
+    jobs = services.verification.jobs
+
+    stopped = await jobs.run(job_id)
+    view = (await client.get(f"/admin/verify/{job_id}", headers=headers(admin))).json()["data"]
+    while_paused = await jobs.sweep_once()
+    if s3_proxy is not None:
+        await s3_proxy.start()
+    else:
+        first.unlink()
+        aside.rename(first)
+    clock.advance(seconds=services.settings.backup_lease_seconds * PAUSE_LEASES + 1)
+    resumed = await jobs.sweep_once()
+    done = (await client.get(f"/admin/verify/{job_id}", headers=headers(admin))).json()["data"]
+
+    assert stopped is None
+    assert (view["status"], view["verified"]) == ("RUNNING", 0)
+    assert while_paused == []
+    assert resumed == [job_id]
+    assert (done["status"], done["total"], done["verified"], done["failed"]) == (
+        "COMPLETED",
+        3,
+        3,
+        0,
+    )
+    errors = [e for e in await audit_entries(services.db, "BACKUP_VERIFY") if e.result == "ERROR"]
+    assert [(e.resource, e.details["job_id"]) for e in errors] == [
+        (f"backup:{ids[0]}", str(job_id))
+    ]
