@@ -101,7 +101,10 @@ def _verify_one(gateway: Gateway, backup_id: UUID, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
     elif result["valid"]:
-        out.print(f"Backup [bold]{backup_id}[/] is [green]VALID[/] ({result['verified_at']}).")
+        out.print(
+            f"Backup [bold]{backup_id}[/] is [green]VALID[/] ({result['verified_at']}).",
+            soft_wrap=True,
+        )
     else:
         detail = f" ({', '.join(result['mismatched'])})" if result["mismatched"] else ""
         out.print(
@@ -159,4 +162,4 @@ def release(
     if as_json:
         print(json.dumps(record["data"]))
         return
-    out.print(f"Released backup [bold]{backup_id}[/]: {record['data']['status']}.")
+    out.print(f"Released backup [bold]{backup_id}[/]: {record['data']['status']}.", soft_wrap=True)
