@@ -3,6 +3,8 @@ both stores. An intact backup is VALID; an altered, swapped, missing or misrecor
 INVALID — a 200 finding, not an error — and is quarantined and audited; no plaintext is ever
 in the answer; a store that does not answer is 503 and nothing is recorded as verified."""
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -15,6 +17,7 @@ from tests.support.audit import assert_chain_valid, audit_entries, entries_for
 from tests.support.backups import random_payload
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
+from tests.support.fault_contract import plaintext_on_disk
 from tests.support.restores import backup_of
 from tests.support.rows import set_fields
 from tests.support.verification import flip_byte, record_of, verify
@@ -37,10 +40,11 @@ async def backup_status(client: httpx.AsyncClient, caller: IssuedApiKey, backup_
 @pytest.mark.both_backends
 @BOTH_STORES
 async def test_an_intact_backup_verifies_valid_and_the_result_is_recorded(
-    client: httpx.AsyncClient, services: Services, clock: FixedClock
+    client: httpx.AsyncClient, services: Services, clock: FixedClock, tmp_path: Path
 ) -> None:
     admin = await create_api_key(services, Role.ADMIN)
-    backup_id = await backup_of(client, admin, marked_payload(3 * MIB + 5))
+    payload = marked_payload(3 * MIB + 5)
+    backup_id = await backup_of(client, admin, payload)
     clock.advance(minutes=5)
 
     response = await verify(client, admin, backup_id)
@@ -58,6 +62,8 @@ async def test_an_intact_backup_verifies_valid_and_the_result_is_recorded(
         "recorded": True,
     }
     assert MARKER not in response.content
+    # Nothing of the plaintext on disk: the database, its WAL, the local store.
+    assert plaintext_on_disk([tmp_path], [payload]) == []
     shown = (await client.get(f"/backups/{backup_id}", headers=headers(admin))).json()["data"]
     assert (shown["last_verification_result"], shown["status"]) == ("VALID", "ACTIVE")
     assert shown["last_verified_at"] == result["verified_at"]
