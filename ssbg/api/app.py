@@ -21,6 +21,7 @@ from ssbg.api.routes import (
     admin_keys,
     admin_policies,
     audit,
+    backup_verification,
     backups,
     health,
     identity,
@@ -57,6 +58,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 # Record the escalation of alerts left unacknowledged (SPEC §13.2).
                 background.append(
                     asyncio.create_task(active.alerts.run_periodically(ESCALATION_SWEEP_SECONDS))
+                )
+                # Run verify jobs started here, and resume those of dead replicas (SPEC §13.4).
+                background.append(
+                    asyncio.create_task(
+                        active.verification.jobs.run_periodically(settings.backup_lease_seconds)
+                    )
                 )
                 # Deliver the webhook outbox (SPEC §13.2), shared with every other replica.
                 if active.webhooks is not None:
@@ -100,6 +107,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         admin_keys,
         audit,
         backups,
+        backup_verification,
         restores,
     ):
         api.include_router(module.router)

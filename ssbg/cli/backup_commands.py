@@ -20,7 +20,9 @@ from ssbg.domain.enums import Classification
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 app = typer.Typer(
-    name="backups", help="Backups stored in the gateway: list, show.", no_args_is_help=True
+    name="backups",
+    help="Backups stored in the gateway: list, show, verify, release.",
+    no_args_is_help=True,
 )
 
 

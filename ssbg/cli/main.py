@@ -11,6 +11,7 @@ from ssbg.cli import (
     recover_command,
     restore_command,
     server_commands,
+    verify_commands,
 )
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app.add_typer(audit_commands.app, name="audit")
 app.add_typer(key_commands.app, name="keys")
 app.command()(recover_command.recover)
 app.command()(backup_commands.backup)
+backup_commands.app.command("verify")(verify_commands.verify)
+backup_commands.app.command("release")(verify_commands.release)
 app.add_typer(backup_commands.app, name="backups")
 app.command()(restore_command.restore)
 app.add_typer(alert_commands.app, name="alerts")

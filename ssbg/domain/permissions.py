@@ -20,6 +20,8 @@ class Permission(StrEnum):
     BACKUP_READ = "backup:read"
     BACKUP_READ_ALL = "backup:read_all"
     BACKUP_DELETE = "backup:delete"
+    BACKUP_VERIFY = "backup:verify"
+    BACKUP_RELEASE = "backup:release"
     RESTORE_REQUEST = "restore:request"
     RESTORE_APPROVE = "restore:approve"
     AUDIT_READ = "audit:read"
@@ -40,6 +42,8 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.BACKUP_READ: _ALL,
     Permission.BACKUP_READ_ALL: _REVIEWERS,
     Permission.BACKUP_DELETE: _ADMINS,
+    Permission.BACKUP_VERIFY: _ADMINS,
+    Permission.BACKUP_RELEASE: _ADMINS,
     Permission.RESTORE_REQUEST: _ADMINS,
     Permission.RESTORE_APPROVE: _ADMINS,
     Permission.AUDIT_READ: _REVIEWERS,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ssbg.domain.enums import BackupStatus
 from ssbg.domain.errors import Conflict
 from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
+from ssbg.domain.verification import VerifySelection
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
 
 
@@ -155,6 +156,90 @@ class BackupsRepository:
             setattr(backup, name, value)
         await self._session.flush()
         return backup
+
+    async def lock_or_none(self, backup_id: UUID) -> BackupMetadata | None:
+        """The backup, locked until the transaction ends and read again (its seal checked)."""
+        result = await self._session.execute(
+            select(BackupMetadata)
+            .where(BackupMetadata.id == backup_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def record_verification(
+        self, backup: BackupMetadata, *, verified_at: datetime, result: str, now: datetime
+    ) -> None:
+        """Set a locked backup's last verification (sealed again on flush)."""
+        backup.last_verified_at = verified_at
+        backup.last_verification_result = result
+        backup.updated_at = now
+        await self._session.flush()
+
+    async def last_quarantined_at(self, backup_id: UUID) -> datetime | None:
+        """When the backup last moved to ``QUARANTINED`` (``None`` if it never did)."""
+        result = await self._session.execute(
+            select(func.max(BackupStatusTransition.at)).where(
+                BackupStatusTransition.backup_id == backup_id,
+                BackupStatusTransition.to_status == BackupStatus.QUARANTINED,
+            )
+        )
+        moment: datetime | None = result.scalar_one_or_none()
+        return moment
+
+    @staticmethod
+    def _selected(selection: VerifySelection, completed_by: datetime) -> list[Any]:
+        conditions: list[Any] = [
+            BackupMetadata.status.in_(selection.statuses),
+            BackupMetadata.completed_at <= completed_by,
+        ]
+        if selection.classification is not None:
+            conditions.append(BackupMetadata.classification == selection.classification)
+        if selection.created_from is not None:
+            conditions.append(BackupMetadata.created_at >= selection.created_from)
+        if selection.created_to is not None:
+            conditions.append(BackupMetadata.created_at < selection.created_to)
+        return conditions
+
+    async def count_selected_by_source(
+        self, selection: VerifySelection, completed_by: datetime
+    ) -> dict[str, int]:
+        """How many backups of each source system a verify selection holds (the glob on the
+        source system is the caller's: SQL LIKE differs between the databases)."""
+        result = await self._session.execute(
+            select(BackupMetadata.source_system, func.count())
+            .where(*self._selected(selection, completed_by))
+            .group_by(BackupMetadata.source_system)
+        )
+        return {source: int(count) for source, count in result.all()}
+
+    async def list_selected_after(
+        self,
+        selection: VerifySelection,
+        completed_by: datetime,
+        after: BackupCursor | None,
+        limit: int,
+    ) -> Sequence[tuple[datetime, UUID, str]]:
+        """``(created_at, id, source_system)`` of the next backups of a verify selection, in
+        ``(created_at, id)`` order after ``after``. Columns, not rows: a row whose seal is
+        broken is met (and refused) when it is verified, without stopping the listing."""
+        statement = select(
+            BackupMetadata.created_at, BackupMetadata.id, BackupMetadata.source_system
+        ).where(*self._selected(selection, completed_by))
+        if after is not None:
+            statement = statement.where(
+                or_(
+                    BackupMetadata.created_at > after.created_at,
+                    and_(
+                        BackupMetadata.created_at == after.created_at,
+                        BackupMetadata.id > after.backup_id,
+                    ),
+                )
+            )
+        result = await self._session.execute(
+            statement.order_by(BackupMetadata.created_at, BackupMetadata.id).limit(limit)
+        )
+        return [(created_at, backup_id, source) for created_at, backup_id, source in result.all()]
 
     async def renew_lease(self, backup_id: UUID, until: datetime, now: datetime) -> bool:
         """Extend the lease of a backup this process is still streaming; False if it was

@@ -39,6 +39,7 @@ from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
 from ssbg.services.startup import StartUp
 from ssbg.services.unit_of_work import AppDatabase, open_database
+from ssbg.services.verification import VerificationService
 from ssbg.services.webhook_sender import WebhookSender
 from ssbg.settings import Settings
 
@@ -71,6 +72,7 @@ class Services:
     keys: KeyService
     metrics: MetricsService
     start_up: StartUp
+    verification: VerificationService
     # The outbox's sender, when SSBG_ALERT_WEBHOOK_URL is set; the app's lifespan runs it.
     webhooks: WebhookSender | None = None
 
@@ -178,6 +180,16 @@ def build_services(
         db, trail, clock, key_store, object_store, signer, policy_enforcer, backups.lifecycle
     )
     backup_recovery = BackupRecoveryService(db, trail, clock, backups.lifecycle, restores)
+    verification = VerificationService(
+        db,
+        trail,
+        clock,
+        object_store,
+        key_store,
+        backups.lifecycle,
+        integrity_service,
+        timedelta(seconds=settings.backup_lease_seconds),
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -219,5 +231,6 @@ def build_services(
         keys=keys,
         metrics=MetricsService(db, clock),
         start_up=StartUp(integrity_service, bootstrap, key_files, keys, backup_recovery),
+        verification=verification,
         webhooks=webhooks,
     )

@@ -26,6 +26,7 @@ from ssbg.repositories.policies_repository import PoliciesRepository
 from ssbg.repositories.restores_repository import RestoresRepository
 from ssbg.repositories.sealing import SealsRepository, bind_integrity_key
 from ssbg.repositories.system_state_repository import SystemStateRepository
+from ssbg.repositories.verify_jobs_repository import VerifyJobsRepository
 
 
 class UnitOfWork:
@@ -48,6 +49,7 @@ class UnitOfWork:
         self.restores = RestoresRepository(session)
         self.seals = SealsRepository(session)
         self.system_state = SystemStateRepository(session)
+        self.verify_jobs = VerifyJobsRepository(session)
         self.flush_after_commit = False
         self._after_commit: dict[str, AfterCommit] = {}
 

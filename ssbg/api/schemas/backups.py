@@ -16,6 +16,7 @@ from ssbg.domain.backup_fields import (
 )
 from ssbg.domain.enums import BackupFailureReason, BackupStatus, Classification
 from ssbg.domain.errors import ValidationFailed
+from ssbg.domain.verification import VerificationResult
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
 from ssbg.services.backups import BackupSubmission
 
@@ -86,6 +87,8 @@ class BackupOut(BaseModel):
     updated_at: datetime
     completed_at: datetime | None
     failure_reason: BackupFailureReason | None
+    last_verified_at: datetime | None
+    last_verification_result: VerificationResult | None
 
     @classmethod
     def of(cls, backup: BackupMetadata) -> "BackupOut":
@@ -110,6 +113,10 @@ class BackupOut(BaseModel):
             completed_at=backup.completed_at,
             failure_reason=BackupFailureReason(backup.failure_reason)
             if backup.failure_reason
+            else None,
+            last_verified_at=backup.last_verified_at,
+            last_verification_result=VerificationResult(backup.last_verification_result)
+            if backup.last_verification_result
             else None,
         )
 

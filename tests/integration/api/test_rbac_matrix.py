@@ -96,6 +96,19 @@ CALLS = [
     Call("GET", "/backups/{backup_id}", ALL),
     Call("GET", "/backups/{backup_id}/status", ALL),
     Call("DELETE", "/backups/{backup_id}", ADMINS, own_backup=True),
+    Call("POST", "/backups/{backup_id}/verify", ADMINS),
+    # The backup is ACTIVE: past the role and MFA checks, refused by the state machine.
+    Call(
+        "POST",
+        "/backups/{backup_id}/release",
+        ADMINS,
+        {"reason": "matrix test release"},
+        mfa=True,
+        ok=frozenset({409}),
+    ),
+    # The fixture's job is still running: past the role check, refused as a second job.
+    Call("POST", "/admin/verify", ADMINS, {}, ok=frozenset({409})),
+    Call("GET", "/admin/verify/{job_id}", ADMINS),
     Call(
         "POST", "/restores", ADMINS, {"backup_id": "{backup_id}", "justification": "matrix test!"}
     ),
@@ -212,7 +225,10 @@ async def gateway(
                 json={"name": "target", "effect": "deny", "is_active": False, "rule": {}},
             )
             assert policy.status_code == 201, policy.text
+            job = await http.post("/admin/verify", headers=headers(keys[Role.ADMIN]))
+            assert job.status_code == 202, job.text
             names = {
+                "job_id": job.json()["data"]["job_id"],
                 "key_id": str(revocable.record.id),
                 "policy_id": policy.json()["data"]["policy_id"],
                 "backup_id": backup_id,

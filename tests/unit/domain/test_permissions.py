@@ -14,6 +14,8 @@ def test_auditor_reads_everything_but_changes_nothing() -> None:
     changing = {
         Permission.BACKUP_CREATE,
         Permission.BACKUP_DELETE,
+        Permission.BACKUP_VERIFY,
+        Permission.BACKUP_RELEASE,
         Permission.RESTORE_REQUEST,
         Permission.POLICY_MANAGE,
         Permission.API_KEY_MANAGE,
@@ -50,6 +52,8 @@ EXPECTED: dict[Permission, set[Role]] = {
     Permission.BACKUP_READ: {OP, AU, AD, SA},
     Permission.BACKUP_READ_ALL: {AU, AD, SA},
     Permission.BACKUP_DELETE: {AD, SA},
+    Permission.BACKUP_VERIFY: {AD, SA},
+    Permission.BACKUP_RELEASE: {AD, SA},
     Permission.RESTORE_REQUEST: {AD, SA},
     Permission.RESTORE_APPROVE: {AD, SA},
     Permission.AUDIT_READ: {AU, AD, SA},

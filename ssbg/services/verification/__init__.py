@@ -1,0 +1,3 @@
+from ssbg.services.verification.service import VerificationService
+
+__all__ = ["VerificationService"]
