@@ -316,6 +316,12 @@ async def test_kill9_mid_download_breaks_the_transfer_and_the_same_token_downloa
             entries = await entries_for(services.db, f"restore:{restore['restore_id']}")
             downloads = [e for e in entries if e.action == "RESTORE_DOWNLOAD"]
             assert [e.result for e in downloads] == ["SUCCESS", "SUCCESS"]
+            unwraps = [
+                e
+                for e in await entries_for(services.db, f"backup:{backup_id}")
+                if e.action == "KEY_UNWRAP" and e.details["restore_id"] == restore["restore_id"]
+            ]
+            assert len(unwraps) == 3  # the verification's, and one per download
             await assert_fault_contract(
                 services,
                 payloads=[payload],
