@@ -2,6 +2,8 @@
 
 ``ACTIVE → RETIRED → DESTROYED`` (also ``ACTIVE → DESTROYED``, which the API refuses: rotate
 first); exactly one version is ``ACTIVE``. Every other move raises ``InvalidStateTransition``.
+A version whose crypto-shred has begun unwraps nothing any more, on any replica: a begun shred
+is always completed (by a retry or the next start), and its key file may already be gone.
 """
 
 import re
@@ -42,6 +44,12 @@ def check_key_transition(current: KeyVersionStatus, target: KeyVersionStatus) ->
             f"A {current.value} key version cannot become {target.value}.",
             {"from_status": current.value, "to_status": target.value},
         )
+
+
+def unwraps(status: KeyVersionStatus, shred_begun: bool) -> bool:
+    """Whether a version's private key may still unwrap a DEK: not destroyed, and no shred of
+    it begun (even a replica that holds the key in memory refuses it from then on)."""
+    return status is not KeyVersionStatus.DESTROYED and not shred_begun
 
 
 def shred_confirmation(version: str) -> str:

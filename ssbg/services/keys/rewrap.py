@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ssbg.domain.audit_events import AuditEvent, backup_resource
-from ssbg.domain.enums import AuditAction, BackupStatus, KeyVersionStatus
+from ssbg.domain.enums import AuditAction, BackupStatus
 from ssbg.domain.errors import (
     CryptoShredded,
     InvalidStateTransition,
@@ -28,6 +28,7 @@ from ssbg.domain.errors import (
     StorageUnavailable,
 )
 from ssbg.domain.identity import Actor
+from ssbg.domain.key_versions import unwraps
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.crypto.object_format import rewrap_dek
@@ -64,8 +65,8 @@ class KeyRewrap:
             active = await tx.key_versions.get_active_or_none()
         if old is None:
             raise NotFound(f"No key version {from_version}.")
-        if old.status is KeyVersionStatus.DESTROYED:
-            raise CryptoShredded(f"Key version {from_version} was destroyed.")
+        if not unwraps(old.status, old.shred_started_at is not None):
+            raise CryptoShredded(f"Key version {from_version} is destroyed or being destroyed.")
         if active is None:
             raise KeyUnavailable("No active key version.")
         if old.version == active.version:

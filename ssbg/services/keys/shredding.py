@@ -6,10 +6,11 @@ Refused, with nothing changed: an unknown version (404), a confirmation other th
 destroyed (409), a version still receiving a backup (409), and whatever policy P7 refuses
 (super_admin with MFA only). Then, in order, each step durable before the next:
 
-1. ``CRYPTO_SHRED_START`` — and the version marked as being shredded (sealed);
+1. ``CRYPTO_SHRED_START`` — and the version marked as being shredded (sealed): from here no
+   replica unwraps with it (each checks the version before every unwrap and forgets the key
+   it held), since the key file may be gone any moment and the shred is never undone;
 2. the private key file overwritten, fsynced and unlinked (the public key file stays);
-3. the version ``DESTROYED``, ``KEY_DESTROY`` — from here no replica unwraps with it (each
-   checks the version's status before every unwrap and forgets the key it held);
+3. the version ``DESTROYED``, ``KEY_DESTROY``;
 4. every backup it protects ``CRYPTO_SHREDDED``, in batches (transition rows, audit entries);
 5. the certificate signed and stored, ``CRYPTO_SHRED_COMPLETE``.
 

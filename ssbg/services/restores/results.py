@@ -14,9 +14,10 @@ from uuid import UUID
 import structlog
 
 from ssbg.domain.audit_events import AuditEvent, backup_resource, restore_resource
-from ssbg.domain.enums import AuditAction, AuditResult, BackupStatus, KeyVersionStatus
+from ssbg.domain.enums import AuditAction, AuditResult, BackupStatus
 from ssbg.domain.errors import CryptoShredded, IntegrityFailure
 from ssbg.domain.identity import Actor
+from ssbg.domain.key_versions import unwraps
 from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.domain.restore_tokens import TOKEN_BYTES, secret_digest
 from ssbg.infrastructure import metrics
@@ -108,12 +109,13 @@ class RestoreResults:
 
     @staticmethod
     async def _still_restorable(tx: UnitOfWork, backup: BackupMetadata) -> None:
-        """``CryptoShredded`` if the backup's key was destroyed while it was verified."""
+        """``CryptoShredded`` if the backup's key was destroyed (or its shred began) while it
+        was verified."""
         current = await tx.backups.get_or_none(backup.id)
         if current is None or current.status is BackupStatus.CRYPTO_SHREDDED:
             raise CryptoShredded()
         version = await tx.key_versions.get_or_none(current.key_version)
-        if version is None or version.status is KeyVersionStatus.DESTROYED:
+        if version is None or not unwraps(version.status, version.shred_started_at is not None):
             raise CryptoShredded()
 
     async def fail(

@@ -16,9 +16,9 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ssbg.domain.enums import KeyVersionStatus
 from ssbg.domain.errors import BackupNotFound, CryptoShredded, IntegrityFailure, SsbgError
 from ssbg.domain.identity import Actor
+from ssbg.domain.key_versions import unwraps
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.crypto.object_format import (
@@ -47,9 +47,12 @@ class BackupReader:
         self, tx: UnitOfWork, backup: BackupMetadata
     ) -> ec.EllipticCurvePrivateKey:
         """The backup's key-encryption key. Its status is re-read from the database every
-        time, so a version destroyed on any replica is refused here (410)."""
+        time, so a version destroyed — or whose shred began — on any replica is refused here
+        (410)."""
         key_version = await tx.key_versions.get_or_none(backup.key_version)
-        if key_version is None or key_version.status is KeyVersionStatus.DESTROYED:
+        if key_version is None or not unwraps(
+            key_version.status, key_version.shred_started_at is not None
+        ):
             self.key_store.forget(backup.key_version)  # no copy survives in this process
             raise CryptoShredded()
         return await asyncio.to_thread(self.key_store.load_private_key, backup.key_version)
