@@ -76,7 +76,14 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 
 MfaTokenDep = Annotated[
     str | None,
-    Header(alias="X-MFA-Token", description="TOTP code, where MFA is required"),
+    Header(
+        alias="X-MFA-Token",
+        min_length=1,
+        description=(
+            "The caller's current TOTP code, where MFA is required; an empty value is a 422, "
+            "a wrong or reused code a 401 AUTH_MFA_INVALID."
+        ),
+    ),
 ]
 
 

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import annotated_types
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+)
 
 T = TypeVar("T")
 
@@ -57,6 +63,23 @@ def _integral(value: Any) -> Any:
 INTEGRAL = BeforeValidator(_integral)
 """With ``StrictInt``: a JSON body's integer is a number without a fraction (``5`` or ``5.0``),
 never a string or a boolean."""
+
+
+# What ``str.strip()`` removes (``str.isspace``), as a regex class body.
+_SPACE = (
+    "\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+
+
+def stripped_pattern(min_length: int, max_length: int) -> str:
+    """A pattern for text of ``min_length``..``max_length`` (≥ 2) characters once stripped of
+    surrounding white space: the length rule stated on the text as sent, so the OpenAPI
+    description says it exactly (``minLength`` would count the white space too). Use with
+    ``AfterValidator(str.strip)`` to store it stripped."""
+    edge = f"[^{_SPACE}]"
+    middle = f"[\\s\\S]{{{min_length - 2},{max_length - 2}}}"
+    return f"^[{_SPACE}]*{edge}{middle}{edge}[{_SPACE}]*$"
 
 
 def storable_datetime(value: datetime) -> datetime:
