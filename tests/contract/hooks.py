@@ -71,9 +71,11 @@ def _backup_fields(case: Any) -> None:
 
 
 def _number(value: Any) -> int | None:
-    """An integer as generated: a number in a body, its text in a query."""
+    """An integer as generated: a number in a body (``5`` or ``5.0``), its text in a query."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
         return int(value)
     return None
