@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from ssbg import __version__
+from ssbg.api.contract import install_contract
 from ssbg.api.errors import install_error_handlers
 from ssbg.api.paths import API_PREFIX
 from ssbg.api.request_context import RequestContextMiddleware
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Outside API_PREFIX: scrapers expect /metrics, and it is not part of the JSON API.
     app.include_router(metrics.router)
     templates.add("", metrics.router.routes)
+    install_contract(app)
     return app
 
 

@@ -7,10 +7,12 @@ A route states what it needs in its signature, and nothing else decides it:
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader
 
 from ssbg.api.request_context import request_id_of
 from ssbg.domain.identity import Actor, Principal, RequestContext
@@ -46,10 +48,18 @@ async def get_request_context(request: Request, services: ServicesDep) -> Reques
 ContextDep = Annotated[RequestContext, Depends(get_request_context)]
 
 
+# Declared as the API's security scheme (so the OpenAPI description says which operations need
+# a key); ``auto_error=False``: a missing key is refused by the auth service like a wrong one
+# (401 ``AUTH_INVALID_KEY``, audited and counted), not by FastAPI.
+api_key_header = APIKeyHeader(
+    name="X-API-Key", scheme_name="ApiKey", description="An SSBG API key.", auto_error=False
+)
+
+
 async def authenticate(
     services: ServicesDep,
     context: ContextDep,
-    x_api_key: Annotated[str | None, Header(alias="X-API-Key", description="API key")] = None,
+    x_api_key: Annotated[str | None, Depends(api_key_header)] = None,
 ) -> Authenticated:
     return await services.auth.authenticate(x_api_key, context)
 
@@ -66,28 +76,69 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 
 MfaTokenDep = Annotated[
     str | None,
-    Header(alias="X-MFA-Token", description="TOTP code, where MFA is required"),
+    Header(
+        alias="X-MFA-Token",
+        min_length=1,
+        description=(
+            "The caller's current TOTP code, where MFA is required; an empty value is a 422, "
+            "a wrong or reused code a 401 AUTH_MFA_INVALID."
+        ),
+    ),
 ]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a ``require`` dependency checks: ``ssbg.api.contract`` declares the responses of
+    every route from it (403, 423 unless allowed in lockdown, the MFA 401s)."""
+
+    permission: Permission
+    mfa: bool
+
+
+def requirement_of(call: object) -> Requirement | None:
+    found = getattr(call, "ssbg_requirement", None)
+    return found if isinstance(found, Requirement) else None
 
 
 def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Awaitable[Actor]]:
     """Refused at incident level 3 unless investigators need ``permission`` (423
     ``INCIDENT_LOCKDOWN``); the caller must hold it (403 ``FORBIDDEN_ROLE``), then pass MFA if
-    asked; the use case then gets the caller and its request as one :class:`Actor`."""
+    asked; the use case then gets the caller and its request as one :class:`Actor`. Only a
+    dependency that checks MFA declares the ``X-MFA-Token`` header."""
 
-    async def dependency(
-        authenticated: AuthenticatedDep,
-        services: ServicesDep,
-        context: ContextDep,
-        mfa_token: MfaTokenDep = None,
+    async def check(
+        authenticated: Authenticated, services: Services, context: RequestContext, token: str | None
     ) -> Actor:
         actor = Actor(authenticated.principal, context)
         # 423 at level 3, judged on the level read with the key
         await services.incidents.guard(actor, permission, authenticated.incident_level)
         await services.auth.authorize(actor, permission)
         if mfa:
-            await services.auth.verify_mfa(actor, mfa_token)
+            await services.auth.verify_mfa(actor, token)
         return actor
 
+    dependency: Callable[..., Awaitable[Actor]]
+    if mfa:
+
+        async def with_mfa(
+            authenticated: AuthenticatedDep,
+            services: ServicesDep,
+            context: ContextDep,
+            mfa_token: MfaTokenDep = None,
+        ) -> Actor:
+            return await check(authenticated, services, context, mfa_token)
+
+        dependency = with_mfa
+    else:
+
+        async def without_mfa(
+            authenticated: AuthenticatedDep, services: ServicesDep, context: ContextDep
+        ) -> Actor:
+            return await check(authenticated, services, context, None)
+
+        dependency = without_mfa
+
     dependency.__name__ = f"require_{permission.name.lower()}{'_mfa' if mfa else ''}"
+    dependency.ssbg_requirement = Requirement(permission, mfa)  # type: ignore[attr-defined]
     return dependency

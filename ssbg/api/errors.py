@@ -145,13 +145,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def error_responses(*errors: type[SsbgError]) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: the contract's error model under each status it can return."""
+    """``responses=`` for a route: the contract's error model under each status its use case
+    can return. What its dependencies add (401, 403, 422, 423, 429, 503, 500) is declared for
+    every route by ``ssbg.api.contract``."""
     by_status: dict[int, list[str]] = {}
-    declared: tuple[type[SsbgError], ...] = (*errors, ValidationFailed, InternalError)
-    if AuthInvalidKey in errors:
-        # Whatever refuses a bad key refuses it with 429 once its address is throttled.
-        declared = (*declared, AuthThrottled)
-    for error in declared:
+    for error in errors:
         by_status.setdefault(error.status, []).append(error.code)
     return {
         status: {"model": ErrorResponse, "description": " / ".join(sorted(set(codes)))}

@@ -8,12 +8,38 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
+
+from fastapi import Query
+from pydantic import Field
 
 from ssbg.api.schemas.common import storable_datetime
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.errors import ValidationFailed
 from ssbg.domain.queries import AlertCursor, BackupCursor
+
+CURSOR_FORMAT = "ssbg-cursor"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"
+
+CursorParam = Annotated[
+    Annotated[
+        str,
+        Field(
+            pattern=CURSOR_PATTERN,
+            json_schema_extra={"format": CURSOR_FORMAT},
+        ),
+    ]
+    | None,
+    Query(
+        description=(
+            "The previous page's ``meta.next_cursor``, as returned (URL-safe base64 without "
+            "padding, opaque). Any other value is a 422."
+        ),
+    ),
+]
+"""The ``cursor`` query parameter of a list: format ``ssbg-cursor`` names what a cursor is,
+which a pattern cannot say (``tests/contract/hooks.py`` teaches schemathesis to make them)."""
 
 
 def _encode(at: datetime, row_id: UUID) -> str:

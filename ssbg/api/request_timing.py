@@ -33,7 +33,7 @@ class RouteTemplates:
 
     def add(self, prefix: str, routes: Iterable[BaseRoute]) -> None:
         for route in routes:
-            path = getattr(route, "path", None)
+            path = _template(route)
             if isinstance(path, str):
                 self._templates[id(route)] = (route, prefix + path)
 
@@ -44,8 +44,13 @@ class RouteTemplates:
         registered = self._templates.get(id(route))
         if registered is not None and registered[0] is route:
             return registered[1]
-        path = getattr(route, "path", None)
+        path = _template(route)
         return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def _template(route: BaseRoute) -> object:
+    """The route's path without convertors (``/keys/{version}``, not ``{version:key_version}``)."""
+    return getattr(route, "path_format", None) or getattr(route, "path", None)
 
 
 class RequestTimingMiddleware:

@@ -56,7 +56,7 @@ from typing import Any
 
 from ssbg.domain.audit_chain import NotCanonical, canonical_entry_text, entry_hash_of
 from ssbg.domain.audit_checkpoint import Checkpoint, next_checkpoint_after
-from ssbg.domain.errors import ValidationFailed
+from ssbg.domain.errors import NotFound, ValidationFailed
 
 
 class ValidationReason(StrEnum):
@@ -155,9 +155,12 @@ class SequenceRange:
         return self.to_sequence is None or self.to_sequence >= head
 
     def check_start(self, head: int) -> None:
+        """A range must start at an entry that exists: one past the head is a 404 (the entries
+        asked for do not exist yet), not a malformed request."""
         if self.first > 1 and self.first > head:
-            raise ValidationFailed(
-                details={"from_sequence": f"beyond the chain head (sequence {head})"}
+            raise NotFound(
+                f"No audit entry {self.first}: the chain head is sequence {head}.",
+                {"from_sequence": f"beyond the chain head (sequence {head})"},
             )
 
 

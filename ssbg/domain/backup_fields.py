@@ -9,7 +9,32 @@ MAX_FILENAME_LENGTH = 255
 MAX_CONTENT_TYPE_LENGTH = 255
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
+
+# Regex character-class bodies (``\uXXXX`` escapes, read alike by Python's ``re`` and Rust's
+# ``regex``, so Pydantic and schemathesis agree with this module): Unicode category Cc
+# (control) and Cf (format: soft hyphen, zero-width and bidi controls such as U+202E…) as of
+# this Python's Unicode database — tests/unit/domain/test_backup_fields.py checks them.
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+_FORMAT = (
+    "\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891\\u08e2\\u180e\\u200b-\\u200f"
+    "\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb\\U000110bd\\U000110cd"
+    "\\U00013430-\\U00013438\\U0001bca0-\\U0001bca3\\U0001d173-\\U0001d17a\\U000e0001"
+    "\\U000e0020-\\U000e007f"
+)
+_CONTROL_OR_FORMAT = _CONTROL + _FORMAT
+_CONTROL_BUT_WHITESPACE = "\\u0000-\\u0008\\u000b-\\u000c\\u000e-\\u001f\\u007f-\\u009f"
+DESCRIPTION_PATTERN = f"^[^{_CONTROL_BUT_WHITESPACE}]*$"
+"""Any text but control characters other than tab, newline and carriage return."""
+_ANY = f"[^{_CONTROL_OR_FORMAT}]"
+_IN_NAME = f"[^{_CONTROL_OR_FORMAT}/\\\\]"
+_IN_NAME_NOT_DOT = f"[^{_CONTROL_OR_FORMAT}/\\\\.]"
+FILENAME_PATTERN = f"^(?:{_ANY}*[/\\\\])?(?:{_IN_NAME}*{_IN_NAME_NOT_DOT}{_IN_NAME}*|\\.{{3,}})$"
+"""No control or format character anywhere, and a last path component that names a file
+(not empty, not ``.`` or ``..``); at most :data:`MAX_FILENAME_LENGTH` characters in all."""
+
 _SOURCE_SYSTEM = re.compile(SOURCE_SYSTEM_PATTERN)
+_DESCRIPTION = re.compile(DESCRIPTION_PATTERN)
+_FILENAME = re.compile(FILENAME_PATTERN)
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$")
 
 
@@ -22,7 +47,7 @@ def check_source_system(value: str) -> str:
 def check_description(value: str) -> str:
     if len(value) > MAX_DESCRIPTION_LENGTH:
         raise ValueError(f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+    if not _DESCRIPTION.fullmatch(value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -31,16 +56,16 @@ def normalize_filename(value: str) -> str:
     """The last path component of a client-supplied file name, checked.
 
     Clients sometimes send a full path; only the final component names the file, and a name
-    without separators is what a restore may safely offer back.
+    without separators is what a restore may safely offer back. The whole value is held to
+    :data:`FILENAME_PATTERN` and :data:`MAX_FILENAME_LENGTH`, as the API declares.
     """
-    name = re.split(r"[/\\]", value)[-1]
-    if not name or name in {".", ".."}:
-        raise ValueError("must name a file")
-    if len(name) > MAX_FILENAME_LENGTH:
+    if len(value) > MAX_FILENAME_LENGTH:
         raise ValueError(f"must be at most {MAX_FILENAME_LENGTH} characters")
-    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in name):
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
         raise ValueError("must not contain control characters")
-    return name
+    if not _FILENAME.fullmatch(value):
+        raise ValueError("must name a file")
+    return re.split(r"[/\\]", value)[-1]
 
 
 def normalize_content_type(value: str | None) -> str:

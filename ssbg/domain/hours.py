@@ -5,6 +5,22 @@ import re
 _HOURS = re.compile(r"^(\d{2})-(\d{2})$")
 
 
+def _two_digits(low: int, high: int) -> str:
+    """A regex for the two-digit numbers ``low``..``high`` (0 ≤ low ≤ high ≤ 29)."""
+    parts = []
+    for tens in range(low // 10, high // 10 + 1):
+        first, last = max(low, tens * 10) % 10, min(high, tens * 10 + 9) % 10
+        ones = str(first) if first == last else f"[{first}-{last}]"
+        parts.append(f"{tens}{ones}")
+    return "|".join(parts)
+
+
+HOURS_PATTERN = (
+    "^(?:" + "|".join(f"{start:02d}-(?:{_two_digits(start + 1, 24)})" for start in range(24)) + ")$"
+)
+"""Exactly the windows :func:`parse_hours` accepts, for the OpenAPI description."""
+
+
 def parse_hours(value: str) -> tuple[int, int]:
     """``"HH-HH"`` → (start, end) with 0 ≤ start < end ≤ 24; raises ``ValueError`` otherwise."""
     match = _HOURS.match(value)

@@ -6,6 +6,29 @@ from collections.abc import Iterable, Sequence
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = f"(?:{_OCTET}\\.){{3}}{_OCTET}"
+_H = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(
+    (
+        f"(?:{_H}:){{7}}{_H}",
+        f"(?:{_H}:){{1,7}}:",
+        f"(?:{_H}:){{1,6}}:{_H}",
+        f"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
+        f"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}",
+        f"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}",
+        f"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
+        f"{_H}:(?::{_H}){{1,6}}",
+        f":(?:(?::{_H}){{1,7}}|:)",
+    )
+)
+IP_NETWORK_PATTERN = (
+    f"^(?:{_IPV4}(?:/(?:3[0-2]|[12]?[0-9]))?|(?:{_IPV6})(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
+)
+"""An IPv4 or IPv6 address, optionally with a prefix length (CIDR): what an API key's
+``allowed_ips`` entry may be, in the API's description and in its validation."""
+
+
 def parse_networks(entries: Iterable[str]) -> list[IPNetwork]:
     """Addresses or CIDR blocks; raises ``ValueError`` on anything else."""
     return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries]

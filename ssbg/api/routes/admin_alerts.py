@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from ssbg.api.dependencies import ServicesDep, require
 from ssbg.api.errors import error_responses
-from ssbg.api.pagination import decode_alert_cursor, encode_alert_cursor
+from ssbg.api.pagination import CursorParam, decode_alert_cursor, encode_alert_cursor
 from ssbg.api.request_context import request_id_of
-from ssbg.api.schemas.alerts import AlertOut, AlertStepIn
+from ssbg.api.schemas.alerts import AlertOut, AlertResolveIn, AlertStepIn
 from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta
 from ssbg.domain.alerts import AlertSeverity, AlertStatus, AlertStep
 from ssbg.domain.detection import RuleId
@@ -20,7 +20,6 @@ from ssbg.domain.errors import (
     IncidentLockdown,
     InvalidStateTransition,
     NotFound,
-    ValidationFailed,
 )
 from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
@@ -42,7 +41,7 @@ async def list_alerts(
     severity: AlertSeverity | None = None,
     rule_id: RuleId | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> ListEnvelope[AlertOut]:
     """Alerts, newest first, filtered by effective status, severity and rule. Page with
     ``cursor`` (the previous page's ``meta.next_cursor``). Still answers at level 3."""
@@ -92,15 +91,23 @@ def _step_route(step: AlertStep) -> Callable[..., Awaitable[Envelope[AlertOut]]]
         actor: Handler,
         body: AlertStepIn | None = None,
     ) -> Envelope[AlertOut]:
-        note = body.note if body else None
-        if step is AlertStep.RESOLVE and note is None:
-            raise ValidationFailed(details={"note": "A note is required to resolve an alert."})
-        view = await services.alerts.take_step(actor, alert_id, step, note)
+        view = await services.alerts.take_step(actor, alert_id, step, body.note if body else None)
         return Envelope(data=AlertOut.of(view), meta=Meta(request_id=request_id_of(request.scope)))
 
-    take_step.__name__ = f"{step.value}_alert"
-    take_step.__doc__ = _STEP_DOCS[step]
-    return take_step
+    async def resolve(
+        alert_id: UUID,
+        request: Request,
+        services: ServicesDep,
+        actor: Handler,
+        body: AlertResolveIn,
+    ) -> Envelope[AlertOut]:
+        view = await services.alerts.take_step(actor, alert_id, step, body.note)
+        return Envelope(data=AlertOut.of(view), meta=Meta(request_id=request_id_of(request.scope)))
+
+    route = resolve if step is AlertStep.RESOLVE else take_step
+    route.__name__ = f"{step.value}_alert"
+    route.__doc__ = _STEP_DOCS[step]
+    return route
 
 
 for _alert_step in AlertStep:
@@ -109,7 +116,5 @@ for _alert_step in AlertStep:
         _step_route(_alert_step),
         methods=["POST"],
         response_model=Envelope[AlertOut],
-        responses=error_responses(
-            *_STEP, *((ValidationFailed,) if _alert_step is AlertStep.RESOLVE else ())
-        ),
+        responses=error_responses(*_STEP),
     )

@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from ssbg.api.dependencies import ServicesDep, require
 from ssbg.api.errors import error_responses
@@ -37,7 +38,24 @@ from ssbg.domain.permissions import Permission
 router = APIRouter(prefix="/admin/keys", tags=["admin: keys"])
 Reader = Annotated[Actor, Depends(require(Permission.KEY_READ))]
 Manager = Annotated[Actor, Depends(require(Permission.KEY_MANAGE, mfa=True))]
-VersionPath = Annotated[str, Path(pattern=r"^P-\d{3,6}$", description="e.g. P-001")]
+VERSION_PATTERN = "P-[0-9]{3,6}"
+
+
+class _KeyVersionConvertor(Convertor[str]):
+    """``{version:key_version}`` matches a key version only: ``/admin/keys/rotate`` is then
+    never a ``GET`` of a version called ``rotate``, so its 405 ``Allow`` is just ``POST``."""
+
+    regex = VERSION_PATTERN
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("key_version", _KeyVersionConvertor())
+VersionPath = Annotated[str, Path(pattern=f"^{VERSION_PATTERN}$", description="e.g. P-001")]
 _READ = (AuthInvalidKey, ForbiddenRole)
 _MANAGE = (*_READ, AuthMfaRequired, AuthMfaInvalid)
 
@@ -59,7 +77,7 @@ async def list_keys(
 
 
 @router.get(
-    "/{version}",
+    "/{version:key_version}",
     response_model=Envelope[KeyDetailOut],
     responses=error_responses(*_READ, NotFound),
 )
@@ -122,7 +140,7 @@ async def rewrap(
 
 
 @router.post(
-    "/{version}/crypto-shred",
+    "/{version:key_version}/crypto-shred",
     response_model=Envelope[ShredOut],
     responses=error_responses(
         *_MANAGE, NotFound, InvalidStateTransition, PolicyDenied, IncidentLockdown

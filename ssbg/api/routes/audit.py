@@ -24,7 +24,7 @@ from ssbg.api.schemas.common import (
 from ssbg.domain.audit_bundle import BUNDLE_MEDIA_TYPE
 from ssbg.domain.audit_verification import SequenceRange
 from ssbg.domain.enums import AuditAction, AuditResult
-from ssbg.domain.errors import AuthInvalidKey, DatabaseUnavailable, ForbiddenRole, KeyUnavailable
+from ssbg.domain.errors import DatabaseUnavailable, KeyUnavailable, NotFound
 from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 from ssbg.domain.queries import AuditEntryFilters
@@ -36,7 +36,7 @@ Reviewer = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]
 @router.get(
     "/entries",
     response_model=ListEnvelope[AuditEntryOut],
-    responses=error_responses(AuthInvalidKey, ForbiddenRole),
+    responses=error_responses(),
 )
 async def list_entries(
     request: Request,
@@ -74,7 +74,7 @@ async def list_entries(
 @router.get(
     "/checkpoints",
     response_model=ListEnvelope[CheckpointOut],
-    responses=error_responses(AuthInvalidKey, ForbiddenRole),
+    responses=error_responses(),
 )
 async def list_checkpoints(
     request: Request,
@@ -100,7 +100,7 @@ async def list_checkpoints(
 @router.post(
     "/validate",
     response_model=Envelope[ValidationResultOut],
-    responses=error_responses(AuthInvalidKey, ForbiddenRole, DatabaseUnavailable, KeyUnavailable),
+    responses=error_responses(NotFound, DatabaseUnavailable, KeyUnavailable),
 )
 async def validate_chain(
     request: Request,
@@ -128,8 +128,9 @@ async def validate_chain(
         200: {
             "content": {BUNDLE_MEDIA_TYPE: {}},
             "description": "The evidence bundle, JSON Lines (docs/audit-evidence.md)",
+            "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"}}},
         },
-        **error_responses(AuthInvalidKey, ForbiddenRole, DatabaseUnavailable, KeyUnavailable),
+        **error_responses(NotFound, DatabaseUnavailable, KeyUnavailable),
     },
 )
 async def export_bundle(

@@ -3,14 +3,21 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from ssbg.api.contract import header_ref
 from ssbg.api.dependencies import MfaTokenDep, ServicesDep, require
 from ssbg.api.errors import error_responses
-from ssbg.api.pagination import decode_backup_cursor, encode_backup_cursor
+from ssbg.api.pagination import CursorParam, decode_backup_cursor, encode_backup_cursor
 from ssbg.api.request_context import request_id_of
 from ssbg.api.schemas.backups import BackupFieldsIn, BackupOut, BackupStatusOut
 from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta, StoredDatetime
 from ssbg.api.uploads import MultipartUpload, body_chunks, multipart_boundary
-from ssbg.domain.backup_fields import SOURCE_SYSTEM_PATTERN
+from ssbg.domain.backup_fields import (
+    DESCRIPTION_PATTERN,
+    FILENAME_PATTERN,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_FILENAME_LENGTH,
+    SOURCE_SYSTEM_PATTERN,
+)
 from ssbg.domain.enums import BackupStatus, Classification
 from ssbg.domain.errors import (
     AuthInvalidKey,
@@ -45,13 +52,18 @@ _UPLOAD_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["source_system", "file"],
+                    "required": ["classification", "source_system", "file"],
                     "properties": {
                         "classification": {"type": "string", "enum": list(Classification)},
                         "source_system": {"type": "string", "pattern": SOURCE_SYSTEM_PATTERN},
-                        "description": {"type": "string", "maxLength": 2000},
+                        "description": {
+                            "type": "string",
+                            "maxLength": MAX_DESCRIPTION_LENGTH,
+                            "pattern": DESCRIPTION_PATTERN,
+                        },
                         "file": {"type": "string", "format": "binary"},
                     },
+                    "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "application/octet-stream"}},
             },
@@ -59,6 +71,11 @@ _UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
+
+_RAW_ONLY = (
+    "With a raw (application/octet-stream) body only, where classification and source_system "
+    "are then required; a multipart body carries the fields as form fields instead."
+)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -83,18 +100,30 @@ def _location(request: Request, backup_id: UUID) -> str:
     "",
     status_code=201,
     response_model=Envelope[BackupOut],
-    responses=error_responses(
-        *_AUTH,
-        AuthMfaRequired,
-        AuthMfaInvalid,
-        PolicyDenied,
-        IncidentLockdown,
-        Conflict,
-        PayloadTooLarge,
-        StorageUnavailable,
-        DatabaseUnavailable,
-        KeyUnavailable,
-    ),
+    responses={
+        201: {
+            "headers": {
+                "Location": header_ref("Location"),
+                "Idempotent-Replayed": {
+                    "description": "``true`` when an Idempotency-Key replayed an earlier backup.",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            }
+        },
+        **error_responses(
+            *_AUTH,
+            AuthMfaRequired,
+            AuthMfaInvalid,
+            PolicyDenied,
+            IncidentLockdown,
+            Conflict,
+            PayloadTooLarge,
+            StorageUnavailable,
+            DatabaseUnavailable,
+            KeyUnavailable,
+        ),
+    },
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_backup(
@@ -102,10 +131,20 @@ async def create_backup(
     response: Response,
     services: ServicesDep,
     actor: Creator,
-    classification: Annotated[str | None, Query(description="Raw body only.")] = None,
-    source_system: Annotated[str | None, Query(description="Raw body only.")] = None,
-    filename: Annotated[str | None, Query(description="Raw body only.")] = None,
-    description: Annotated[str | None, Query(description="Raw body only.")] = None,
+    classification: Annotated[Classification | None, Query(description=_RAW_ONLY)] = None,
+    source_system: Annotated[
+        str | None, Query(pattern=SOURCE_SYSTEM_PATTERN, description=_RAW_ONLY)
+    ] = None,
+    filename: Annotated[
+        str | None,
+        Query(max_length=MAX_FILENAME_LENGTH, pattern=FILENAME_PATTERN, description=_RAW_ONLY),
+    ] = None,
+    description: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_DESCRIPTION_LENGTH, pattern=DESCRIPTION_PATTERN, description=_RAW_ONLY
+        ),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
     mfa_token: MfaTokenDep = None,
 ) -> Envelope[BackupOut]:
@@ -126,7 +165,7 @@ async def create_backup(
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     query = {
-        "classification": classification,
+        "classification": classification.value if classification else None,
         "source_system": source_system,
         "description": description,
         "filename": filename,
@@ -177,7 +216,7 @@ async def list_backups(
     created_from: StoredDatetime | None = None,
     created_to: StoredDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> ListEnvelope[BackupOut]:
     """Backups, newest first. Operators see only their own. Page with ``cursor``: pass the
     previous page's ``meta.next_cursor`` (``null`` on the last page). Pages stay consistent

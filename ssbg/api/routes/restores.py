@@ -5,6 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
+from ssbg.api.contract import location_header
 from ssbg.api.dependencies import MfaTokenDep, ServicesDep, require
 from ssbg.api.errors import error_responses
 from ssbg.api.paths import API_PREFIX
@@ -49,7 +50,12 @@ def _envelope(request: Request, restore: RestoreOut) -> Envelope[RestoreOut]:
     status_code=201,
     response_model=Envelope[RestoreOut],
     responses={
-        202: {"model": Envelope[RestoreOut], "description": "Pending approval (incident level 2)"},
+        201: location_header(),
+        202: {
+            "model": Envelope[RestoreOut],
+            "description": "Pending approval (incident level 2)",
+            **location_header(),
+        },
         **error_responses(*_AUTH, *_POLICY, *_VERIFY, BackupNotFound, InvalidStateTransition),
     },
 )
@@ -175,8 +181,18 @@ def _content_disposition(filename: str) -> str:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"application/octet-stream": {}},
-            "description": "The plaintext; X-Content-SHA512 is its SHA-512 (hex).",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": (
+                "The plaintext, as the backup's recorded content type; X-Content-SHA512 is its "
+                "SHA-512 (hex)."
+            ),
+            "headers": {
+                "Content-Disposition": {"required": True, "schema": {"type": "string"}},
+                "X-Content-SHA512": {
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+                },
+            },
         },
         **error_responses(
             *_AUTH,

@@ -16,6 +16,12 @@ class AlertStepIn(StrictInput):
     note: Note | None = None
 
 
+class AlertResolveIn(StrictInput):
+    """Resolving an alert says how it was resolved."""
+
+    note: Note
+
+
 class AlertOut(BaseModel):
     """An alert (SPEC §13.2); ``status`` is the effective one (``ESCALATED`` once a ``NEW``
     alert has waited past the escalation delay)."""

@@ -6,12 +6,15 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from ssbg.api.schemas.common import StoredDatetime, StrictInput
 from ssbg.domain.enums import ApiKeyStatus, Role
+from ssbg.domain.network import IP_NETWORK_PATTERN
 from ssbg.infrastructure.db.models import ApiKey
 from ssbg.services.api_key_service import IssuedApiKey, NewApiKey
 
 Description = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
 Department = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100)]
-IpEntry = Annotated[str, StringConstraints(strict=True, min_length=2, max_length=64)]
+IpEntry = Annotated[
+    str, StringConstraints(strict=True, min_length=2, max_length=64, pattern=IP_NETWORK_PATTERN)
+]
 
 
 class ApiKeyCreate(StrictInput):

@@ -1,10 +1,11 @@
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from annotated_types import Interval
+from pydantic import BaseModel, Field, StrictInt
 
-from ssbg.api.schemas.common import SafeInt64, StrictInput
+from ssbg.api.schemas.common import INT64_MAX, INTEGRAL, StrictInput
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_verification import ValidationReason, ValidationResult
 from ssbg.domain.enums import AuditAction, AuditResult
@@ -47,12 +48,13 @@ class AuditEntryOut(BaseModel):
         )
 
 
+Sequence = Annotated[StrictInt, Interval(ge=1, le=INT64_MAX), INTEGRAL]
+
+
 class ValidateRequest(StrictInput):
-    from_sequence: SafeInt64 | None = Field(
-        default=None, ge=1, description="First entry (default 1)"
-    )
-    to_sequence: SafeInt64 | None = Field(
-        default=None, ge=1, description="Last entry (default: the chain head)"
+    from_sequence: Sequence | None = Field(default=None, description="First entry (default 1)")
+    to_sequence: Sequence | None = Field(
+        default=None, description="Last entry (default: the chain head); not below from_sequence"
     )
 
 

@@ -2,9 +2,10 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StrictInt, StringConstraints
+from annotated_types import Interval
+from pydantic import BaseModel, StrictInt, StringConstraints
 
-from ssbg.api.schemas.common import StrictInput
+from ssbg.api.schemas.common import INTEGRAL, StrictInput
 from ssbg.domain.incident import IncidentLevel
 from ssbg.infrastructure.db.models import IncidentLevelChange
 from ssbg.services.incident_service import IncidentStatus
@@ -13,7 +14,7 @@ Reason = Annotated[str, StringConstraints(strict=True, min_length=3, max_length=
 
 
 class IncidentLevelSet(StrictInput):
-    level: Annotated[StrictInt, Field(ge=0, le=3)]
+    level: Annotated[StrictInt, Interval(ge=0, le=3), INTEGRAL]
     reason: Reason
 
 

@@ -2,11 +2,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from annotated_types import Interval
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
-from ssbg.api.schemas.common import StrictInput
+from ssbg.api.schemas.common import INTEGRAL, StrictInput
 from ssbg.domain.enums import Classification, PolicyEffect, PolicyOperation, Role
-from ssbg.domain.hours import parse_hours
+from ssbg.domain.hours import HOURS_PATTERN, parse_hours
 from ssbg.infrastructure.db.models import Policy
 from ssbg.services.policy_service import NewPolicy, PolicyChanges
 
@@ -17,7 +18,11 @@ Name = Annotated[
 Text = Annotated[str, StringConstraints(strict=True, max_length=2000)]
 Glob = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100)]
-Priority = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
+Priority = Annotated[
+    StrictInt,
+    Interval(ge=-1_000_000, le=1_000_000),
+    INTEGRAL,
+]
 
 
 def _valid_hours(value: str) -> str:
@@ -25,7 +30,9 @@ def _valid_hours(value: str) -> str:
     return value
 
 
-Hours = Annotated[str, StringConstraints(strict=True), AfterValidator(_valid_hours)]
+Hours = Annotated[
+    str, StringConstraints(strict=True, pattern=HOURS_PATTERN), AfterValidator(_valid_hours)
+]
 
 
 class PolicyRuleIn(StrictInput):

@@ -2,17 +2,21 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, StringConstraints
 
-from ssbg.api.schemas.common import StrictInput
+from ssbg.api.schemas.common import StrictInput, stripped_pattern
 from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.infrastructure.db.models import RestoreRequest
 
 Justification = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=10, max_length=2000)
+    str,
+    StringConstraints(strict=True, pattern=stripped_pattern(10, 2000)),
+    AfterValidator(str.strip),
 ]
 Reason = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=3, max_length=1000)
+    str,
+    StringConstraints(strict=True, pattern=stripped_pattern(3, 1000)),
+    AfterValidator(str.strip),
 ]
 
 

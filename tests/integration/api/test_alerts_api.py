@@ -118,10 +118,15 @@ async def test_resolving_needs_a_note_and_an_unknown_alert_is_404(
     await step(client, bootstrap_key, alert_id, "acknowledge", None)
 
     without = await step(client, bootstrap_key, alert_id, "resolve", None)
+    empty = await client.post(
+        f"/admin/alerts/{alert_id}/resolve", headers=headers(bootstrap_key), json={}
+    )
     unknown = await step(client, bootstrap_key, str(uuid4()), "acknowledge", None)
 
     assert without.status_code == 422
-    assert without.json()["error"]["details"] == {"note": "A note is required to resolve an alert."}
+    assert list(without.json()["error"]["details"]) == ["body"]
+    assert empty.status_code == 422
+    assert list(empty.json()["error"]["details"]) == ["note"]
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "NOT_FOUND"
 

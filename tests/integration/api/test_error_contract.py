@@ -33,6 +33,9 @@ async def test_wrong_method_is_a_contract_405(client: httpx.AsyncClient) -> None
         ("DELETE", "/api/v1/health/ready", "GET"),
         ("POST", "/api/v1/health", "GET"),
         ("POST", "/metrics", "GET"),
+        # a key version is a path convertor: "rotate" is no version, so GET is not allowed
+        ("GET", "/api/v1/admin/keys/rotate", "POST"),
+        ("PUT", "/api/v1/admin/keys/P-001", "GET"),
     ],
 )
 async def test_method_not_allowed_names_the_allowed_methods(

@@ -1,6 +1,12 @@
+import re
+import sys
+import unicodedata
+
 import pytest
 
+from ssbg.domain import backup_fields
 from ssbg.domain.backup_fields import (
+    FILENAME_PATTERN,
     check_description,
     check_source_system,
     normalize_content_type,
@@ -35,7 +41,9 @@ def test_filenames_keep_their_last_component(given: str, kept: str) -> None:
     assert normalize_filename(given) == kept
 
 
-@pytest.mark.parametrize("value", ["", "dir/", "..", "a\x00b", "x" * 256, "a\u202eb"])
+@pytest.mark.parametrize(
+    "value", ["", "dir/", "..", "a\x00b", "x" * 256, "a\u202eb", "a\x01/b.txt", "d/" * 128 + "f"]
+)
 def test_invalid_filenames(value: str) -> None:
     with pytest.raises(ValueError, match=r"must"):
         normalize_filename(value)
@@ -46,3 +54,27 @@ def test_content_types() -> None:
     assert normalize_content_type(" text/plain; charset=utf-8 ") == "text/plain; charset=utf-8"
     with pytest.raises(ValueError, match="media type"):
         normalize_content_type("not a type")
+
+
+def test_the_declared_control_and_format_classes_are_this_pythons() -> None:
+    """The regex classes the API declares are Unicode categories Cc and Cf, exactly."""
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    declared = set(re.findall(f"[{backup_fields._CONTROL_OR_FORMAT}]", every))
+    assert declared == {c for c in every if unicodedata.category(c) in {"Cc", "Cf"}}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["dump.sql", "/var/x/dump.sql", "C:\\x\\y.bak", "...", ".a", "a.", "a/..", "..", "", "a/",
+     "x" * 255, "x" * 256, "a\u200bb", "отчёт.txt", "a\nb/c"],
+)  # fmt: skip
+def test_the_filename_pattern_is_the_validator(value: str) -> None:
+    try:
+        backup_fields.normalize_filename(value)
+        accepted = True
+    except ValueError:
+        accepted = False
+    declared = len(value) <= backup_fields.MAX_FILENAME_LENGTH and bool(
+        re.fullmatch(FILENAME_PATTERN, value)
+    )
+    assert accepted == declared

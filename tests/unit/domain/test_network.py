@@ -1,6 +1,9 @@
+import re
+
 import pytest
 
 from ssbg.domain.network import (
+    IP_NETWORK_PATTERN,
     IPNetwork,
     client_ip,
     ip_allowed,
@@ -87,3 +90,28 @@ def test_who_may_scrape_metrics(
     expected: bool,
 ) -> None:
     assert scrape_allowed(peer, forwarded_for, other, trusted, allowed) is expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "declared"),
+    [
+        ("10.0.0.0/8", True),
+        ("203.0.113.7", True),
+        ("0.0.0.0/0", True),
+        ("::", True),
+        ("2001:db8::/32", True),
+        ("1:2:3:4:5:6:7::", True),
+        ("10.0.0.0/33", False),
+        ("010.0.0.1", False),
+        (" 10.0.0.1", False),
+        ("10.0.0.0/255.0.0.0", False),
+        ("::ffff:10.0.0.1", False),
+        ("1::2::3", False),
+        ("fe80::1%eth0", False),
+    ],
+)
+def test_the_declared_ip_network_grammar(entry: str, declared: bool) -> None:
+    """Everything the pattern admits is a network the gateway parses."""
+    assert bool(re.fullmatch(IP_NETWORK_PATTERN, entry)) == declared
+    if declared:
+        parse_networks([entry])
