@@ -156,7 +156,8 @@ class KeptBackup(PlannedBackup):
 
 class SkippedBackup(PlannedBackup):
     reason: str = Field(
-        description="LEGAL_HOLD, STATUS_CHANGED, POLICY_DENIED, NOT_FOUND or NOT_CONFIRMED."
+        description="LEGAL_HOLD, STATUS_CHANGED, POLICY_DENIED, MFA_REQUIRED (send "
+        "X-MFA-Token), NOT_FOUND or NOT_CONFIRMED."
     )
     details: dict[str, Any]
 

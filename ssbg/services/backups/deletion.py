@@ -50,7 +50,8 @@ class ExpiryOutcome:
     """What :meth:`BackupDeletion.delete_expired` did with a batch: the backups deleted (and,
     of those, the ones whose objects the store did not let go yet: the sweep removes them
     later), and the backups left with the reason (``LEGAL_HOLD``, ``STATUS_CHANGED``,
-    ``POLICY_DENIED``, ``NOT_FOUND``)."""
+    ``POLICY_DENIED``, ``MFA_REQUIRED`` — a policy asks for a TOTP code the run did not bring —
+    or ``NOT_FOUND``)."""
 
     deleted: list[UUID] = field(default_factory=list)
     objects_pending: list[UUID] = field(default_factory=list)
@@ -184,7 +185,9 @@ class BackupDeletion:
                 if not decided.decision.allowed:
                     await self.trail.append(tx, decided.event)
                     outcome.skipped[backup.id] = {
-                        "reason": "POLICY_DENIED",
+                        "reason": "MFA_REQUIRED"
+                        if decided.decision.requires_mfa
+                        else "POLICY_DENIED",
                         "rule": decided.decision.rule,
                     }
                     continue

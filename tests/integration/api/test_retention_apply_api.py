@@ -276,8 +276,14 @@ async def test_each_deletion_passes_the_policy_engine_like_a_deletion_by_hand(
     )
 
     assert without_mfa["deleted"] == []
-    skipped = {entry["backup_id"]: entry["details"]["rule"] for entry in without_mfa["skipped"]}
-    assert skipped == {secret[0]: "keep-secret", internal[0]: "mfa-for-deletes"}
+    skipped = {
+        entry["backup_id"]: (entry["reason"], entry["details"]["rule"])
+        for entry in without_mfa["skipped"]
+    }
+    assert skipped == {
+        secret[0]: ("POLICY_DENIED", "keep-secret"),
+        internal[0]: ("MFA_REQUIRED", "mfa-for-deletes"),
+    }
     assert (wrong_code.status_code, wrong_code.json()["error"]["code"]) == (
         401,
         "AUTH_MFA_INVALID",
