@@ -424,19 +424,38 @@ class BackupsRepository:
         )
         return result.scalar_one_or_none()
 
-    async def held_under_key(self, key_version: str, limit: int) -> tuple[Sequence[UUID], int]:
+    async def held_under_key(
+        self, key_version: str, limit: int, *, batch: int = 1_000
+    ) -> tuple[Sequence[UUID], int]:
         """Up to ``limit`` ids (by id) of the backups under a legal hold whose DEK
-        ``key_version`` wraps, and how many there are in all."""
-        held = and_(
-            BackupMetadata.key_version == key_version,
-            BackupMetadata.legal_hold_at.is_not(None),
-            BackupMetadata.status != BackupStatus.CRYPTO_SHREDDED,
-        )
-        ids = await self._session.execute(
-            select(BackupMetadata.id).where(held).order_by(BackupMetadata.id).limit(limit)
-        )
-        count = await self._session.execute(select(func.count()).where(held))
-        return ids.scalars().all(), int(count.scalar_one())
+        ``key_version`` wraps, and how many there are in all.
+
+        Every backup under the version is loaded, a batch at a time, so each one's seal is
+        checked: a hold removed in the database behind the gateway raises ``TamperedRow``
+        here, before a crypto-shred could destroy what it held. Each batch leaves the
+        session once checked (memory stays bounded; the caller holds none of these rows).
+        """
+        held: list[UUID] = []
+        count = 0
+        after: UUID | None = None
+        while True:
+            statement = select(BackupMetadata).where(
+                BackupMetadata.key_version == key_version,
+                BackupMetadata.status != BackupStatus.CRYPTO_SHREDDED,
+            )
+            if after is not None:
+                statement = statement.where(BackupMetadata.id > after)
+            result = await self._session.execute(statement.order_by(BackupMetadata.id).limit(batch))
+            rows = result.scalars().all()
+            if not rows:
+                return held, count
+            for row in rows:
+                if row.held:
+                    count += 1
+                    if len(held) < limit:
+                        held.append(row.id)
+                self._session.expunge(row)
+            after = rows[-1].id
 
     async def count_with_status(self, status: BackupStatus) -> int:
         result = await self._session.execute(

@@ -2,19 +2,30 @@
 shown on the backup; a held backup is deleted neither by hand nor by a crypto-shred of its key
 version until the hold is released."""
 
+from uuid import UUID
+
 import httpx
 import pytest
+from sqlalchemy import update
 
 from ssbg.domain.enums import BackupStatus, Role
+from ssbg.infrastructure.db.models import BackupMetadata
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import assert_chain_valid, audit_entries
+from tests.support.audit_chain import execute
 from tests.support.backups import get_record, objects_left
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 from tests.support.keys import rewrap, rotate, shred, with_mfa
 from tests.support.restores import backup_of
-from tests.support.retention import place_hold, release_hold, status_of
+from tests.support.retention import (
+    apply_retention,
+    create_rule,
+    place_hold,
+    release_hold,
+    status_of,
+)
 
 pytestmark = pytest.mark.both_backends
 
@@ -254,3 +265,40 @@ async def test_a_hold_on_a_backup_whose_key_version_is_being_shredded_is_refused
         "reason": "KEY_SHREDDING",
     }
     assert not (await get_record(services, backup_id)).held  # type: ignore[union-attr]
+
+
+@pytest.mark.own_key_store
+async def test_a_hold_removed_in_the_database_stops_every_deletion_instead(
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    """The hold's fields are sealed with the row: a database writer who clears them (without
+    the key store) gets a row that fails its check, and no deletion acts on it."""
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    backup_id = await backup_of(client, operator, b"evidence")
+    await place_hold(client, clock, admin, backup_id)
+    await rotate(client, clock, bootstrap_key)
+    await create_rule(client, admin, source_systems=["*"], keep_last=1)
+    await backup_of(client, operator, b"newer, under P-002")
+    await execute(
+        services,
+        update(BackupMetadata.__table__)
+        .where(BackupMetadata.id == UUID(backup_id))
+        .values(legal_hold_at=None, legal_hold_by=None, legal_hold_reason=None),
+    )
+
+    shredding = await shred(client, clock, bootstrap_key, "P-001")
+    deleting = await client.delete(f"/backups/{backup_id}", headers=headers(admin))
+    expiring = await apply_retention(client, admin, dry_run=False)
+
+    for refused in (shredding, deleting, expiring):
+        assert refused.status_code == 500, refused.text
+        assert refused.json()["error"]["code"] == "INTEGRITY_FAILURE"
+    assert services.key_store.private_key_path("P-001").exists()
+    assert await objects_left(services, backup_id)
+    tampering = await audit_entries(services.db, "TAMPERING_DETECTED")
+    assert {entry.resource for entry in tampering} == {f"backup:{backup_id}"}
+    assert await audit_entries(services.db, "RETENTION_DELETE") == []
