@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ssbg.domain.enums import BackupStatus
 from ssbg.domain.errors import Conflict
 from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
-from ssbg.domain.verification import VerifySelection
 from ssbg.domain.retention import RetentionCandidate
+from ssbg.domain.verification import VerifySelection
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
 
 
