@@ -7,12 +7,15 @@ from uuid import UUID
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from ssbg.domain.enums import BackupStatus, Role
+from ssbg.infrastructure.db.models import RetentionRule
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.backups.deletion import Expired
 from ssbg.services.container import Services
 from tests.support.audit import assert_chain_valid, audit_entries, head_sequence
+from tests.support.audit_chain import execute
 from tests.support.backups import get_record, objects_left
 from tests.support.clock import FixedClock
 from tests.support.factories import actor, create_api_key, headers
@@ -298,3 +301,25 @@ async def test_each_deletion_passes_the_policy_engine_like_a_deletion_by_hand(
     record = await get_record(services, internal[0])
     assert record is not None
     assert record.cleanup_pending is False
+
+
+async def test_a_rule_changed_in_the_database_stops_the_run_instead_of_deleting_by_it(
+    client: httpx.AsyncClient, services: Services, clock: FixedClock
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    databases, _ = await ten_days_of_databases_and_a_web_server(client, services, clock)
+    rule = await create_rule(client, admin, keep_last=9)
+    await execute(
+        services,
+        update(RetentionRule.__table__)
+        .where(RetentionRule.id == UUID(rule["rule_id"]))
+        .values(keep_last=1),
+    )
+
+    response = await apply_retention(client, admin, dry_run=False)
+
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["code"] == "INTEGRITY_FAILURE"
+    assert {await status_of(services, b) for b in databases} == {BackupStatus.ACTIVE}
+    tampering = await audit_entries(services.db, "TAMPERING_DETECTED")
+    assert [entry.resource for entry in tampering] == [f"retention_rule:{rule['rule_id']}"]
