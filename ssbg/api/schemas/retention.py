@@ -2,9 +2,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
+from annotated_types import Interval
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from ssbg.api.schemas.common import StrictInput
+from ssbg.api.schemas.common import INTEGRAL, StrictInput
 from ssbg.domain.enums import Classification
 from ssbg.domain.retention import Decision
 from ssbg.infrastructure.db.models import RetentionRule
@@ -22,13 +23,26 @@ Glob = Annotated[
 ]
 Globs = Annotated[list[Glob], Field(min_length=1, max_length=100)]
 Classifications = Annotated[list[Classification], Field(max_length=len(Classification))]
-Keep = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
-MinAgeDays = Annotated[StrictInt, Field(ge=0, le=36_500)]
+Keep = Annotated[StrictInt, Interval(ge=0, le=1_000_000), INTEGRAL]
+MinAgeDays = Annotated[StrictInt, Interval(ge=0, le=36_500), INTEGRAL]
+KEEP_COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
 
 
 class RetentionRuleCreate(StrictInput):
     """restic's ``forget`` counts per source system; at least one keep count above 0.
     ``classifications`` empty (the default) matches every classification."""
+
+    # "At least one keep count above 0", stated in the description too (a rule that keeps
+    # nothing is a 422 whatever its other fields).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "integer", "minimum": 1}}}
+                for name in KEEP_COUNTS
+            ]
+        },
+    )
 
     name: Name
     source_systems: Globs
