@@ -21,7 +21,9 @@ from ssbg.api.routes import (
     admin_incident,
     admin_keys,
     admin_policies,
+    admin_retention,
     audit,
+    backup_holds,
     backup_verification,
     backups,
     health,
@@ -106,9 +108,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         admin_incident,
         admin_alerts,
         admin_keys,
+        admin_retention,
         audit,
         backups,
         backup_verification,
+        backup_holds,
         restores,
     ):
         api.include_router(module.router)

@@ -10,6 +10,7 @@ from ssbg.cli import (
     key_commands,
     recover_command,
     restore_command,
+    retention_commands,
     server_commands,
     verify_commands,
 )
@@ -31,6 +32,9 @@ app.command()(backup_commands.backup)
 backup_commands.app.command("verify")(verify_commands.verify)
 backup_commands.app.command("release")(verify_commands.release)
 app.add_typer(backup_commands.app, name="backups")
+backup_commands.app.command("hold")(retention_commands.hold)
+backup_commands.app.command("unhold")(retention_commands.unhold)
+app.add_typer(retention_commands.app, name="retention")
 app.command()(restore_command.restore)
 app.add_typer(alert_commands.app, name="alerts")
 app.add_typer(incident_commands.app, name="incident")

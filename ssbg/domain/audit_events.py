@@ -63,6 +63,10 @@ def key_version_resource(version: str) -> str:
     return f"key_version:{version}"
 
 
+def retention_rule_resource(rule_id: UUID) -> str:
+    return f"retention_rule:{rule_id}"
+
+
 def alert_resource(alert_id: UUID) -> str:
     return f"alert:{alert_id}"
 

@@ -7,6 +7,12 @@ the triggering entry's transaction. Nothing here reads a clock or a database.
 No rule fires on a fresh install's ordinary first use (alert fatigue is a defect): M3 needs a
 baseline of history, M4 a key already seen from another address, M5 business hours narrower
 than the whole day.
+
+M8 counts deletions by hand (``BACKUP_DELETE``, refused attempts included). A deletion by
+retention is ``RETENTION_DELETE``: a nightly run that lets fifty expired backups go is the rules
+working, not an attack. What decides those deletions — a retention rule — is watched instead:
+creating or changing one is a policy change (M9), so a rule weakened with a stolen key raises an
+alert before any run deletes by it.
 """
 
 from collections.abc import Sequence
@@ -71,8 +77,9 @@ RULES: dict[RuleId, Rule] = {
              frozenset({AuditAction.RESTORE_FAILED})),
         Rule(RuleId.M8, _CRITICAL, _QUARANTINE, "Mass deletion of backups",
              frozenset({AuditAction.BACKUP_DELETE})),
-        Rule(RuleId.M9, _MEDIUM, _ALERT, "A policy was changed",
-             frozenset({AuditAction.POLICY_CREATE, AuditAction.POLICY_UPDATE})),
+        Rule(RuleId.M9, _MEDIUM, _ALERT, "A policy or retention rule was changed",
+             frozenset({AuditAction.POLICY_CREATE, AuditAction.POLICY_UPDATE,
+                        AuditAction.RETENTION_RULE_CREATE, AuditAction.RETENTION_RULE_UPDATE})),
         Rule(RuleId.M10, _CRITICAL, IncidentLevel.LOCKDOWN, "Full audit chain validation failed",
              frozenset({AuditAction.AUDIT_VALIDATE})),
     )

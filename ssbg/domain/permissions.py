@@ -22,10 +22,12 @@ class Permission(StrEnum):
     BACKUP_DELETE = "backup:delete"
     BACKUP_VERIFY = "backup:verify"
     BACKUP_RELEASE = "backup:release"
+    BACKUP_HOLD = "backup:hold"
     RESTORE_REQUEST = "restore:request"
     RESTORE_APPROVE = "restore:approve"
     AUDIT_READ = "audit:read"
     POLICY_MANAGE = "policy:manage"
+    RETENTION_MANAGE = "retention:manage"
     API_KEY_MANAGE = "api_key:manage"
     KEY_READ = "key:read"
     KEY_MANAGE = "key:manage"
@@ -44,10 +46,12 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.BACKUP_DELETE: _ADMINS,
     Permission.BACKUP_VERIFY: _ADMINS,
     Permission.BACKUP_RELEASE: _ADMINS,
+    Permission.BACKUP_HOLD: _ADMINS,
     Permission.RESTORE_REQUEST: _ADMINS,
     Permission.RESTORE_APPROVE: _ADMINS,
     Permission.AUDIT_READ: _REVIEWERS,
     Permission.POLICY_MANAGE: _ADMINS,
+    Permission.RETENTION_MANAGE: _ADMINS,
     Permission.API_KEY_MANAGE: frozenset({Role.SUPER_ADMIN}),
     Permission.KEY_READ: _ADMINS,
     Permission.KEY_MANAGE: frozenset({Role.SUPER_ADMIN}),

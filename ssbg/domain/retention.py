@@ -63,9 +63,11 @@ class RetentionPolicy:
     def matches(self, candidate: "RetentionCandidate") -> bool:
         if self.classifications and candidate.classification not in self.classifications:
             return False
-        return any(
-            fnmatch.fnmatchcase(candidate.source_system, glob) for glob in self.source_systems
-        )
+        return self.matches_source_system(candidate.source_system)
+
+    def matches_source_system(self, source_system: str) -> bool:
+        """Whether a source-system glob matches (case-sensitive, like the names)."""
+        return any(fnmatch.fnmatchcase(source_system, glob) for glob in self.source_systems)
 
 
 @dataclass(frozen=True)

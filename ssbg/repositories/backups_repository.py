@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ssbg.domain.enums import BackupStatus
 from ssbg.domain.errors import Conflict
 from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
+from ssbg.domain.retention import RetentionCandidate
 from ssbg.domain.verification import VerifySelection
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
 
@@ -410,3 +411,85 @@ class BackupsRepository:
             .order_by(BackupMetadata.id)
         )
         return [(backup.id, backup.checksum_ciphertext) for backup in result.scalars()]
+
+    # -- legal holds and retention ----------------------------------------------------------
+
+    async def get_for_update_or_none(self, backup_id: UUID) -> BackupMetadata | None:
+        """The backup, locked until the transaction ends and read again (its seal checked)."""
+        result = await self._session.execute(
+            select(BackupMetadata)
+            .where(BackupMetadata.id == backup_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def held_under_key(
+        self, key_version: str, limit: int, *, batch: int = 1_000
+    ) -> tuple[Sequence[UUID], int]:
+        """Up to ``limit`` ids (by id) of the backups under a legal hold whose DEK
+        ``key_version`` wraps, and how many there are in all.
+
+        Every backup under the version is loaded, a batch at a time, so each one's seal is
+        checked: a hold removed in the database behind the gateway raises ``TamperedRow``
+        here, before a crypto-shred could destroy what it held. Each batch leaves the
+        session once checked (memory stays bounded; the caller holds none of these rows).
+        """
+        held: list[UUID] = []
+        count = 0
+        after: UUID | None = None
+        while True:
+            statement = select(BackupMetadata).where(
+                BackupMetadata.key_version == key_version,
+                BackupMetadata.status != BackupStatus.CRYPTO_SHREDDED,
+            )
+            if after is not None:
+                statement = statement.where(BackupMetadata.id > after)
+            result = await self._session.execute(statement.order_by(BackupMetadata.id).limit(batch))
+            rows = result.scalars().all()
+            if not rows:
+                return held, count
+            for row in rows:
+                if row.held:
+                    count += 1
+                    if len(held) < limit:
+                        held.append(row.id)
+                self._session.expunge(row)
+            after = rows[-1].id
+
+    async def count_with_status(self, status: BackupStatus) -> int:
+        result = await self._session.execute(
+            select(func.count()).where(BackupMetadata.status == status)
+        )
+        return int(result.scalar_one())
+
+    async def source_systems_with_status(self, status: BackupStatus) -> Sequence[str]:
+        result = await self._session.execute(
+            select(BackupMetadata.source_system)
+            .where(BackupMetadata.status == status)
+            .distinct()
+            .order_by(BackupMetadata.source_system)
+        )
+        return result.scalars().all()
+
+    async def retention_candidates(
+        self, source_system: str, status: BackupStatus
+    ) -> list[RetentionCandidate]:
+        """The backups of one source system in ``status``, as the few fields retention plans
+        with (no whole rows: a source system may have many backups). A deletion reads each
+        row again, locked and seal-checked, before it acts."""
+        result = await self._session.execute(
+            select(
+                BackupMetadata.id,
+                BackupMetadata.source_system,
+                BackupMetadata.classification,
+                BackupMetadata.created_at,
+                BackupMetadata.legal_hold_at,
+            ).where(BackupMetadata.source_system == source_system, BackupMetadata.status == status)
+        )
+        return [
+            RetentionCandidate(
+                backup_id, source, classification.value, created_at, held is not None
+            )
+            for backup_id, source, classification, created_at, held in result.all()
+        ]

@@ -33,6 +33,18 @@ class KeyVersionsRepository:
         )
         return result.scalar_one_or_none()
 
+    async def lock_shared_or_none(self, version: str) -> KeyVersion | None:
+        """The version, share-locked until the transaction ends (``FOR SHARE`` on PostgreSQL;
+        SQLite serialises every writer anyway): a crypto-shred, which locks it for update,
+        waits for this transaction, and this one for a shred that locked it first."""
+        result = await self._session.execute(
+            select(KeyVersion)
+            .where(KeyVersion.version == version)
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
     async def list_versions(self) -> Sequence[KeyVersion]:
         result = await self._session.execute(select(KeyVersion).order_by(KeyVersion.version))
         return result.scalars().all()

@@ -37,6 +37,7 @@ from ssbg.services.notifications import Notifications
 from ssbg.services.policy_enforcement import PolicyEnforcer
 from ssbg.services.policy_service import PolicyService
 from ssbg.services.restores import RestoreService
+from ssbg.services.retention import RetentionService
 from ssbg.services.startup import StartUp
 from ssbg.services.unit_of_work import AppDatabase, open_database
 from ssbg.services.verification import VerificationService
@@ -67,6 +68,7 @@ class Services:
     backups: BackupService
     backup_recovery: BackupRecoveryService
     restores: RestoreService
+    retention: RetentionService
     key_files: KeyFileService
     integrity: IntegrityService
     keys: KeyService
@@ -226,6 +228,7 @@ def build_services(
         backups=backups,
         backup_recovery=backup_recovery,
         restores=restores,
+        retention=RetentionService(db, trail, clock, auth, backups),
         key_files=key_files,
         integrity=integrity_service,
         keys=keys,

@@ -24,6 +24,7 @@ from ssbg.repositories.key_versions_repository import KeyVersionsRepository
 from ssbg.repositories.outbox_repository import OutboxRepository
 from ssbg.repositories.policies_repository import PoliciesRepository
 from ssbg.repositories.restores_repository import RestoresRepository
+from ssbg.repositories.retention_rules_repository import RetentionRulesRepository
 from ssbg.repositories.sealing import SealsRepository, bind_integrity_key
 from ssbg.repositories.system_state_repository import SystemStateRepository
 from ssbg.repositories.verify_jobs_repository import VerifyJobsRepository
@@ -47,6 +48,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(session)
         self.policies = PoliciesRepository(session)
         self.restores = RestoresRepository(session)
+        self.retention_rules = RetentionRulesRepository(session)
         self.seals = SealsRepository(session)
         self.system_state = SystemStateRepository(session)
         self.verify_jobs = VerifyJobsRepository(session)

@@ -15,6 +15,8 @@ that the description and the server disagree. Negative cases are left exactly as
 * ``POST /audit/validate`` and ``GET /audit/export``: ``to_sequence`` is not below
   ``from_sequence`` (a relation between two fields).
 * ``POST /admin/api-keys``: ``expires_at`` lies in the future (a relation to the clock).
+* ``PATCH /admin/retention-rules/{rule_id}``: the rule as changed still keeps something (a
+  relation to the stored rule): a change that sets keep counts sets one of them above 0.
 
 Loaded with ``SCHEMATHESIS_HOOKS=tests.contract.hooks`` (see tests/contract/run_schemathesis.py).
 """
@@ -104,6 +106,17 @@ def _future_expiry(body: Any) -> None:
         body["expires_at"] = (now + timedelta(days=30)).isoformat().replace("+00:00", "Z")
 
 
+KEEP_COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
+
+
+def _keeps_something(body: Any) -> None:
+    if not isinstance(body, dict):
+        return
+    given = [name for name in KEEP_COUNTS if body.get(name) is not None]
+    if given and not any((_number(body[name]) or 0) > 0 for name in given):
+        body[given[0]] = 1
+
+
 def _binary_file(case: Any) -> None:
     """Schemathesis fills a required ``format: binary`` part it has no value for with an empty
     *text* placeholder, which its own validator then counts as invalid data (every such request
@@ -135,4 +148,6 @@ def map_case(ctx: Any, case: Any) -> Any:
         _ordered_range(case.body)
     elif operation == ("POST", f"{API}/admin/api-keys"):
         _future_expiry(case.body)
+    elif operation == ("PATCH", f"{API}/admin/retention-rules/{{rule_id}}"):
+        _keeps_something(case.body)
     return case

@@ -67,6 +67,24 @@ class BackupFieldsIn(StrictInput):
         )
 
 
+class LegalHoldOut(BaseModel):
+    """A backup's legal hold (SPEC §13.4): while ``held``, nothing deletes the backup."""
+
+    held: bool
+    reason: str | None
+    at: datetime | None
+    by: UUID | None
+
+    @classmethod
+    def of(cls, backup: BackupMetadata) -> "LegalHoldOut":
+        return cls(
+            held=backup.held,
+            reason=backup.legal_hold_reason,
+            at=backup.legal_hold_at,
+            by=backup.legal_hold_by,
+        )
+
+
 class BackupOut(BaseModel):
     backup_id: UUID
     status: BackupStatus
@@ -89,6 +107,7 @@ class BackupOut(BaseModel):
     failure_reason: BackupFailureReason | None
     last_verified_at: datetime | None
     last_verification_result: VerificationResult | None
+    legal_hold: LegalHoldOut
 
     @classmethod
     def of(cls, backup: BackupMetadata) -> "BackupOut":
@@ -118,6 +137,7 @@ class BackupOut(BaseModel):
             last_verification_result=VerificationResult(backup.last_verification_result)
             if backup.last_verification_result
             else None,
+            legal_hold=LegalHoldOut.of(backup),
         )
 
 
@@ -155,3 +175,9 @@ class BackupStatusOut(BaseModel):
             else None,
             transitions=[TransitionOut.of(t) for t in transitions],
         )
+
+
+class HoldRequest(StrictInput):
+    """Why a legal hold is placed or released (recorded in the audit log)."""
+
+    reason: Annotated[str, StringConstraints(strict=True, min_length=3, max_length=2000)]

@@ -1,6 +1,6 @@
 """The backups facade routes call: one object, each use case in its own module."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from uuid import UUID
 
 from ssbg.domain.identity import Actor
@@ -10,7 +10,8 @@ from ssbg.infrastructure.db.models import BackupMetadata
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.auth_service import AuthService
-from ssbg.services.backups.deletion import BackupDeletion
+from ssbg.services.backups.deletion import BackupDeletion, Expired, ExpiryOutcome
+from ssbg.services.backups.holds import BackupHolds
 from ssbg.services.backups.idempotency import BackupSubmission, IngestOutcome
 from ssbg.services.backups.ingest import BackupIngest
 from ssbg.services.backups.lifecycle import BackupLifecycle
@@ -35,6 +36,7 @@ class BackupService:
         self._ingest = BackupIngest(db, trail, clock, settings, store, policy, auth, self.lifecycle)
         self._reads = BackupReads(db)
         self._deletion = BackupDeletion(db, trail, policy, auth, self.lifecycle)
+        self._holds = BackupHolds(db, trail, clock)
 
     async def create_backup(
         self,
@@ -64,3 +66,14 @@ class BackupService:
         self, actor: Actor, backup_id: UUID, *, mfa_token: str | None = None
     ) -> BackupMetadata:
         return await self._deletion.delete_backup(actor, backup_id, mfa_token=mfa_token)
+
+    async def delete_expired(
+        self, actor: Actor, batch: Sequence[Expired], *, mfa_verified: bool
+    ) -> ExpiryOutcome:
+        return await self._deletion.delete_expired(actor, batch, mfa_verified=mfa_verified)
+
+    async def place_hold(self, actor: Actor, backup_id: UUID, reason: str) -> BackupMetadata:
+        return await self._holds.place_hold(actor, backup_id, reason)
+
+    async def release_hold(self, actor: Actor, backup_id: UUID, reason: str) -> BackupMetadata:
+        return await self._holds.release_hold(actor, backup_id, reason)

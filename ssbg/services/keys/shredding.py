@@ -3,8 +3,10 @@ protects — provably, with a signed destruction certificate.
 
 Refused, with nothing changed: an unknown version (404), a confirmation other than
 ``DESTROY <version>`` (422), the ``ACTIVE`` version (409: rotate first), a version already
-destroyed (409), a version still receiving a backup (409), and whatever policy P7 refuses
-(super_admin with MFA only). Then, in order, each step durable before the next:
+destroyed (409), a version still receiving a backup (409), a version protecting a backup under
+a legal hold (409 ``CONFLICT``, ``details.held_backups``; recorded as a denied
+``CRYPTO_SHRED_START``), and whatever policy P7 refuses (super_admin with MFA only). Then, in
+order, each step durable before the next:
 
 1. ``CRYPTO_SHRED_START`` — and the version marked as being shredded (sealed): from here no
    replica unwraps with it (each checks the version before every unwrap and forgets the key
@@ -27,8 +29,14 @@ import structlog
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.audit_events import AuditEvent, key_version_resource
 from ssbg.domain.destruction_certificate import CERTIFICATE_TYPE
-from ssbg.domain.enums import AuditAction, BackupStatus, KeyVersionStatus, PolicyOperation
-from ssbg.domain.errors import InvalidStateTransition, NotFound, ValidationFailed
+from ssbg.domain.enums import (
+    AuditAction,
+    AuditResult,
+    BackupStatus,
+    KeyVersionStatus,
+    PolicyOperation,
+)
+from ssbg.domain.errors import Conflict, InvalidStateTransition, NotFound, ValidationFailed
 from ssbg.domain.identity import Actor
 from ssbg.domain.key_versions import check_key_transition, shred_confirmation
 from ssbg.infrastructure.clock import Clock
@@ -44,6 +52,7 @@ from ssbg.services.unit_of_work import AppDatabase
 log = structlog.get_logger("ssbg.keys")
 
 BATCH = 1_000
+HELD_LISTED = 100  # held backups named in a refusal (details.held_count counts them all)
 # What a destroyed version leaves without a key: every backup whose DEK it wrapped.
 SHREDDABLE = (BackupStatus.ACTIVE, BackupStatus.QUARANTINED, BackupStatus.DELETED)
 
@@ -68,6 +77,7 @@ class KeyShredding:
         self, actor: Actor, version: str, confirmation: str | None, reason: str
     ) -> Shred:
         """Destroy ``version`` (the route has checked the role and the TOTP code)."""
+        held_refusal: Conflict | None = None
         async with self.db.transaction(write=True) as tx:
             record = await tx.key_versions.get_for_update_or_none(version)
             if record is None:
@@ -96,6 +106,32 @@ class KeyShredding:
                         f"A backup under {version} is still being stored; try again later.",
                         {"backup_id": str(ingesting[0])},
                     )
+                held, held_count = await tx.backups.held_under_key(version, HELD_LISTED)
+                if held:
+                    # Under the version's row lock: a hold placed concurrently waits for this
+                    # transaction, or this one found it (see ssbg.services.backups.holds).
+                    refusal = Conflict(
+                        f"{held_count} backup(s) under {version} are under a legal hold; "
+                        "release the holds or rewrap those backups first.",
+                        {
+                            "reason": "LEGAL_HOLD",
+                            "held_backups": [str(backup_id) for backup_id in held],
+                            "held_count": held_count,
+                        },
+                    )
+                    await self.trail.append(
+                        tx,
+                        AuditEvent.by(
+                            actor,
+                            AuditAction.CRYPTO_SHRED_START,
+                            key_version_resource(version),
+                            AuditResult.DENIED,
+                            shred_reason=reason,
+                            **refusal.details,
+                        ),
+                    )
+                    held_refusal = refusal
+            if record.shred_started_at is None and held_refusal is None:
                 outcome = await self.policy.decide(
                     tx,
                     actor,
@@ -120,6 +156,8 @@ class KeyShredding:
                             reason=reason,
                         ),
                     )
+        if held_refusal is not None:
+            raise held_refusal
         if record.shred_started_at is None:
             raise policy_error(outcome.decision)
         return await self.complete(version, actor)

@@ -87,6 +87,16 @@ CALLS = [
     Call("GET", "/admin/policies", ADMINS),
     Call("GET", "/admin/policies/{policy_id}", ADMINS),
     Call("PATCH", "/admin/policies/{policy_id}", ADMINS, {"priority": 7}),
+    Call(
+        "POST",
+        "/admin/retention-rules",
+        ADMINS,
+        {"name": "r-{n}", "source_systems": ["nothing-matches"], "keep_last": 1},
+    ),
+    Call("GET", "/admin/retention-rules", ADMINS),
+    Call("GET", "/admin/retention-rules/{rule_id}", ADMINS),
+    Call("PATCH", "/admin/retention-rules/{rule_id}", ADMINS, {"keep_last": 2}),
+    Call("POST", "/admin/retention/apply", ADMINS, {"dry_run": True}),
     Call("GET", "/audit/entries", REVIEWERS),
     Call("GET", "/audit/checkpoints", REVIEWERS),
     Call("POST", "/audit/validate", REVIEWERS, {}),
@@ -109,6 +119,19 @@ CALLS = [
     # The fixture's job is still running: past the role check, refused as a second job.
     Call("POST", "/admin/verify", ADMINS, {}, ok=frozenset({409})),
     Call("GET", "/admin/verify/{job_id}", ADMINS),
+    Call(
+        "POST", "/backups/{backup_id}/hold", ADMINS, {"reason": "matrix"}, mfa=True, own_backup=True
+    ),
+    # The call's own backup is not held: past the role and MFA checks, refused as NOT_HELD.
+    Call(
+        "DELETE",
+        "/backups/{backup_id}/hold",
+        ADMINS,
+        {"reason": "matrix"},
+        mfa=True,
+        own_backup=True,
+        ok=frozenset({409}),
+    ),
     Call(
         "POST", "/restores", ADMINS, {"backup_id": "{backup_id}", "justification": "matrix test!"}
     ),
@@ -184,7 +207,8 @@ class Gateway:
     client: httpx.AsyncClient
     clock: FixedClock
     keys: dict[Role, IssuedApiKey]  # one key per role; the backup is the operator's
-    names: dict[str, str]  # what the templates name: key_id, policy_id, backup_id, restore_id
+    # what the templates name: key_id, policy_id, backup_id, restore_id, rule_id, ...
+    names: dict[str, str]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -238,6 +262,13 @@ async def gateway(
                     "data"
                 ][0]["alert_id"],
             }
+            rule = await http.post(
+                "/admin/retention-rules",
+                headers=headers(bootstrap),
+                json={"name": "target", "source_systems": ["nothing-matches"], "keep_last": 1},
+            )
+            assert rule.status_code == 201, rule.text
+            names["rule_id"] = rule.json()["data"]["rule_id"]
             yield Gateway(services, http, clock, keys, names)
     finally:
         await services.close()

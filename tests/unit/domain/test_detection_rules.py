@@ -135,6 +135,12 @@ def test_each_rule_has_the_severity_and_level_of_the_spec(
         ("BACKUP_DELETE", ["M8"]),
         ("POLICY_CREATE", ["M9"]),
         ("POLICY_UPDATE", ["M9"]),
+        # a retention rule decides what is deleted: a change to one is a policy change
+        ("RETENTION_RULE_CREATE", ["M9"]),
+        ("RETENTION_RULE_UPDATE", ["M9"]),
+        # deletions by retention are not M8's hand deletions (see docs/operations.md)
+        ("RETENTION_DELETE", []),
+        ("RETENTION_APPLY", []),
         ("BACKUP_COMPLETE", []),
         ("ALERT_TRIGGER", []),
         ("INCIDENT_LEVEL_CHANGE", []),
