@@ -14,6 +14,8 @@ that the description and the server disagree. Negative cases are left exactly as
   ``file`` part comes last, after the fields (OpenAPI cannot order the parts of a form).
 * ``POST /audit/validate`` and ``GET /audit/export``: ``to_sequence`` is not below
   ``from_sequence`` (a relation between two fields).
+* ``POST /admin/verify``: ``created_from`` is before ``created_to`` (a relation between two
+  fields).
 * ``POST /admin/api-keys``: ``expires_at`` lies in the future (a relation to the clock).
 * ``PATCH /admin/retention-rules/{rule_id}``: the rule as changed still keeps something (a
   relation to the stored rule): a change that sets keep counts sets one of them above 0.
@@ -94,6 +96,27 @@ def _ordered_range(values: dict[str, Any] | None) -> None:
         )
 
 
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _ordered_window(body: Any) -> None:
+    if not isinstance(body, dict):
+        return
+    low, high = _moment(body.get("created_from")), _moment(body.get("created_to"))
+    if low is None or high is None or low < high:
+        return
+    if low == high:
+        del body["created_to"]
+    else:
+        body["created_from"], body["created_to"] = body["created_to"], body["created_from"]
+
+
 def _future_expiry(body: Any) -> None:
     if not isinstance(body, dict) or not isinstance(body.get("expires_at"), str):
         return
@@ -146,6 +169,8 @@ def map_case(ctx: Any, case: Any) -> Any:
         case.query = query
     elif operation == ("POST", f"{API}/audit/validate"):
         _ordered_range(case.body)
+    elif operation == ("POST", f"{API}/admin/verify"):
+        _ordered_window(case.body)
     elif operation == ("POST", f"{API}/admin/api-keys"):
         _future_expiry(case.body)
     elif operation == ("PATCH", f"{API}/admin/retention-rules/{{rule_id}}"):

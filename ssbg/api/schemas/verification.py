@@ -1,8 +1,8 @@
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from ssbg.api.schemas.common import StoredDatetime, StrictInput
 from ssbg.domain.enums import BackupStatus, Classification
@@ -66,16 +66,11 @@ class VerifyJobIn(StrictInput):
         default=None, description="A glob (fnmatch, case-sensitive), e.g. db-*"
     )
     classification: Classification | None = None
-    status: Annotated[list[BackupStatus], Field(min_length=1, max_length=2)] | None = None
+    status: (
+        Annotated[list[Literal["ACTIVE", "QUARANTINED"]], Field(min_length=1, max_length=2)] | None
+    ) = None
     created_from: StoredDatetime | None = None
     created_to: StoredDatetime | None = None
-
-    @field_validator("status")
-    @classmethod
-    def _verifiable(cls, value: list[BackupStatus] | None) -> list[BackupStatus] | None:
-        if value is not None and any(status not in VERIFIABLE_STATUSES for status in value):
-            raise ValueError("only ACTIVE and QUARANTINED backups can be verified")
-        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> "VerifyJobIn":
@@ -85,7 +80,11 @@ class VerifyJobIn(StrictInput):
 
     def to_selection(self) -> VerifySelection:
         return VerifySelection(
-            statuses=tuple(self.status) if self.status else VERIFIABLE_STATUSES,
+            statuses=(
+                tuple(BackupStatus(status) for status in self.status)
+                if self.status
+                else VERIFIABLE_STATUSES
+            ),
             source_system=self.source_system,
             classification=self.classification,
             created_from=self.created_from,

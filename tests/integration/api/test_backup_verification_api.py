@@ -311,7 +311,7 @@ async def test_operators_and_auditors_may_not_start_or_follow_verify_jobs(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"status": ["DELETED"]}, "status"),
+        ({"status": ["DELETED"]}, "status.0"),
         ({"status": []}, "status"),
         ({"source_system": "db/prod"}, "source_system"),
         ({"classification": "TOP"}, "classification"),
