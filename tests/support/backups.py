@@ -122,7 +122,8 @@ def random_payload(size: int) -> bytes:
 
 async def decrypt_stored(services: Services, record: BackupMetadata) -> bytes:
     """Decrypt a backup's stored objects the way a restore would, verifying everything."""
-    from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
+    from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
+    from ssbg.infrastructure.crypto.object_format import dek_resolver_for
 
     wrapped = await services.object_store.read_bytes(record.wrapped_dek_ref)
     private_key = services.key_store.load_private_key(record.key_version)

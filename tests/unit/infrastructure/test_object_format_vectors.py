@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
 from ssbg.infrastructure.crypto.object_format import (
-    ObjectDecryptor,
     ObjectHeader,
     SegmentSealer,
     dek_resolver_for,
