@@ -36,7 +36,6 @@ from ssbg.infrastructure.crypto.segment_compression import (
     SegmentCompressor,
     decompress_segment,
     frame_content_size,
-    window_limit,
 )
 
 FRAME = struct.Struct(">BI")  # flag, length of the sealed bytes
@@ -74,15 +73,14 @@ class Plaintexts:
     CPU work. A frame that does not decompress to its declared size raises
     ``IntegrityFailure`` during the iteration."""
 
-    __slots__ = ("_items", "_max_window")
+    __slots__ = ("_items",)
 
-    def __init__(self, items: list[tuple[bytes, int]], max_window: int) -> None:
+    def __init__(self, items: list[tuple[bytes, int]]) -> None:
         self._items = items  # (body, declared size — 0 for a raw body)
-        self._max_window = max_window
 
     def __iter__(self) -> Iterator[bytes]:
         for body, declared in self._items:
-            yield body if not declared else decompress_segment(body, declared, self._max_window)
+            yield body if not declared else decompress_segment(body, declared)
 
 
 class FramedSegmentDecoder:
@@ -98,7 +96,6 @@ class FramedSegmentDecoder:
         self._opener = opener
         self._size = header.segment_size
         self._zstd = header.compression is Compression.ZSTD
-        self._max_window = window_limit(header.segment_size)
         self._frame = bytearray()  # the frame being read, < FRAME.size bytes
         self._current = b""  # the frame of the segment being read or pending
         self._need = 0  # sealed bytes of the current segment; 0 between segments
@@ -139,14 +136,14 @@ class FramedSegmentDecoder:
                 if self._filled == self._need:
                     self._pending_in_buffer = True
                     self._need = 0
-        return Plaintexts(opened, self._max_window)
+        return Plaintexts(opened)
 
     def finish(self) -> bytes:
         """The last segment's plaintext; ``IntegrityFailure`` if the object ends anywhere but
         right after a whole segment (a truncated frame or segment, or no segment at all)."""
         if not self._has_pending or self._frame or self._need:
             raise IntegrityFailure()
-        return b"".join(Plaintexts([self._open_pending(last=True)], self._max_window))
+        return b"".join(Plaintexts([self._open_pending(last=True)]))
 
     @property
     def _has_pending(self) -> bool:

@@ -12,10 +12,12 @@ first, and a segment whose sample shrinks by less than 1/32 is stored raw withou
 whole. The price: a segment whose sample looks incompressible while the rest would compress is
 stored raw (correct, only larger).
 
-*Reading* (:func:`decompress_segment`): the frame must declare a content size, which the
-caller has checked against the segment size; the decompressor is limited to a window no
-larger than the segment, refuses trailing data and must produce exactly the declared size. So
-a hostile frame (a "zip bomb") never makes the decoder allocate more than one segment.
+*Reading* (:func:`decompress_segment`): the frame must declare its content size, which the
+caller checks against the segment size *before* decompressing; the output buffer is exactly
+that size (zstd then decodes in a single pass, with no window buffer of its own), trailing
+data is refused and the frame must produce exactly the declared size. So a hostile frame (a
+"zip bomb": a few KiB that expand to GiB) never makes the decoder allocate more than one
+segment: it fails as soon as it would write past the declared size.
 """
 
 import zstandard
@@ -27,7 +29,6 @@ SAMPLE_SLICE_BYTES = 2048
 _SAMPLE_BYTES = SAMPLE_SLICES * SAMPLE_SLICE_BYTES
 # Below this, a segment is compressed whole: the sample would be most of it anyway.
 _SAMPLED_FROM = 4 * _SAMPLE_BYTES
-MIN_WINDOW_BYTES = 1 << 10  # zstd's smallest window
 
 
 class SegmentCompressor:
@@ -69,17 +70,15 @@ def frame_content_size(body: bytes) -> int:
     return size
 
 
-def window_limit(segment_size: int) -> int:
-    """The largest window a frame of a ``segment_size`` segment may need: the segment size
-    rounded up to a power of two (zstd sizes the window to a frame's declared content)."""
-    return max(MIN_WINDOW_BYTES, 1 << (segment_size - 1).bit_length())
-
-
-def decompress_segment(body: bytes, size: int, max_window: int) -> bytes:
+def decompress_segment(body: bytes, size: int) -> bytes:
     """Decompress one frame that declares ``size`` bytes (checked by the caller); anything else
-    — another size, trailing bytes, a larger window, a corrupt frame — is ``IntegrityFailure``."""
+    — more or fewer bytes, trailing data, a corrupt frame — is ``IntegrityFailure``."""
+    if frame_content_size(body) != size:
+        raise IntegrityFailure()
     try:
-        context = zstandard.ZstdDecompressor(max_window_size=max_window)
+        # A context per frame (~30 µs): contexts are not thread-safe, and frames of one
+        # object may be decompressed on different lanes.
+        context = zstandard.ZstdDecompressor()
         plaintext = context.decompress(body, max_output_size=size, allow_extra_data=False)
     except zstandard.ZstdError:
         raise IntegrityFailure() from None
