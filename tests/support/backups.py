@@ -31,6 +31,8 @@ async def upload(
     content_type: str = "application/octet-stream",
     idempotency_key: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    compression: str | None = None,
+    compression_level: int | None = None,
 ) -> httpx.Response:
     request_headers = {**headers(issued), **(extra_headers or {})}
     if idempotency_key is not None:
@@ -39,6 +41,8 @@ async def upload(
         "classification": classification,
         "source_system": source_system,
         "description": description,
+        "compression": compression,
+        "compression_level": None if compression_level is None else str(compression_level),
     }
     if mode == "multipart":
         if not isinstance(payload, bytes):
