@@ -8,12 +8,21 @@ from ssbg.domain.errors import IntegrityFailure
 from ssbg.infrastructure.crypto.object_format import (
     DATA_HEADER_MAX_BYTES,
     DATA_HEADER_MIN_BYTES,
+    FRAMED_FORMAT_VERSION,
     TAG_BYTES,
     DekResolver,
     ObjectHeader,
     SegmentOpener,
 )
-from ssbg.infrastructure.crypto.object_format_v2 import FramedSegmentDecoder
+from ssbg.infrastructure.crypto.object_format_v2 import FRAME, FramedSegmentDecoder
+
+
+def full_segment_bytes(segment_size: int, format_version: int) -> int:
+    """What a full segment occupies in ``data.enc``: ``S + 16``, or ``S + 21`` for a raw
+    segment of version 2 (its frame). Reading chunks of this size after the header keeps
+    uncompressed segments aligned, so they are opened in place."""
+    frame = FRAME.size if format_version == FRAMED_FORMAT_VERSION else 0
+    return segment_size + TAG_BYTES + frame
 
 
 class ObjectDecryptor:

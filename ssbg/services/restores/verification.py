@@ -21,7 +21,7 @@ from ssbg.domain.identity import Actor
 from ssbg.domain.key_versions import unwraps
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
-from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor, full_segment_bytes
 from ssbg.infrastructure.crypto.object_format import ObjectHeader, dek_resolver_for
 from ssbg.infrastructure.crypto.stream_decryption import verify_object
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
@@ -71,9 +71,11 @@ class BackupReader:
         try:
             async for chunk in self.store.read_stream(
                 backup.storage_ref,
-                (backup.segment_size + 16) * READ_CHUNK_SEGMENTS,
+                full_segment_bytes(backup.segment_size, backup.format_version)
+                * READ_CHUNK_SEGMENTS,
                 # The header alone first, so every later chunk starts on a segment boundary
-                # and is decrypted in place.
+                # and is decrypted in place (in version 2, while the segments are raw;
+                # compressed ones are small and copied).
                 first_chunk_size=ObjectHeader.encoded_length(
                     backup.key_version, backup.format_version
                 ),
