@@ -21,6 +21,7 @@ from tests.support.audit import audit_entries
 from tests.support.backups import count_records, get_record, local_files_under, upload
 from tests.support.factories import create_api_key, headers
 from tests.support.restores import download, request_restore
+from tests.support.verification import flip_byte, verify
 
 MIB = 1024 * 1024
 
@@ -228,3 +229,29 @@ async def test_the_same_idempotency_key_with_another_compression_is_a_mismatch(
     assert other.status_code == 409
     assert other.json()["error"]["details"]["mismatch"] == "fields"
     assert await count_records(services) == 1
+
+
+@pytest.mark.both_backends
+async def test_a_compressed_backup_verifies_at_rest_and_a_damaged_one_is_quarantined(
+    client: httpx.AsyncClient, services: Services, operator: IssuedApiKey
+) -> None:
+    """Verification at rest reads version 2 through the shared decryption path: every segment
+    authenticated and decompressed, both checksums of the original bytes compared."""
+    admin = await create_api_key(services, Role.ADMIN)
+    payload = sql_dump(2 * MIB) + os.urandom(MIB // 2)
+    stored = await upload(client, operator, payload, mode="raw", compression="zstd")
+    backup_id = stored.json()["data"]["backup_id"]
+
+    intact = await verify(client, admin, backup_id)
+    await flip_byte(services, backup_id)
+    damaged = await verify(client, admin, backup_id)
+
+    assert intact.status_code == 200, intact.text
+    assert (intact.json()["data"]["valid"], intact.json()["data"]["result"]) == (True, "VALID")
+    assert damaged.status_code == 200, damaged.text
+    assert (damaged.json()["data"]["valid"], damaged.json()["data"]["status"]) == (
+        False,
+        "QUARANTINED",
+    )
+    [first, _second] = await audit_entries(services.db, "BACKUP_VERIFY")
+    assert first.details["verified_bytes"] == len(payload)
