@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-smoke clean
+.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -53,6 +53,10 @@ bench-ingest: $(STAMP)
 bench-restore: $(STAMP)
 	$(BIN)/python bench/restore_bench.py
 
+# 1 GiB of SQL dump and 1 GiB random, SSBG without and with zstd beside restic and zstd | age.
+bench-compression: $(STAMP)
+	$(BIN)/python bench/compression_bench.py
+
 # Every benchmark once on tiny sizes, so none can rot: no figures, non-zero exit if one breaks.
 # PostgreSQL parts run only when SSBG_TEST_POSTGRES_URL is set.
 bench-keyfiles: $(STAMP)
@@ -75,6 +79,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python bench/request_bench.py --smoke
 	$(BIN)/python bench/shred_bench.py --smoke
 	$(BIN)/python bench/throttle_bench.py --smoke
+	$(BIN)/python bench/compression_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -190,8 +190,11 @@ class Gateway:
             self.process.wait(timeout=30)
 
 
-def curl_upload(gateway: Gateway, source: Path, multipart: bool) -> tuple[float, dict[str, Any]]:
-    """Upload ``source`` as an INTERNAL backup with curl; (seconds until the 201, the record)."""
+def curl_upload(
+    gateway: Gateway, source: Path, multipart: bool, extra_query: str = ""
+) -> tuple[float, dict[str, Any]]:
+    """Upload ``source`` as an INTERNAL backup with curl; (seconds until the 201, the record).
+    ``extra_query`` (raw body only) is appended to the query string, e.g. ``&compression=zstd``."""
     base = [
         "curl",
         "-sS",
@@ -221,7 +224,8 @@ def curl_upload(gateway: Gateway, source: Path, multipart: bool) -> tuple[float,
             "Content-Type: application/octet-stream",
             "-T",
             str(source),
-            f"{gateway.url}/backups?classification=INTERNAL&source_system=bench&filename=bench.bin",
+            f"{gateway.url}/backups?classification=INTERNAL&source_system=bench&filename=bench.bin"
+            + extra_query,
         ]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, check=True)

@@ -84,10 +84,10 @@ from harness import (
 )
 
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
 from ssbg.infrastructure.crypto.object_format import (
     DATA_HEADER_MAX_BYTES,
     TAG_BYTES,
-    ObjectDecryptor,
     ObjectHeader,
     dek_resolver_for,
     unwrap_dek,

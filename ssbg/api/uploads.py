@@ -23,7 +23,9 @@ from ssbg.api.content_disposition import MalformedDisposition, parse_content_dis
 from ssbg.domain.errors import ClientDisconnected, ValidationFailed
 
 FILE_FIELD = "file"
-FORM_FIELDS = frozenset({"classification", "source_system", "description"})
+FORM_FIELDS = frozenset(
+    {"classification", "source_system", "description", "compression", "compression_level"}
+)
 MAX_PREAMBLE_BYTES = 64 * 1024  # everything before the file's bytes: fields, part headers
 MAX_FIELD_BYTES = 16 * 1024
 

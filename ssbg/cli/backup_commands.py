@@ -4,7 +4,7 @@ import json
 import mimetypes
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import httpx
@@ -15,7 +15,8 @@ from rich.table import Table
 
 from ssbg.cli.client import ClientFailure, Gateway, fail, out, read_file_chunks, transfer_progress
 from ssbg.cli.client import usage_error as usage
-from ssbg.domain.enums import Classification
+from ssbg.domain.backup_fields import MAX_COMPRESSION_LEVEL, MIN_COMPRESSION_LEVEL
+from ssbg.domain.enums import Classification, Compression
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -46,6 +47,23 @@ def backup(
             help="Repeat a failed command with the same key: the gateway stores it once.",
         ),
     ] = None,
+    compress: Annotated[
+        bool,
+        typer.Option(
+            "--compress",
+            help="Compress with zstd before encryption (segments that do not shrink are "
+            "stored raw).",
+        ),
+    ] = False,
+    level: Annotated[
+        int | None,
+        typer.Option(
+            "--level",
+            min=MIN_COMPRESSION_LEVEL,
+            max=MAX_COMPRESSION_LEVEL,
+            help="zstd level with --compress (default 3).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Upload FILE to the gateway at SSBG_URL; it is encrypted there before it is stored.
@@ -54,6 +72,8 @@ def backup(
     it, 2 usage or connection error.
     """
     try:
+        if level is not None and not compress:
+            raise usage("--level needs --compress.")
         gateway = Gateway.from_env("an operator (or admin)")
         if not file.is_file():
             raise usage(f"{file} is not a readable file.")
@@ -76,6 +96,8 @@ def backup(
                     "source_system": source_system,
                     "description": description,
                     "filename": filename or file.name,
+                    "compression": Compression.ZSTD.value if compress else None,
+                    "compression_level": level,
                 },
                 content=body,
                 headers={
@@ -93,10 +115,17 @@ def backup(
     replayed = " (already stored under this idempotency key)" if _replayed(response) else ""
     out.print(
         f"Stored backup [bold]{record['backup_id']}[/]{replayed}: {record['original_size']} "
-        f"bytes, {record['classification']}, key {record['key_version']}, "
+        f"bytes{_stored_as(record)}, {record['classification']}, key {record['key_version']}, "
         f"SHA-512 {record['checksum_plaintext'][:16]}…",
         soft_wrap=True,
     )
+
+
+def _stored_as(record: dict[str, Any]) -> str:
+    """`` (zstd: 1234 stored)`` for a compressed backup."""
+    if record.get("compression") != Compression.ZSTD.value or record.get("stored_size") is None:
+        return ""
+    return f" (zstd: {record['stored_size']} stored)"
 
 
 def _replayed(response: httpx.Response) -> bool:

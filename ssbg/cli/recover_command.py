@@ -66,6 +66,8 @@ def recover(
         "key_version": recovered.key_version,
         "size": recovered.size,
         "checksum_plaintext": recovered.checksum_plaintext,
+        "format_version": recovered.format_version,
+        "compression": recovered.compression,
         "output": str(output),
     }
     if as_json:

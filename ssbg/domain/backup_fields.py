@@ -8,6 +8,11 @@ MAX_DESCRIPTION_LENGTH = 2000
 MAX_FILENAME_LENGTH = 255
 MAX_CONTENT_TYPE_LENGTH = 255
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# zstd levels a client may ask for (SPEC §13.4): 20-22 ("ultra") need windows far larger than
+# a segment and cost minutes per GiB, so they are not offered. 3 is zstd's own default.
+MIN_COMPRESSION_LEVEL = 1
+MAX_COMPRESSION_LEVEL = 19
+DEFAULT_COMPRESSION_LEVEL = 3
 
 
 # Regex character-class bodies (``\uXXXX`` escapes, read alike by Python's ``re`` and Rust's

@@ -123,6 +123,13 @@ class BackupStatus(StrEnum):
     CRYPTO_SHREDDED = "CRYPTO_SHREDDED"
 
 
+class Compression(StrEnum):
+    """How a backup's payload is compressed before it is encrypted (SPEC §13.4)."""
+
+    NONE = "none"
+    ZSTD = "zstd"
+
+
 class BackupFailureReason(StrEnum):
     """Why an ingest ended ``FAILED`` (``details.reason`` of ``BACKUP_FAILED``)."""
 

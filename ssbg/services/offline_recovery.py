@@ -1,6 +1,7 @@
 """Offline recovery (SPEC §6, §11): ``data.enc`` + ``dek.wrapped`` + the key file → plaintext.
 
-No database, no server, no configuration: backups outlive the gateway. Every segment is
+No database, no server, no configuration: backups outlive the gateway. Both format versions
+are read (a compressed backup, version 2, is decompressed segment by segment). Every segment is
 authenticated as it is decrypted, and the output appears only after the *whole* object
 verified: plaintext goes to a temporary file beside the output (mode 0600, written with
 ``O_DIRECT`` where the filesystem allows it), which is fsynced and renamed over the output at
@@ -20,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ssbg.domain.errors import KeyUnavailable
 from ssbg.infrastructure.crypto.key_files import UnacceptableKeyFile, decrypt_private_key
 from ssbg.infrastructure.crypto.key_store import load_legacy_private_key
-from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
+from ssbg.infrastructure.crypto.object_format import dek_resolver_for
 from ssbg.infrastructure.durable_files import fsync_directory
 from ssbg.infrastructure.hashing_file_writer import HashingFileWriter
 
@@ -33,6 +35,8 @@ class RecoveredBackup:
     key_version: str
     size: int
     checksum_plaintext: str
+    format_version: int
+    compression: str  # "none" or "zstd", from the object's header
 
 
 def load_private_key_file(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
@@ -86,4 +90,6 @@ def recover_to_file(
         key_version=header.key_version,
         size=decryptor.plaintext_bytes,
         checksum_plaintext=checksum,
+        format_version=header.format_version,
+        compression=header.compression.value,
     )

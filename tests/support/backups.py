@@ -31,6 +31,8 @@ async def upload(
     content_type: str = "application/octet-stream",
     idempotency_key: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    compression: str | None = None,
+    compression_level: int | None = None,
 ) -> httpx.Response:
     request_headers = {**headers(issued), **(extra_headers or {})}
     if idempotency_key is not None:
@@ -39,6 +41,8 @@ async def upload(
         "classification": classification,
         "source_system": source_system,
         "description": description,
+        "compression": compression,
+        "compression_level": None if compression_level is None else str(compression_level),
     }
     if mode == "multipart":
         if not isinstance(payload, bytes):
@@ -122,7 +126,8 @@ def random_payload(size: int) -> bytes:
 
 async def decrypt_stored(services: Services, record: BackupMetadata) -> bytes:
     """Decrypt a backup's stored objects the way a restore would, verifying everything."""
-    from ssbg.infrastructure.crypto.object_format import ObjectDecryptor, dek_resolver_for
+    from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
+    from ssbg.infrastructure.crypto.object_format import dek_resolver_for
 
     wrapped = await services.object_store.read_bytes(record.wrapped_dek_ref)
     private_key = services.key_store.load_private_key(record.key_version)

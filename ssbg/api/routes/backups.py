@@ -12,13 +12,16 @@ from ssbg.api.schemas.backups import BackupFieldsIn, BackupOut, BackupStatusOut
 from ssbg.api.schemas.common import Envelope, ListEnvelope, ListMeta, Meta, StoredDatetime
 from ssbg.api.uploads import MultipartUpload, body_chunks, multipart_boundary
 from ssbg.domain.backup_fields import (
+    DEFAULT_COMPRESSION_LEVEL,
     DESCRIPTION_PATTERN,
     FILENAME_PATTERN,
+    MAX_COMPRESSION_LEVEL,
     MAX_DESCRIPTION_LENGTH,
     MAX_FILENAME_LENGTH,
+    MIN_COMPRESSION_LEVEL,
     SOURCE_SYSTEM_PATTERN,
 )
-from ssbg.domain.enums import BackupStatus, Classification
+from ssbg.domain.enums import BackupStatus, Classification, Compression
 from ssbg.domain.errors import (
     AuthInvalidKey,
     AuthMfaInvalid,
@@ -60,6 +63,17 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "type": "string",
                             "maxLength": MAX_DESCRIPTION_LENGTH,
                             "pattern": DESCRIPTION_PATTERN,
+                        },
+                        "compression": {
+                            "type": "string",
+                            "enum": list(Compression),
+                            "default": Compression.NONE.value,
+                        },
+                        "compression_level": {
+                            "type": "integer",
+                            "minimum": MIN_COMPRESSION_LEVEL,
+                            "maximum": MAX_COMPRESSION_LEVEL,
+                            "default": DEFAULT_COMPRESSION_LEVEL,
                         },
                         "file": {"type": "string", "format": "binary"},
                     },
@@ -145,6 +159,19 @@ async def create_backup(
             max_length=MAX_DESCRIPTION_LENGTH, pattern=DESCRIPTION_PATTERN, description=_RAW_ONLY
         ),
     ] = None,
+    compression: Annotated[
+        Compression | None,
+        Query(description=f"{_RAW_ONLY} none (default) or zstd: compress before encryption."),
+    ] = None,
+    compression_level: Annotated[
+        int | None,
+        Query(
+            ge=MIN_COMPRESSION_LEVEL,
+            le=MAX_COMPRESSION_LEVEL,
+            description=f"{_RAW_ONLY} With compression=zstd only (default "
+            f"{DEFAULT_COMPRESSION_LEVEL}).",
+        ),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
     mfa_token: MfaTokenDep = None,
 ) -> Envelope[BackupOut]:
@@ -154,6 +181,11 @@ async def create_backup(
     ``description`` and then the payload as the **last** part, ``file``; or the payload as the
     raw body (``application/octet-stream``) with the fields as query parameters (plus
     ``filename``). The body is streamed: nothing is buffered or written in clear.
+
+    ``compression=zstd`` (optionally ``compression_level``, 1-19, default 3) compresses the
+    payload before it is encrypted, segment by segment; a segment that does not shrink is
+    stored raw. ``original_size`` and ``checksum_plaintext`` stay those of the payload sent;
+    ``stored_size`` is what was stored after compression.
 
     201 (with ``Location``) only once the ciphertext is durably stored and the ``ACTIVE``
     record and its audit entries are committed.
@@ -169,6 +201,8 @@ async def create_backup(
         "source_system": source_system,
         "description": description,
         "filename": filename,
+        "compression": compression.value if compression else None,
+        "compression_level": None if compression_level is None else str(compression_level),
     }
     if media_type == "multipart/form-data":
         misplaced = {name: "Send this as a form field." for name, v in query.items() if v}

@@ -3,18 +3,28 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from ssbg.api.schemas.common import StrictInput
 from ssbg.domain.backup_fields import (
+    DEFAULT_COMPRESSION_LEVEL,
+    MAX_COMPRESSION_LEVEL,
     MAX_DESCRIPTION_LENGTH,
+    MIN_COMPRESSION_LEVEL,
     SOURCE_SYSTEM_PATTERN,
     check_description,
     normalize_content_type,
     normalize_filename,
 )
-from ssbg.domain.enums import BackupFailureReason, BackupStatus, Classification
+from ssbg.domain.enums import BackupFailureReason, BackupStatus, Classification, Compression
 from ssbg.domain.errors import ValidationFailed
 from ssbg.domain.verification import VerificationResult
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
@@ -27,6 +37,7 @@ Description = Annotated[
     AfterValidator(check_description),
 ]
 Filename = Annotated[str, StringConstraints(strict=True), AfterValidator(normalize_filename)]
+CompressionLevel = Annotated[int, Field(ge=MIN_COMPRESSION_LEVEL, le=MAX_COMPRESSION_LEVEL)]
 
 
 class BackupFieldsIn(StrictInput):
@@ -36,6 +47,15 @@ class BackupFieldsIn(StrictInput):
     source_system: SourceSystem
     description: Description | None = None
     filename: Filename | None = None
+    compression: Compression = Compression.NONE
+    compression_level: CompressionLevel | None = None
+
+    @field_validator("compression_level")
+    @classmethod
+    def _level_needs_zstd(cls, level: int | None, info: ValidationInfo) -> int | None:
+        if level is not None and info.data.get("compression") is not Compression.ZSTD:
+            raise ValueError("A compression level needs compression=zstd.")
+        return level
 
     @classmethod
     def parse(cls, values: Mapping[str, str | None]) -> "BackupFieldsIn":
@@ -64,6 +84,8 @@ class BackupFieldsIn(StrictInput):
             original_filename=self.filename,
             content_type=normalized_type,
             declared_size=declared_size,
+            compression=self.compression,
+            compression_level=self.compression_level or DEFAULT_COMPRESSION_LEVEL,
         )
 
 
@@ -95,6 +117,14 @@ class BackupOut(BaseModel):
     content_type: str
     original_size: int | None
     encrypted_size: int | None
+    compression: Compression = Field(
+        description="How the payload was compressed before encryption: none or zstd."
+    )
+    stored_size: int | None = Field(
+        description="Bytes of the payload as stored, after compression and before encryption "
+        "overhead (equal to original_size without compression); null for backups stored "
+        "before SSBG recorded it."
+    )
     checksum_plaintext: str | None
     checksum_ciphertext: str | None
     key_version: str
@@ -121,6 +151,8 @@ class BackupOut(BaseModel):
             content_type=backup.content_type,
             original_size=backup.original_size,
             encrypted_size=backup.encrypted_size,
+            compression=backup.compression,
+            stored_size=backup.stored_size,
             checksum_plaintext=backup.checksum_plaintext,
             checksum_ciphertext=backup.checksum_ciphertext,
             key_version=backup.key_version,

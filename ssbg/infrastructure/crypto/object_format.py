@@ -1,23 +1,28 @@
-"""The encrypted object format, version 1 (SPEC §6; specified in ``docs/object-format.md``).
+"""The encrypted object format, versions 1 and 2 (SPEC §6, §13.4; ``docs/object-format.md``).
 
 Two objects per backup:
 
 ``backups/<id>/data.enc``
     ``header ‖ segment_0 ‖ … ‖ segment_n``. The header is self-describing (magic, format
-    version, backup id, key version, segment size, algorithm ids). Each segment is AES-256-GCM
-    of ``segment_size`` plaintext bytes (the last one: 1…``segment_size``) plus a 16-byte tag,
-    under the backup's DEK, with nonce ``uint88_be(i) ‖ last_flag`` and the *whole header* as
-    associated data. Reordered segments fail (index in the nonce); a truncated object fails
-    (its new final segment was sealed with ``last_flag = 0``); appended bytes fail (the real
-    final segment is then read as non-final); a segment or header from another backup fails
-    (other DEK, other associated data).
+    version, backup id, key version, segment size, algorithm ids; in version 2 also the
+    compression). Each segment is AES-256-GCM of ``segment_size`` plaintext bytes (the last
+    one: 1…``segment_size``) plus a 16-byte tag, under the backup's DEK, with nonce
+    ``uint88_be(i) ‖ last_flag`` and the *whole header* as associated data. Reordered segments
+    fail (index in the nonce); a truncated object fails (its new final segment was sealed with
+    ``last_flag = 0``); appended bytes fail (the real final segment is then read as non-final);
+    a segment or header from another backup fails (other DEK, other associated data).
+
+    Version 2 (written for compressed backups) frames each segment — ``flag ‖ length`` before
+    the sealed bytes, both in the associated data — so a segment may be stored compressed
+    (:mod:`ssbg.infrastructure.crypto.object_format_v2`). Version 1 is written otherwise and
+    read forever.
 
 ``backups/<id>/dek.wrapped``
     ``dek_header ‖ hpke_ciphertext``: the 32-byte DEK sealed with HPKE base mode (RFC 9180),
     DHKEM(P-384, HKDF-SHA384) / HKDF-SHA384 / AES-256-GCM, to the key version's public key,
     with ``info = dek_header`` — which binds the format version, the backup id and the key
     version: a wrapped DEK moved to another backup or presented for another key version does
-    not open.
+    not open. Its format is version 1 whatever the version of ``data.enc``.
 
 Every failure to parse, unwrap or authenticate raises one exception,
 :class:`~ssbg.domain.errors.IntegrityFailure`, with no detail (pyca's habit).
@@ -33,16 +38,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from ssbg.domain.enums import Compression
 from ssbg.domain.errors import IntegrityFailure
 
 DATA_MAGIC = b"SSBG-ENC"
 DEK_MAGIC = b"SSBG-DEK"
+# The version of dek.wrapped (always) and of data.enc without compression.
 FORMAT_VERSION = 1
+# The version of data.enc with framed segments, which may be compressed.
+FRAMED_FORMAT_VERSION = 2
+DATA_FORMAT_VERSIONS = (FORMAT_VERSION, FRAMED_FORMAT_VERSION)
 
 SEGMENT_CIPHER_AES_256_GCM = 0x0001
 HPKE_KEM_DHKEM_P384_HKDF_SHA384 = 0x0011  # RFC 9180 §7.1
 HPKE_KDF_HKDF_SHA384 = 0x0002  # RFC 9180 §7.2
 HPKE_AEAD_AES_256_GCM = 0x0002  # RFC 9180 §7.3
+_ALGORITHMS = (
+    SEGMENT_CIPHER_AES_256_GCM,
+    HPKE_KEM_DHKEM_P384_HKDF_SHA384,
+    HPKE_KDF_HKDF_SHA384,
+    HPKE_AEAD_AES_256_GCM,
+)
+# The compression ids of a version 2 header.
+COMPRESSION_IDS = {Compression.NONE: 0x0000, Compression.ZSTD: 0x0001}
+_COMPRESSIONS = {ident: compression for compression, ident in COMPRESSION_IDS.items()}
 
 DEK_BYTES = 32
 TAG_BYTES = 16
@@ -62,10 +81,14 @@ SEGMENT_ALGORITHM = "AES-256-GCM/STREAM-uint88-counter-last-flag"
 # magic(8) version(2) header_length(2) backup_id(16) segment_size(4) segment_cipher(2)
 # kem(2) kdf(2) aead(2) key_version_length(1) — then the key version in ASCII.
 _DATA_FIXED = struct.Struct(">8sHH16sIHHHHB")
+# Version 2: the same, with compression(2) before key_version_length(1).
+_DATA_FIXED_V2 = struct.Struct(">8sHH16sIHHHHHB")
+_DATA_FIXED_BY_VERSION = {FORMAT_VERSION: _DATA_FIXED, FRAMED_FORMAT_VERSION: _DATA_FIXED_V2}
 # magic(8) version(2) header_length(2) backup_id(16) kem(2) kdf(2) aead(2) key_version_length(1)
 _DEK_FIXED = struct.Struct(">8sHH16sHHHB")
 
-DATA_HEADER_MAX_BYTES = _DATA_FIXED.size + MAX_KEY_VERSION_LENGTH
+DATA_HEADER_MIN_BYTES = _DATA_FIXED.size  # enough to read the version and the length
+DATA_HEADER_MAX_BYTES = _DATA_FIXED_V2.size + MAX_KEY_VERSION_LENGTH
 
 
 def _check_key_version(key_version: str) -> bytes:
@@ -73,6 +96,12 @@ def _check_key_version(key_version: str) -> bytes:
     if not 1 <= len(encoded) <= MAX_KEY_VERSION_LENGTH:
         raise ValueError("key version must be 1-64 ASCII characters")
     return encoded
+
+
+def format_version_for(compression: Compression) -> int:
+    """The ``data.enc`` version the gateway writes: version 1 unless the backup is compressed
+    (version 1 decrypts in place, segment-aligned, and every reader ever shipped reads it)."""
+    return FORMAT_VERSION if compression is Compression.NONE else FRAMED_FORMAT_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,60 +112,78 @@ class ObjectHeader:
     key_version: str
     segment_size: int
     format_version: int = FORMAT_VERSION
+    compression: Compression = Compression.NONE  # version 2 only
 
     def __post_init__(self) -> None:
         if not MIN_SEGMENT_SIZE <= self.segment_size <= MAX_SEGMENT_SIZE:
             raise ValueError("segment size out of range")
+        if self.format_version not in DATA_FORMAT_VERSIONS:
+            raise ValueError("unknown format version")
+        if self.format_version == FORMAT_VERSION and self.compression is not Compression.NONE:
+            raise ValueError("format version 1 has no compression")
         _check_key_version(self.key_version)
+
+    @property
+    def framed(self) -> bool:
+        """Whether segments are framed (version 2) rather than fixed-size (version 1)."""
+        return self.format_version == FRAMED_FORMAT_VERSION
 
     def encode(self) -> bytes:
         version = _check_key_version(self.key_version)
+        fixed = _DATA_FIXED_BY_VERSION[self.format_version]
+        compression = (COMPRESSION_IDS[self.compression],) if self.framed else ()
         return (
-            _DATA_FIXED.pack(
+            fixed.pack(
                 DATA_MAGIC,
                 self.format_version,
-                _DATA_FIXED.size + len(version),
+                fixed.size + len(version),
                 self.backup_id.bytes,
                 self.segment_size,
-                SEGMENT_CIPHER_AES_256_GCM,
-                HPKE_KEM_DHKEM_P384_HKDF_SHA384,
-                HPKE_KDF_HKDF_SHA384,
-                HPKE_AEAD_AES_256_GCM,
+                *_ALGORITHMS,
+                *compression,
                 len(version),
             )
             + version
         )
 
     @staticmethod
-    def encoded_length(key_version: str) -> int:
+    def encoded_length(key_version: str, format_version: int = FORMAT_VERSION) -> int:
         """The header's length in bytes: where the first segment starts."""
-        return _DATA_FIXED.size + len(_check_key_version(key_version))
+        fixed = _DATA_FIXED_BY_VERSION.get(format_version)
+        if fixed is None:
+            raise ValueError("unknown format version")
+        return fixed.size + len(_check_key_version(key_version))
+
+    @staticmethod
+    def declared_length(data: bytes | bytearray) -> int:
+        """The header length field of a header's first ``DATA_HEADER_MIN_BYTES`` bytes."""
+        return int(struct.unpack_from(">H", data, 10)[0])
 
     @classmethod
     def parse(cls, data: bytes) -> tuple["ObjectHeader", int]:
         """Parse the header at the start of ``data``; return it and its length in bytes."""
-        if len(data) < _DATA_FIXED.size:
+        if len(data) < DATA_HEADER_MIN_BYTES:
             raise IntegrityFailure()
-        (magic, version, length, backup_id, segment_size, cipher, kem, kdf, aead, kv_length) = (
-            _DATA_FIXED.unpack_from(data)
-        )
+        magic, version = struct.unpack_from(">8sH", data)
+        fixed = _DATA_FIXED_BY_VERSION.get(version)
+        if magic != DATA_MAGIC or fixed is None or len(data) < fixed.size:
+            raise IntegrityFailure()
+        fields = fixed.unpack_from(data)
+        length, backup_id, segment_size, algorithms = fields[2], fields[3], fields[4], fields[5:9]
+        if fixed is _DATA_FIXED_V2:
+            compression, kv_length = _COMPRESSIONS.get(fields[9]), fields[10]
+        else:
+            compression, kv_length = Compression.NONE, fields[9]
         if (
-            magic != DATA_MAGIC
-            or version != FORMAT_VERSION
-            or (cipher, kem, kdf, aead)
-            != (
-                SEGMENT_CIPHER_AES_256_GCM,
-                HPKE_KEM_DHKEM_P384_HKDF_SHA384,
-                HPKE_KDF_HKDF_SHA384,
-                HPKE_AEAD_AES_256_GCM,
-            )
-            or length != _DATA_FIXED.size + kv_length
+            algorithms != _ALGORITHMS
+            or compression is None
+            or length != fixed.size + kv_length
             or len(data) < length
         ):
             raise IntegrityFailure()
         try:
-            key_version = data[_DATA_FIXED.size : length].decode("ascii")
-            header = cls(UUID(bytes=backup_id), key_version, segment_size, version)
+            key_version = data[fixed.size : length].decode("ascii")
+            header = cls(UUID(bytes=backup_id), key_version, segment_size, version, compression)
         except ValueError:
             raise IntegrityFailure() from None
         return header, length
@@ -245,16 +292,23 @@ def segment_nonce(index: int, last: bool) -> bytes:
 class SegmentSealer:
     """Encrypts the segments of one object. Thread-safe: AESGCM holds no per-call state."""
 
+    overhead = TAG_BYTES  # bytes a stored segment adds to its plaintext
+
     def __init__(self, dek: bytes, header: bytes) -> None:
         if len(dek) != DEK_BYTES:
             raise ValueError("the DEK must be 32 bytes")
         self._aead = AESGCM(dek)
         self._aad = header
 
-    def seal(self, index: int, plaintext: bytes | bytearray | memoryview, last: bool) -> bytes:
+    def seal(
+        self, index: int, plaintext: bytes | bytearray | memoryview, last: bool, frame: bytes = b""
+    ) -> bytes:
+        """Segment ``index``; ``frame`` (version 2: the segment's flag and length) joins the
+        header in the associated data."""
         if not plaintext:
             raise ValueError("segments are never empty")
-        return self._aead.encrypt(segment_nonce(index, last), plaintext, self._aad)
+        aad = self._aad + frame if frame else self._aad
+        return self._aead.encrypt(segment_nonce(index, last), plaintext, aad)
 
 
 class SegmentOpener:
@@ -264,132 +318,19 @@ class SegmentOpener:
         self._aead = AESGCM(dek)
         self._aad = header
 
-    def open(self, index: int, ciphertext: bytes | memoryview, last: bool) -> bytes:
+    def open(
+        self, index: int, ciphertext: bytes | memoryview, last: bool, frame: bytes = b""
+    ) -> bytes:
         if len(ciphertext) <= TAG_BYTES or index > MAX_SEGMENT_INDEX:
             raise IntegrityFailure()
+        aad = self._aad + frame if frame else self._aad
         try:
-            return self._aead.decrypt(segment_nonce(index, last), ciphertext, self._aad)
+            return self._aead.decrypt(segment_nonce(index, last), ciphertext, aad)
         except (InvalidTag, ValueError):
             raise IntegrityFailure() from None
 
 
 DekResolver = Callable[[ObjectHeader], bytes]
-
-
-class ObjectDecryptor:
-    """Push-style decryption of a ``data.enc`` stream, verifying as it goes.
-
-    ``feed`` returns the plaintext of every segment that is now known *not* to be the last
-    one; ``finish`` authenticates the final segment (with the last-segment flag) and returns
-    its plaintext, or raises ``IntegrityFailure`` — so a caller that releases plaintext only
-    after ``finish`` returns never releases a truncated object. Memory: one segment buffer
-    and at most one chunk held. Chunks that start on segment boundaries (see
-    :meth:`ObjectHeader.encoded_length`) are opened in place, without copying.
-
-    ``resolve_dek`` receives the parsed header and returns the DEK (typically by unwrapping
-    ``dek.wrapped`` after checking the header names the expected backup and key version).
-    """
-
-    def __init__(
-        self,
-        resolve_dek: DekResolver,
-        *,
-        expected_backup_id: UUID | None,
-        expected_segment_size: int | None = None,
-    ) -> None:
-        self._resolve_dek = resolve_dek
-        self._expected_backup_id = expected_backup_id
-        # The gateway knows the segment size from the (sealed) metadata: a header that says
-        # otherwise is refused before any buffer is sized from it.
-        self._expected_segment_size = expected_segment_size
-        self._header_bytes = bytearray()  # until the header is parsed
-        self._opener: SegmentOpener | None = None
-        # A segment arriving whole inside an immutable chunk is opened from a view of that
-        # chunk (``_held`` until more data shows it is not the last); one that straddles
-        # chunks is gathered in ``_segment``, allocated once and reused. No per-segment
-        # copies: fresh 1 MiB allocations cost more than AES-GCM itself here.
-        self._held: tuple[bytes, int] | None = None
-        self._segment = bytearray()
-        self._filled = 0
-        self._index = 0
-        self.header: ObjectHeader | None = None
-        self.plaintext_bytes = 0
-
-    def feed(self, chunk: bytes | memoryview) -> list[bytes]:
-        if self._opener is None:
-            self._header_bytes += chunk
-            if not self._start():
-                return []
-            chunk, self._header_bytes = bytes(self._header_bytes), bytearray()
-        out: list[bytes] = []
-        segment, size = self._segment, len(self._segment)
-        # Only an immutable chunk is held: a caller may reuse a memoryview's buffer.
-        whole = chunk if isinstance(chunk, bytes) else None
-        with memoryview(chunk) as data:
-            offset, total = 0, len(data)
-            while offset < total:
-                # A full segment is non-final only if at least one more byte follows it.
-                if self._held is not None:
-                    out.append(self._open_held(last=False))
-                elif self._filled == size:
-                    out.append(self._open_filled(last=False))
-                if whole is not None and self._filled == 0 and total - offset >= size:
-                    self._held = (whole, offset)
-                    offset += size
-                    continue
-                taken = min(size - self._filled, total - offset)
-                segment[self._filled : self._filled + taken] = data[offset : offset + taken]
-                self._filled += taken
-                offset += taken
-        return out
-
-    def finish(self) -> bytes:
-        if self._held is not None:
-            return self._open_held(last=True)
-        if self._opener is None or self._filled == 0:
-            # No header, or no segment at all (truncated after the header).
-            raise IntegrityFailure()
-        return self._open_filled(last=True)
-
-    def _start(self) -> bool:
-        """Parse the header once it has arrived; what follows it stays in ``_header_bytes``."""
-        buffered = self._header_bytes
-        if len(buffered) < _DATA_FIXED.size:
-            return False
-        declared = struct.unpack_from(">H", buffered, 10)[0]
-        if len(buffered) < min(declared, DATA_HEADER_MAX_BYTES):
-            return False
-        header, length = ObjectHeader.parse(bytes(buffered[:DATA_HEADER_MAX_BYTES]))
-        if self._expected_backup_id is not None and header.backup_id != self._expected_backup_id:
-            raise IntegrityFailure()
-        expected_size = self._expected_segment_size
-        if expected_size is not None and header.segment_size != expected_size:
-            raise IntegrityFailure()
-        self._opener = SegmentOpener(self._resolve_dek(header), bytes(buffered[:length]))
-        self._segment = bytearray(header.segment_size + TAG_BYTES)
-        self.header = header
-        del buffered[:length]
-        return True
-
-    def _open_held(self, *, last: bool) -> bytes:
-        assert self._held is not None
-        chunk, offset = self._held
-        self._held = None
-        with memoryview(chunk) as view, view[offset : offset + len(self._segment)] as sealed:
-            return self._open(sealed, last)
-
-    def _open_filled(self, *, last: bool) -> bytes:
-        with memoryview(self._segment) as view, view[: self._filled] as sealed:
-            plaintext = self._open(sealed, last)
-        self._filled = 0
-        return plaintext
-
-    def _open(self, sealed: memoryview, last: bool) -> bytes:
-        assert self._opener is not None
-        plaintext = self._opener.open(self._index, sealed, last)
-        self._index += 1
-        self.plaintext_bytes += len(plaintext)
-        return plaintext
 
 
 def dek_resolver_for(

@@ -3,30 +3,34 @@
 Two uses, one pipeline:
 
 * :func:`verify_object` — the decrypt-and-verify pass before a restore is allowed: every
-  segment is authenticated and decrypted, and SHA-512 of the ciphertext and of the plaintext
-  are computed, while the plaintext is discarded.
+  segment is authenticated and decrypted (and decompressed), and SHA-512 of the ciphertext
+  and of the plaintext are computed, while the plaintext is discarded.
 * :func:`decrypt_object` — the download: plaintext segments are yielded in order as they are
   authenticated. The final segment (which carries the last-segment flag) is yielded only after
   it authenticates, so a truncated object raises before its end is ever released.
 
 The event loop only hands chunks from the store to worker lanes, which run in order: ``open``
 runs :class:`ObjectDecryptor` (AES-256-GCM), ``cipher`` and ``plain`` hash; when verifying, the
-open lane hands the plaintext straight to the plain lane. At most ``in_flight`` chunks wait per
-lane, so memory is a few segments whatever the object size. Every failure to
-parse or authenticate is :class:`~ssbg.domain.errors.IntegrityFailure`.
+open lane hands the plaintext straight to the plain lane, which also decompresses a compressed
+(version 2) object's segments as it hashes them; when downloading, an ``expand`` lane
+decompresses them, a few at a time. At most ``in_flight`` chunks wait per lane, so memory is a
+few segments whatever the object size and its compression ratio. Every failure to parse,
+authenticate or decompress is :class:`~ssbg.domain.errors.IntegrityFailure`.
 """
 
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ssbg.infrastructure.crypto.lanes import Lane
-from ssbg.infrastructure.crypto.object_format import ObjectDecryptor
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
 
 DEFAULT_IN_FLIGHT = 4
+# Plaintext bytes the expand lane decompresses per job (at least one segment).
+EXPAND_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class VerifiedObject:
     plaintext_bytes: int
     checksum_ciphertext: str
     checksum_plaintext: str
+    stored_bytes: int  # the segments' bodies as stored: the backup's stored_size
 
 
 async def _drain(pending: "deque[asyncio.Future[None]]", keep: int) -> None:
@@ -58,7 +63,7 @@ async def verify_object(
     pending: deque[asyncio.Future[None]] = deque()
     ciphertext_bytes = 0
 
-    def hash_plain(segments: list[bytes]) -> None:
+    def hash_plain(segments: Iterable[bytes]) -> None:
         for segment in segments:
             plain_hash.update(segment)
 
@@ -93,6 +98,7 @@ async def verify_object(
         plaintext_bytes=decryptor.plaintext_bytes,
         checksum_ciphertext=cipher_hash.hexdigest(),
         checksum_plaintext=plain_hash.hexdigest(),
+        stored_bytes=decryptor.stored_bytes,
     )
 
 
@@ -103,19 +109,45 @@ async def decrypt_object(
     in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> AsyncIterator[bytes]:
     """Yield the plaintext in order; raise ``IntegrityFailure`` at the first bad segment."""
-    lane = Lane("ssbg-open")
-    opening: deque[asyncio.Future[list[bytes]]] = deque()
+    lane, expand_lane = Lane("ssbg-open"), Lane("ssbg-expand")
+    opening: deque[asyncio.Future[Iterable[bytes]]] = deque()
     try:
         async for chunk in chunks:
             opening.append(lane.submit(decryptor.feed, chunk))
             while len(opening) > in_flight:
-                for segment in await opening.popleft():
+                async for segment in _expanded(await opening.popleft(), expand_lane):
                     yield segment
         while opening:
-            for segment in await opening.popleft():
+            async for segment in _expanded(await opening.popleft(), expand_lane):
                 yield segment
         yield await lane.submit(decryptor.finish)
     finally:
         for future in opening:
             future.cancel()
         lane.close()
+        expand_lane.close()
+
+
+async def _expanded(segments: Iterable[bytes], lane: Lane) -> AsyncIterator[bytes]:
+    """``segments`` as the decryptor returned them: a list is plaintext already (format
+    version 1); anything else decompresses as it is iterated, which ``lane`` does, a batch at
+    a time, so the event loop never decompresses and memory holds one batch."""
+    if isinstance(segments, list):
+        for segment in segments:
+            yield segment
+        return
+    pending = iter(segments)
+    while batch := await lane.submit(_take, pending, EXPAND_BATCH_BYTES):
+        for segment in batch:
+            yield segment
+
+
+def _take(segments: Iterator[bytes], budget: int) -> list[bytes]:
+    """The next segments of ``segments``, until ``budget`` bytes or the end."""
+    batch: list[bytes] = []
+    for segment in segments:
+        batch.append(segment)
+        budget -= len(segment)
+        if budget <= 0:
+            break
+    return batch

@@ -4,7 +4,9 @@ The event loop only cuts the incoming stream into segments; the CPU work runs on
 single-thread lanes per upload, each in order:
 
 * ``plain``  — SHA-512 of the plaintext;
-* ``seal``   — AES-256-GCM of each segment (:class:`SegmentSealer`);
+* ``seal``   — AES-256-GCM of each segment (:class:`SegmentSealer`); for a compressed backup,
+  zstd of the segment first, on the same lane (:class:`FramedSegmentSealer`): the event loop
+  never compresses;
 * ``cipher`` — SHA-512 of the ciphertext (header included: it is the stored object's checksum).
 
 ``hashlib`` (for inputs over 2 KiB) and ``cryptography``'s AEAD release the GIL, so the two
@@ -21,11 +23,10 @@ import hashlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ssbg.domain.errors import InternalError, PayloadTooLarge
 from ssbg.infrastructure.crypto.lanes import Lane
-from ssbg.infrastructure.crypto.object_format import SegmentSealer
 from ssbg.infrastructure.storage.base import ObjectWriter
 
 # Segments waiting per lane. A worker thread that finished its segment needs the GIL back
@@ -39,10 +40,21 @@ class EncryptionFailed(InternalError):
     """The cipher refused to seal a segment (never expected; reported as ENCRYPTION_FAILED)."""
 
 
+class SegmentSealing(Protocol):
+    """Seals segment ``index`` into its stored bytes (format version 1's
+    :class:`~ssbg.infrastructure.crypto.object_format.SegmentSealer`, version 2's
+    :class:`~ssbg.infrastructure.crypto.object_format_v2.FramedSegmentSealer`)."""
+
+    overhead: int  # bytes a stored segment adds to its body (tag, frame)
+
+    def seal(self, index: int, plaintext: bytes, last: bool) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SealedStream:
     original_size: int
     encrypted_size: int
+    stored_size: int  # the segments' bodies as stored (compressed or raw)
     checksum_plaintext: str
     checksum_ciphertext: str
     segments: int
@@ -62,7 +74,7 @@ class _Lanes:
 class _Pipeline:
     def __init__(
         self,
-        sealer: SegmentSealer,
+        sealer: SegmentSealing,
         writer: ObjectWriter,
         header: bytes,
         in_flight: int,
@@ -151,7 +163,7 @@ class _Pipeline:
 async def encrypt_stream(
     chunks: AsyncIterator[bytes],
     *,
-    sealer: SegmentSealer,
+    sealer: SegmentSealing,
     header: bytes,
     writer: ObjectWriter,
     segment_size: int,
@@ -201,9 +213,11 @@ async def encrypt_stream(
         await pipeline.abort()
         raise
     pipeline.close()
+    overheads = len(header) + pipeline.segments * sealer.overhead
     return SealedStream(
         original_size=total,
         encrypted_size=pipeline.encrypted_size,
+        stored_size=pipeline.encrypted_size - overheads,
         checksum_plaintext=plain_digest,
         checksum_ciphertext=cipher_digest,
         segments=pipeline.segments,

@@ -2,8 +2,9 @@
 
 A request whose key this API key already used is compared with the backup that key created
 *before anything is stored*: its fields (classification, source system, description, file
-name, content type) with the record's, then its payload's SHA-512 and size with the record's
-(sealed) plaintext checksum and size, hashing the body as it streams — never writing it. Only an
+name, content type, compression) with the record's, then its payload's SHA-512 and size with
+the record's (sealed) plaintext checksum and size, hashing the body as it streams — never
+writing it. Only an
 identical request gets the stored backup back; a different one is refused (``409``,
 ``details.reason = IDEMPOTENCY_MISMATCH``, a ``BACKUP_FAILED`` entry on the key's backup saying
 nothing was stored), and a request arriving while the key's first request is still streaming is
@@ -16,12 +17,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ssbg.domain.audit_events import AuditEvent, backup_resource
+from ssbg.domain.backup_fields import DEFAULT_COMPRESSION_LEVEL
 from ssbg.domain.enums import (
     AuditAction,
     AuditResult,
     BackupFailureReason,
     BackupStatus,
     Classification,
+    Compression,
 )
 from ssbg.domain.errors import Conflict
 from ssbg.domain.identity import Actor
@@ -40,6 +43,8 @@ class BackupSubmission:
     original_filename: str | None
     content_type: str
     declared_size: int | None = None  # Content-Length of a raw body, when known
+    compression: Compression = Compression.NONE
+    compression_level: int = DEFAULT_COMPRESSION_LEVEL  # zstd's, when compressed
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ def _same_fields(
         and record.description == submission.description
         and record.original_filename == submission.original_filename
         and record.content_type == submission.content_type
+        and record.compression == submission.compression
     )
 
 

@@ -6,11 +6,13 @@ Short explicit transactions — none is open while the payload streams:
    ``POLICY_CHECK_ALLOW`` + ``BACKUP_START`` + ``KEY_WRAP``; committed. (A denial commits only
    ``POLICY_CHECK_DENY`` and raises.)
 2. *stream* — the body is encrypted segment by segment into ``data.enc`` (see
-   :mod:`ssbg.infrastructure.crypto.stream_encryption`), then ``dek.wrapped`` is stored; a
-   background task renews the lease meanwhile.
-3. *complete* — compare-and-set ``PROCESSING → ACTIVE`` with sizes and checksums,
-   transition, ``BACKUP_STORED`` + ``BACKUP_COMPLETE``; committed. Only then does the caller
-   get its 201.
+   :mod:`ssbg.infrastructure.crypto.stream_encryption`; with ``compression=zstd`` each segment
+   is compressed first, format version 2), then ``dek.wrapped`` is stored; a background task
+   renews the lease meanwhile.
+3. *complete* — compare-and-set ``PROCESSING → ACTIVE`` with sizes (``stored_size``: the
+   segments' bodies as stored, compressed or not) and checksums (of the original plaintext and
+   of the stored object), transition, ``BACKUP_STORED`` + ``BACKUP_COMPLETE``; committed.
+   Only then does the caller get its 201.
 
 An ``Idempotency-Key`` names one request, not just one backup: a request whose key was used
 before is compared with what that key stored, before anything is stored
@@ -39,6 +41,7 @@ from ssbg.domain.enums import (
     BackupFailureReason,
     BackupStatus,
     Classification,
+    Compression,
     PolicyOperation,
 )
 from ssbg.domain.errors import (
@@ -61,12 +64,16 @@ from ssbg.infrastructure.crypto.object_format import (
     WRAP_ALGORITHM,
     ObjectHeader,
     SegmentSealer,
+    format_version_for,
     generate_dek,
     wrap_dek,
 )
+from ssbg.infrastructure.crypto.object_format_v2 import FramedSegmentSealer
+from ssbg.infrastructure.crypto.segment_compression import SegmentCompressor
 from ssbg.infrastructure.crypto.stream_encryption import (
     EncryptionFailed,
     SealedStream,
+    SegmentSealing,
     encrypt_stream,
 )
 from ssbg.infrastructure.db.models import BackupMetadata, KeyVersion
@@ -168,7 +175,9 @@ class BackupIngest:
             rest = _prepend(first, payload)
             return await self._idempotency.replay(actor, existing, submission, classification, rest)
         try:
-            sealed = await self._store_objects(record, dek, wrapped, _prepend(first, payload))
+            sealed = await self._store_objects(
+                record, dek, wrapped, _prepend(first, payload), submission.compression_level
+            )
             stored = await self._complete(actor, record, sealed)
         except BaseException as exc:
             reason, error = _failure_of(exc)
@@ -245,8 +254,9 @@ class BackupIngest:
                     description=submission.description,
                     content_type=submission.content_type,
                     key_version=active.version,
-                    format_version=FORMAT_VERSION,
+                    format_version=format_version_for(submission.compression),
                     segment_size=self._settings.segment_size,
+                    compression=submission.compression,
                     storage_backend=self._store.backend_name,
                     storage_ref=data_key(backup_id),
                     wrapped_dek_ref=wrapped_dek_key(backup_id),
@@ -275,6 +285,8 @@ class BackupIngest:
                         storage_backend=record.storage_backend,
                         key_version=record.key_version,
                         idempotency_key_used=idempotency_key is not None,
+                        compression=submission.compression.value,
+                        compression_level=_level_of(submission),
                         to_status=BackupStatus.PROCESSING.value,
                     ),
                 )
@@ -297,10 +309,23 @@ class BackupIngest:
         return record, wrapped
 
     async def _store_objects(
-        self, record: BackupMetadata, dek: bytes, wrapped: bytes, payload: AsyncIterator[bytes]
+        self,
+        record: BackupMetadata,
+        dek: bytes,
+        wrapped: bytes,
+        payload: AsyncIterator[bytes],
+        compression_level: int,
     ) -> SealedStream:
-        header = ObjectHeader(record.id, record.key_version, record.segment_size).encode()
-        sealer = SegmentSealer(dek, header)
+        header = ObjectHeader(
+            record.id,
+            record.key_version,
+            record.segment_size,
+            record.format_version,
+            record.compression,
+        ).encode()
+        sealer: SegmentSealing = SegmentSealer(dek, header)
+        if record.compression is Compression.ZSTD:
+            sealer = FramedSegmentSealer(dek, header, SegmentCompressor(compression_level))
         lease = asyncio.create_task(self._keep_lease(record.id))
         try:
             async with self._store.open_writer(record.storage_ref) as writer:
@@ -358,6 +383,9 @@ class BackupIngest:
             checksum_ciphertext=sealed.checksum_ciphertext,
             segments=sealed.segments,
             segment_algorithm=SEGMENT_ALGORITHM,
+            format_version=record.format_version,
+            compression=record.compression.value,
+            stored_size=sealed.stored_size,
         )
         async with self._db.transaction(write=True) as tx:
             done = await self._lifecycle.try_move(
@@ -371,6 +399,7 @@ class BackupIngest:
                 values={
                     "original_size": sealed.original_size,
                     "encrypted_size": sealed.encrypted_size,
+                    "stored_size": sealed.stored_size,
                     "checksum_plaintext": sealed.checksum_plaintext,
                     "checksum_ciphertext": sealed.checksum_ciphertext,
                     "completed_at": now,
@@ -398,6 +427,11 @@ class BackupIngest:
             return
         if failed is not None:  # else moved by someone else (recovery after a lapsed lease)
             await self._lifecycle.remove_objects(backup_id)
+
+
+def _level_of(submission: BackupSubmission) -> int | None:
+    """The zstd level of a compressed submission, for the audit entry."""
+    return submission.compression_level if submission.compression is Compression.ZSTD else None
 
 
 def _failure_of(exc: BaseException) -> tuple[BackupFailureReason, SsbgError | None]:

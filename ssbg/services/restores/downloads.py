@@ -32,7 +32,7 @@ from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.domain.restore_tokens import secret_digest, token_expired
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
-from ssbg.infrastructure.crypto.object_format import ObjectDecryptor
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
 from ssbg.infrastructure.crypto.stream_decryption import decrypt_object
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
 from ssbg.services.audit_service import AuditTrail

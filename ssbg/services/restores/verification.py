@@ -21,11 +21,8 @@ from ssbg.domain.identity import Actor
 from ssbg.domain.key_versions import unwraps
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
-from ssbg.infrastructure.crypto.object_format import (
-    ObjectDecryptor,
-    ObjectHeader,
-    dek_resolver_for,
-)
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor, full_segment_bytes
+from ssbg.infrastructure.crypto.object_format import ObjectHeader, dek_resolver_for
 from ssbg.infrastructure.crypto.stream_decryption import verify_object
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
 from ssbg.infrastructure.storage.base import ObjectStore
@@ -67,16 +64,21 @@ class BackupReader:
             dek_resolver_for(wrapped, private_key, expected_key_version=backup.key_version),
             expected_backup_id=backup.id,
             expected_segment_size=backup.segment_size,
+            expected_format_version=backup.format_version,
         )
 
     async def ciphertext(self, backup: BackupMetadata) -> AsyncIterator[bytes]:
         try:
             async for chunk in self.store.read_stream(
                 backup.storage_ref,
-                (backup.segment_size + 16) * READ_CHUNK_SEGMENTS,
+                full_segment_bytes(backup.segment_size, backup.format_version)
+                * READ_CHUNK_SEGMENTS,
                 # The header alone first, so every later chunk starts on a segment boundary
-                # and is decrypted in place.
-                first_chunk_size=ObjectHeader.encoded_length(backup.key_version),
+                # and is decrypted in place (in version 2, while the segments are raw;
+                # compressed ones are small and copied).
+                first_chunk_size=ObjectHeader.encoded_length(
+                    backup.key_version, backup.format_version
+                ),
             ):
                 yield chunk
         except ObjectMissing:
@@ -137,6 +139,7 @@ class RestoreVerification:
             or verified.checksum_plaintext != backup.checksum_plaintext
             or verified.plaintext_bytes != backup.original_size
             or verified.ciphertext_bytes != backup.encrypted_size
+            or (backup.stored_size is not None and verified.stored_bytes != backup.stored_size)
         ):
             raise IntegrityFailure("The backup does not match its recorded checksums.")
 

@@ -130,6 +130,43 @@ async def test_backup_refusals_and_usage_errors(
     assert unknown.exit_code == 2  # not a UUID
 
 
+async def test_backup_compress_stores_less_and_restores_the_original_file(
+    gateway_url: str, services: Services, tmp_path: Path, out_dir: Path
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    payload = b"".join(b"INSERT INTO t VALUES (%d, 'row');\n" % i for i in range(80_000))
+    source = tmp_path / "dump.sql"
+    source.write_bytes(payload)
+    arguments = ["backup", str(source), "-c", "INTERNAL", "-s", "db-prod-01", "--compress"]
+
+    stored = await run_cli([*arguments, "--level", "5", "--json"], env_for(gateway_url, operator))
+    human = await run_cli(arguments, env_for(gateway_url, operator))
+    no_compress = await run_cli(
+        ["backup", str(source), "-c", "INTERNAL", "-s", "db", "--level", "5", "--json"],
+        env_for(gateway_url, operator),
+    )
+    out_of_range = await run_cli([*arguments, "--level", "22"], env_for(gateway_url, operator))
+
+    assert stored.exit_code == 0, stored.stdout
+    record = stored.json()
+    assert record["compression"] == "zstd"
+    assert record["original_size"] == len(payload)
+    assert record["stored_size"] < len(payload) // 4
+    assert human.exit_code == 0, human.stdout
+    assert "(zstd: " in human.stdout
+    assert (no_compress.exit_code, no_compress.json()["error"]["code"]) == (2, "USAGE")
+    assert out_of_range.exit_code == 2
+    start = (await audit_entries(services.db, "BACKUP_START"))[0]
+    assert start.details["compression_level"] == 5
+    output = out_dir / "dump.sql"
+    restored = await run_cli(
+        restore_args(record["backup_id"], output, "--json"), env_for(gateway_url, admin)
+    )
+    assert restored.exit_code == 0, restored.stdout
+    assert output.read_bytes() == payload
+
+
 @pytest.mark.parametrize("storage_backend", ["local", "s3"])
 async def test_restore_round_trip_writes_a_private_verified_file(
     gateway_url: str, services: Services, tmp_path: Path, out_dir: Path

@@ -8,10 +8,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ssbg.domain.errors import IntegrityFailure
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
 from ssbg.infrastructure.crypto.object_format import (
     DATA_MAGIC,
     TAG_BYTES,
-    ObjectDecryptor,
     ObjectHeader,
     SegmentSealer,
     WrappedDek,

@@ -12,11 +12,8 @@ import pytest
 
 from ssbg.domain.errors import IntegrityFailure
 from ssbg.infrastructure.crypto.lanes import Lane
-from ssbg.infrastructure.crypto.object_format import (
-    ObjectDecryptor,
-    ObjectHeader,
-    SegmentSealer,
-)
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
+from ssbg.infrastructure.crypto.object_format import ObjectHeader, SegmentSealer
 from ssbg.infrastructure.crypto.stream_decryption import decrypt_object, verify_object
 
 SEGMENT = 4096

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ssbg.domain.errors import PayloadTooLarge, StorageUnavailable
+from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor
 from ssbg.infrastructure.crypto.object_format import (
-    ObjectDecryptor,
     ObjectHeader,
     SegmentSealer,
     dek_resolver_for,

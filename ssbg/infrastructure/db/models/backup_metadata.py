@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ssbg.domain.enums import BackupStatus, Classification
+from ssbg.domain.enums import BackupStatus, Classification, Compression
 from ssbg.infrastructure.db.base import Base, Sealed, UTCDateTime, enum_column
 
 
@@ -61,7 +61,9 @@ class BackupMetadata(Sealed, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cleanup_pending: Mapped[bool] = mapped_column(Boolean, default=False)
-    compression: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    compression: Mapped[Compression] = mapped_column(
+        enum_column(Compression, 16), default=Compression.NONE, server_default="none"
+    )
     stored_size: Mapped[int | None] = mapped_column(BigInteger)
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_verification_result: Mapped[str | None] = mapped_column(String(16))
@@ -78,7 +80,7 @@ class BackupMetadata(Sealed, Base):
 def _python_defaults(_target: BackupMetadata, _args: object, kwargs: dict[str, object]) -> None:
     # The seal is computed before the INSERT applies column defaults: give the object its
     # sealed default now, so the seal written is the seal read back.
-    kwargs.setdefault("compression", "none")
+    kwargs.setdefault("compression", Compression.NONE)
 
 
 class BackupStatusTransition(Base):
