@@ -11,7 +11,8 @@ that the description and the server disagree. Negative cases are left exactly as
 * ``POST /backups``: with a raw body, ``classification`` and ``source_system`` are required
   query parameters; with a multipart body they are form fields and the query carries none
   (OpenAPI cannot make a parameter's presence depend on the body's media type); and the
-  ``file`` part comes last, after the fields (OpenAPI cannot order the parts of a form).
+  ``file`` part comes last, after the fields (OpenAPI cannot order the parts of a form); a
+  ``compression_level`` comes with ``compression=zstd`` (a relation between two fields).
 * ``POST /audit/validate`` and ``GET /audit/export``: ``to_sequence`` is not below
   ``from_sequence`` (a relation between two fields).
 * ``POST /admin/verify``: ``created_from`` is before ``created_to`` (a relation between two
@@ -71,6 +72,9 @@ def _backup_fields(case: Any) -> None:
                 **{k: v for k, v in case.body.items() if k != "file"},
                 "file": case.body["file"],
             }
+    for fields in (query, case.body):
+        if isinstance(fields, dict) and fields.get("compression_level") is not None:
+            fields["compression"] = "zstd"
     case.query = query
 
 
