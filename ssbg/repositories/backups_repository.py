@@ -21,6 +21,7 @@ from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
 from ssbg.domain.retention import RetentionCandidate
 from ssbg.domain.verification import VerifySelection
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
+from ssbg.repositories import leases
 
 
 class BackupsRepository:
@@ -260,32 +261,24 @@ class BackupsRepository:
     ) -> Sequence[tuple[UUID, datetime, datetime]]:
         """``(id, renewed at, lease end)`` of PROCESSING backups whose lease was renewed after
         ``after`` — by a clock ahead of ours (``ssbg.domain.leases``)."""
-        result = await self._session.execute(
-            select(BackupMetadata.id, BackupMetadata.updated_at, BackupMetadata.lease_expires_at)
-            .where(
-                BackupMetadata.status == BackupStatus.PROCESSING,
-                BackupMetadata.updated_at > after,
-                BackupMetadata.lease_expires_at.is_not(None),
-            )
-            .limit(limit)
+        return await leases.list_renewed_after(
+            self._session, BackupMetadata, BackupStatus.PROCESSING, after, limit
         )
-        return [(row_id, renewed, ends) for row_id, renewed, ends in result.all() if ends]
 
     async def restart_lease(
         self, backup_id: UUID, renewed_at: datetime, until: datetime, now: datetime
     ) -> bool:
         """Count a lease renewed at ``renewed_at`` again from ``now`` (to end at ``until``),
         unless it was renewed or moved meanwhile."""
-        result = await self._session.execute(
-            update(BackupMetadata)
-            .where(
-                BackupMetadata.id == backup_id,
-                BackupMetadata.status == BackupStatus.PROCESSING,
-                BackupMetadata.updated_at == renewed_at,
-            )
-            .values(lease_expires_at=until, updated_at=now)
+        return await leases.restart_lease(
+            self._session,
+            BackupMetadata,
+            BackupStatus.PROCESSING,
+            backup_id,
+            renewed_at,
+            until,
+            now,
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def list_lapsed_processing(self, now: datetime, limit: int) -> Sequence[UUID]:
         result = await self._session.execute(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ssbg.domain.restore_lifecycle import COUNTED_STATUSES, RestoreStatus
 from ssbg.infrastructure.db.models import RestoreRequest
+from ssbg.repositories import leases
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,32 +113,24 @@ class RestoresRepository:
     ) -> Sequence[tuple[UUID, datetime, datetime]]:
         """``(id, renewed at, lease end)`` of VERIFYING requests whose lease was renewed after
         ``after`` — by a clock ahead of ours (``ssbg.domain.leases``)."""
-        result = await self._session.execute(
-            select(RestoreRequest.id, RestoreRequest.updated_at, RestoreRequest.lease_expires_at)
-            .where(
-                RestoreRequest.status == RestoreStatus.VERIFYING,
-                RestoreRequest.updated_at > after,
-                RestoreRequest.lease_expires_at.is_not(None),
-            )
-            .limit(limit)
+        return await leases.list_renewed_after(
+            self._session, RestoreRequest, RestoreStatus.VERIFYING, after, limit
         )
-        return [(row_id, renewed, ends) for row_id, renewed, ends in result.all() if ends]
 
     async def restart_lease(
         self, restore_id: UUID, renewed_at: datetime, until: datetime, now: datetime
     ) -> bool:
         """Count a lease renewed at ``renewed_at`` again from ``now`` (to end at ``until``),
         unless it was renewed or moved meanwhile."""
-        result = await self._session.execute(
-            update(RestoreRequest)
-            .where(
-                RestoreRequest.id == restore_id,
-                RestoreRequest.status == RestoreStatus.VERIFYING,
-                RestoreRequest.updated_at == renewed_at,
-            )
-            .values(lease_expires_at=until, updated_at=now)
+        return await leases.restart_lease(
+            self._session,
+            RestoreRequest,
+            RestoreStatus.VERIFYING,
+            restore_id,
+            renewed_at,
+            until,
+            now,
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def list_lapsed_verifying(self, now: datetime, limit: int) -> Sequence[UUID]:
         result = await self._session.execute(
