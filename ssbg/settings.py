@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
+    # Multipart upload parts in flight per object; memory is (this + 1) parts of 8 MiB per upload.
+    s3_part_concurrency: int = Field(default=4, ge=1, le=32)
 
     keystore_dir: Path | None = None
     key_password: SecretStr | None = None

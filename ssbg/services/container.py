@@ -106,6 +106,7 @@ def build_object_store(settings: Settings) -> ObjectStore:
             access_key_id=_secret(settings.s3_access_key_id),
             secret_access_key=_secret(settings.s3_secret_access_key),
             create_bucket=settings.env == "development",
+            part_concurrency=settings.s3_part_concurrency,
         )
     return LocalObjectStore(settings.resolved_storage_path)
 

@@ -11,7 +11,14 @@ PutObject of a key ending ``dek.wrapped``". A request the rule matches then fail
 
 A rule fails its step every time until it is disarmed (or only its next ``times`` requests),
 so the SDK's own retries meet the same fault; it counts its hits, so a test can assert the step
-was really reached. The proxy also keeps a log of every step it saw.
+was really reached. The proxy also keeps a log of every step it saw, and of every answer it had
+from the server, in order.
+
+A test can also *hold* a step (:meth:`S3FaultProxy.hold`): its requests wait at the proxy,
+before being forwarded, until the hold is released. The proxy counts the requests of each step
+in flight — from arrival until the server's answer reaches the proxy, so before the client can
+have it — and the highest such count (``peak``); :meth:`S3FaultProxy.wait_until` waits for a
+condition on that state without sleeping.
 
 Steps are recognised as S3 names them (path-style addressing, ``/bucket/key``):
 
@@ -26,15 +33,19 @@ PutObject                  PUT     neither (and no ``x-amz-copy-source``)
 =========================  ======  =================================
 """
 
+import asyncio
 import enum
 import socket
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import httpx
+import pytest
 from aiohttp import web
+from botocore.retries.standard import ExponentialBackoff
 
 _CHUNK = 64 * 1024
 # Hop-by-hop headers (RFC 9110 §7.6.1) and what the forwarding client sets itself.
@@ -48,6 +59,14 @@ _NOT_FORWARDED = {
     "upgrade",
     "expect",
 }
+
+
+def skip_retry_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK retries a failed step twice after a random backoff (up to 1 s, then 2 s). The
+    retries still happen and meet the same fault (the rules count them); only the waiting
+    between them is skipped, so a failing step costs a fraction of a second instead of up to
+    3 s."""
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
 
 
 class Step(enum.StrEnum):
@@ -102,6 +121,24 @@ class FaultRule:
         return self.times is None or self.hits < self.times
 
 
+@dataclass
+class Hold:
+    """Requests of ``step`` (only part ``part_number``) wait at the proxy until released."""
+
+    step: Step
+    part_number: int | None = None
+    waiting: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, step: Step, part_number: int | None) -> bool:
+        if self.released.is_set() or step is not self.step:
+            return False
+        return self.part_number is None or part_number == self.part_number
+
+    def release(self) -> None:
+        self.released.set()
+
+
 def classify(method: str, key: str, query: Mapping[str, str], headers: Mapping[str, str]) -> Step:
     """The S3 operation of a request (``headers`` as the server's case-insensitive view)."""
     if not key:  # a request about the bucket itself (CreateBucket, ListObjectsV2, ...)
@@ -139,9 +176,14 @@ class S3FaultProxy:
     def __init__(self, upstream_url: str) -> None:
         self._upstream_url = upstream_url.rstrip("/")
         self._rules: list[FaultRule] = []
+        self._holds: list[Hold] = []
+        self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._http: httpx.AsyncClient | None = None
         self.seen: list[Seen] = []
+        self.answered: list[Seen] = []  # requests the server answered, in the order it did
+        self.in_flight: Counter[Step] = Counter()
+        self.peak: Counter[Step] = Counter()
         self.port = 0
 
     @property
@@ -161,6 +203,7 @@ class S3FaultProxy:
         return self
 
     async def stop(self) -> None:
+        self.release_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -190,6 +233,26 @@ class S3FaultProxy:
         for armed in [rule] if rule is not None else self._rules:
             armed.armed = False
 
+    def hold(self, step: Step, *, part_number: int | None = None) -> Hold:
+        """Hold every request of ``step`` (only part ``part_number``) until released."""
+        held = Hold(step, part_number)
+        self._holds.append(held)
+        return held
+
+    def release_all(self) -> None:
+        for held in self._holds:
+            held.release()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds; it is checked again whenever a request arrives,
+        is held, or is answered. Bound the wait with ``asyncio.timeout``."""
+        while not condition():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+
     def steps(self, step: Step) -> list[Seen]:
         return [seen for seen in self.seen if seen.step is step]
 
@@ -208,16 +271,57 @@ class S3FaultProxy:
         step = classify(request.method, key, query, request.headers)
         part = query.get("partNumber")
         part_number = int(part) if part is not None and part.isdigit() else None
+        self.in_flight[step] += 1
+        self.peak[step] = max(self.peak[step], self.in_flight[step])
+        in_flight = True
+
+        def answered(seen: Seen) -> None:
+            nonlocal in_flight
+            if in_flight:
+                in_flight = False
+                self.in_flight[step] -= 1
+                self.answered.append(seen)
+                self._notify()
+
+        self._notify()
+        try:
+            for held in [h for h in self._holds if h.matches(step, part_number)]:
+                held.waiting += 1
+                self._notify()
+                try:
+                    await held.released.wait()
+                finally:
+                    held.waiting -= 1
+            if request.transport is None or request.transport.is_closing():
+                return self._drop(request)  # the client gave up while held
+            return await self._serve(request, step, key, part_number, answered)
+        finally:
+            if in_flight:  # never answered by the server
+                in_flight = False
+                self.in_flight[step] -= 1
+                self._notify()
+
+    async def _serve(
+        self,
+        request: web.Request,
+        step: Step,
+        key: str,
+        part_number: int | None,
+        answered: Callable[[Seen], None],
+    ) -> web.StreamResponse:
         rule = self._match(step, key, part_number)
-        self.seen.append(Seen(step, key, part_number, failed=rule is not None))
+        seen = Seen(step, key, part_number, failed=rule is not None)
+        self.seen.append(seen)
         if rule is None:
             answer = await self._send_upstream(request)
+            answered(seen)
             try:
                 return await self._relay(request, answer)
             finally:
                 await answer.aclose()
         if rule.failure is Failure.ANSWER_LOST:
             answer = await self._send_upstream(request)
+            answered(seen)
             await answer.aread()  # the server did the step; its answer never reaches the client
             await answer.aclose()
             return self._drop(request)

@@ -113,3 +113,11 @@ def test_production_refuses_a_placeholder_webhook_secret() -> None:
             alert_webhook_url="https://alerts.example.org/ssbg",
             alert_webhook_secret=SecretStr("changeme"),
         )
+
+
+@pytest.mark.parametrize("parts", [0, 33])
+def test_s3_part_concurrency_outside_1_to_32_is_refused(parts: int) -> None:
+    with pytest.raises(ValidationError, match="s3_part_concurrency"):
+        make(s3_part_concurrency=parts)
+    assert make(s3_part_concurrency=32).s3_part_concurrency == 32
+    assert make().s3_part_concurrency == 4

@@ -20,7 +20,6 @@ from uuid import UUID
 
 import httpx
 import pytest
-from botocore.retries.standard import ExponentialBackoff
 
 from ssbg.domain.enums import Role
 from ssbg.infrastructure.db.models import BackupMetadata
@@ -40,7 +39,7 @@ from tests.support.backups import (
 from tests.support.factories import create_api_key, headers
 from tests.support.fault_contract import assert_fault_contract, marked_payload
 from tests.support.processes import MotoServer
-from tests.support.s3_faults import Failure, S3FaultProxy, Step
+from tests.support.s3_faults import Failure, S3FaultProxy, Step, skip_retry_backoff
 
 pytestmark = pytest.mark.both_backends
 
@@ -63,11 +62,7 @@ def settings_overrides(s3_faults: S3FaultProxy) -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def no_retry_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK retries a failed step twice after a random backoff (up to 1 s, then 2 s). The
-    retries still happen and meet the same fault (the rules count them); only the waiting
-    between them is skipped, so a cell takes a fraction of a second instead of up to 3 s per
-    failed step."""
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    skip_retry_backoff(monkeypatch)
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,9 @@ from ssbg.infrastructure.storage.local import LocalObjectStore
 from ssbg.infrastructure.storage.s3 import PART_SIZE, S3ObjectStore
 from tests.support.file_modes import usual_umask, wrong_modes_under
 from tests.support.processes import MotoServer
+from tests.support.s3_stores import s3_store, uploads_in_progress
 
 MIB = 1024 * 1024
-
-
-def s3_store(endpoint: str, bucket: str | None = None) -> S3ObjectStore:
-    return S3ObjectStore(
-        bucket=bucket or f"ssbg-store-{uuid.uuid4().hex[:12]}",
-        endpoint_url=endpoint,
-        region="us-east-1",
-        access_key_id="testing",
-        secret_access_key="testing",
-        create_bucket=True,
-    )
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -41,12 +31,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield built
     finally:
         await built.close()
-
-
-async def _s3_uploads_in_progress(store: S3ObjectStore) -> list[str]:
-    client = await store.client()
-    response = await client.list_multipart_uploads(Bucket=store.bucket)
-    return [upload["Key"] for upload in response.get("Uploads", [])]
 
 
 async def test_small_object_round_trips(store: ObjectStore) -> None:
@@ -97,7 +81,7 @@ async def test_a_failure_inside_the_writer_leaves_no_object_and_no_upload(
 
     assert not await store.exists("backups/broken/data.enc")
     if isinstance(store, S3ObjectStore):
-        assert await _s3_uploads_in_progress(store) == []
+        assert await uploads_in_progress(store) == []
     if isinstance(store, LocalObjectStore):
         assert list(store.root.rglob("*.partial")) == []
 
@@ -126,7 +110,7 @@ async def test_discard_prefix_removes_objects_and_unfinished_writes(store: Objec
     assert not await store.exists("backups/a/dek.wrapped")
     assert await store.exists("backups/b/dek.wrapped")
     if isinstance(store, S3ObjectStore):
-        assert await _s3_uploads_in_progress(store) == []
+        assert await uploads_in_progress(store) == []
     if isinstance(store, LocalObjectStore):
         assert not (store.root / "backups" / "a").exists()
 
