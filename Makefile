@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
+.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-s3-parts bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -71,6 +71,9 @@ bench-shred: $(STAMP)
 bench-throttle: $(STAMP)
 	$(BIN)/python bench/throttle_bench.py
 
+bench-s3-parts: $(STAMP)
+	$(BIN)/python bench/s3_parts_bench.py
+
 bench-smoke: $(STAMP)
 	$(BIN)/python bench/audit_bench.py --smoke
 	$(BIN)/python bench/ingest_bench.py --smoke
@@ -80,6 +83,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python bench/shred_bench.py --smoke
 	$(BIN)/python bench/throttle_bench.py --smoke
 	$(BIN)/python bench/compression_bench.py --smoke
+	$(BIN)/python bench/s3_parts_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -264,19 +264,20 @@ class ForeignLoad:
 
     System-wide busy time, minus interrupt and softirq time and kernel threads (loopback TCP
     and disk writeback done on our behalf), minus this process (threads and waited children
-    such as curl and restic) and the gateway server.
+    such as curl and restic) and the servers (the gateway; an S3 server and a relay).
     """
 
-    def __init__(self, server_pid: int | None) -> None:
+    def __init__(self, server_pid: int | list[int] | None) -> None:
         self._own = psutil.Process()
-        self._server = psutil.Process(server_pid) if server_pid else None
+        pids = [server_pid] if isinstance(server_pid, int) else server_pid or []
+        self._servers = [psutil.Process(pid) for pid in pids]
 
     def _ours(self) -> float:
         own = self._own.cpu_times()
         total = own.user + own.system + own.children_user + own.children_system
-        if self._server is not None:
-            server = self._server.cpu_times()
-            total += server.user + server.system
+        for server in self._servers:
+            times = server.cpu_times()
+            total += times.user + times.system
         return total
 
     @staticmethod
@@ -327,7 +328,7 @@ class Measurements:
         self.discarded: dict[str, int] = {}
 
     def measure(
-        self, name: str, server_pid: int | None, run: Callable[[], tuple[float, Any]]
+        self, name: str, server_pid: int | list[int] | None, run: Callable[[], tuple[float, Any]]
     ) -> Any:
         for _attempt in range(40):
             with ForeignLoad(server_pid) as load:

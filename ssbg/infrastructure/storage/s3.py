@@ -16,6 +16,7 @@ a ceiling near 1 GB/s, well above what a store is fed here); no other checksum i
 """
 
 import asyncio
+import io
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -42,6 +43,20 @@ def _is_missing(exc: BaseException) -> bool:
     )
 
 
+def _part_body(buffer: bytearray, size: int) -> io.BytesIO:
+    """The first ``size`` bytes of ``buffer`` as the body of an ``UploadPart``, copied once.
+
+    A ``BytesIO`` that owns its bytes: botocore would wrap ``bytes`` in a ``BytesIO`` sharing
+    them, which aiohttp's payload (``getbuffer``) then copies — two copies of every part in
+    flight instead of one.
+    """
+    body = io.BytesIO()
+    with memoryview(buffer) as view:
+        body.write(view[:size])
+    body.seek(0)
+    return body
+
+
 class _S3Writer:
     def __init__(self, store: "S3ObjectStore", key: str, concurrency: int) -> None:
         self._store = store
@@ -57,8 +72,7 @@ class _S3Writer:
         self._buffer += chunk
         while len(self._buffer) >= PART_SIZE:
             await self._wait_for_a_slot()  # before cutting the part: memory stays bounded
-            with memoryview(self._buffer) as view:
-                part = bytes(view[:PART_SIZE])
+            part = _part_body(self._buffer, PART_SIZE)
             del self._buffer[:PART_SIZE]
             await self._start_part(part)
 
@@ -77,7 +91,7 @@ class _S3Writer:
             if failure is not None:
                 raise failure
 
-    async def _start_part(self, data: bytes) -> None:
+    async def _start_part(self, data: io.BytesIO) -> None:
         if self._upload_id is None:
             client = await self._store.client()
             try:
@@ -90,7 +104,7 @@ class _S3Writer:
         number, self._next_part = self._next_part, self._next_part + 1
         self._in_flight.add(asyncio.create_task(self._upload_part(number, data)))
 
-    async def _upload_part(self, number: int, data: bytes) -> None:
+    async def _upload_part(self, number: int, data: io.BytesIO) -> None:
         client = await self._store.client()
         try:
             response = await client.upload_part(
@@ -121,7 +135,7 @@ class _S3Writer:
             self._reap()
         if self._buffer:
             number, self._next_part = self._next_part, self._next_part + 1
-            await self._upload_part(number, bytes(self._buffer))
+            await self._upload_part(number, _part_body(self._buffer, len(self._buffer)))
             self._buffer.clear()
         parts = [{"PartNumber": n, "ETag": self._etags[n]} for n in sorted(self._etags)]
         client = await self._store.client()
