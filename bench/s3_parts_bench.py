@@ -1,18 +1,22 @@
 """S3 part-upload benchmark: ``SSBG_S3_PART_CONCURRENCY`` against moto, near and far.
 
-Starts moto's S3 server (``python -m moto.server``) on loopback and a relay in front of it that
-delays every byte by half of ``--rtt-ms`` (default 30) in each direction — a store 30 ms away,
-with no bandwidth limit of its own. Through each path it uploads ``--size-mib`` (default 256)
-with :class:`ssbg.infrastructure.storage.s3.S3ObjectStore` (``open_writer``, 1 MiB writes, a
-bucket of its own) at part concurrency 1, 4 and 8, each upload in a fresh process so its peak
+Starts moto's S3 server (``python -m moto.server``) on loopback and two relays in front of it
+that delay every byte by half of ``--rtt-ms`` (default 30) in each direction — a store 30 ms
+away: one with no bandwidth limit of its own, one that also keeps at most ``--window-kib``
+(default 1024) unacknowledged per connection and direction, as TCP does on a long link (one
+connection then carries at most a window per round trip: 35 MB/s). Through each of the three
+paths it uploads ``--size-mib`` (default 256) with
+:class:`ssbg.infrastructure.storage.s3.S3ObjectStore` (``open_writer``, 1 MiB writes, a bucket
+of its own) at part concurrency 1, 4 and 8, each upload in a fresh process so its peak
 resident memory is its own; ``--runs`` (default 3) of each, medians reported, a run during which
 other processes used more than ``--max-foreign-load`` cores discarded and repeated (the moto
-server and the relay are ours, not foreign).
+server and the relays are ours, not foreign).
 
 The table: path, concurrency, MB/s (median and best), and the uploading process's peak RSS
 growth during the upload (median MiB). Usage: ``make bench-s3-parts`` or ``.venv/bin/python
-bench/s3_parts_bench.py [--size-mib N] [--rtt-ms N] [--runs N] [--smoke]``; ``--smoke`` (``make
-bench-smoke``) uploads 17 MiB (three parts) once per cell and prints what ran, no figures.
+bench/s3_parts_bench.py [--size-mib N] [--rtt-ms N] [--window-kib N] [--runs N] [--smoke]``;
+``--smoke`` (``make bench-smoke``) uploads 17 MiB (three parts) once per cell and prints what
+ran, no figures.
 """
 
 import argparse
@@ -41,11 +45,23 @@ RELAY_CHUNK = 256 * 1024
 
 
 async def _delayed_pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, window: int
 ) -> None:
-    """Copy ``reader`` to ``writer``, each chunk delivered ``delay`` seconds after it came."""
+    """Copy ``reader`` to ``writer``, each chunk delivered ``delay`` seconds after it came.
+
+    With a ``window`` (bytes, 0: none), at most that much is sent and not yet acknowledged, an
+    acknowledgement taking ``delay`` to come back: one connection then carries at most
+    ``window`` per round trip, as TCP does on a long link.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    unacknowledged = 0
+    acknowledged = asyncio.Event()
+
+    def acknowledge(size: int) -> None:
+        nonlocal unacknowledged
+        unacknowledged -= size
+        acknowledged.set()
 
     async def deliver() -> None:
         while True:
@@ -55,10 +71,18 @@ async def _delayed_pipe(
             await asyncio.sleep(max(0.0, due - loop.time()))
             writer.write(chunk)
             await writer.drain()
+            loop.call_later(delay, acknowledge, len(chunk))
 
     delivering = asyncio.create_task(deliver())
     try:
-        while chunk := await reader.read(RELAY_CHUNK):
+        while True:
+            while window and unacknowledged >= window:
+                acknowledged.clear()
+                await acknowledged.wait()
+            chunk = await reader.read(min(RELAY_CHUNK, window or RELAY_CHUNK))
+            if not chunk:
+                break
+            unacknowledged += len(chunk)
             queue.put_nowait((loop.time() + delay, chunk))
         queue.put_nowait((0.0, b""))
         await delivering
@@ -69,11 +93,12 @@ async def _delayed_pipe(
         writer.close()
 
 
-async def _relay(upstream_port: int, one_way: float) -> None:
+async def _relay(upstream_port: int, one_way: float, window: int) -> None:
     async def connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
         await asyncio.gather(
-            _delayed_pipe(reader, up_writer, one_way), _delayed_pipe(up_reader, writer, one_way)
+            _delayed_pipe(reader, up_writer, one_way, window),
+            _delayed_pipe(up_reader, writer, one_way, window),
         )
 
     server = await asyncio.start_server(connect, "127.0.0.1", 0)
@@ -156,9 +181,11 @@ def _start_moto() -> tuple[subprocess.Popen[bytes], int]:
     raise SystemExit("moto did not start")
 
 
-def _start_relay(upstream_port: int, rtt_ms: float) -> tuple[subprocess.Popen[bytes], int]:
+def _start_relay(
+    upstream_port: int, rtt_ms: float, window: int
+) -> tuple[subprocess.Popen[bytes], int]:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--relay", str(upstream_port), str(rtt_ms / 2000)],
+        [sys.executable, __file__, "--relay", str(upstream_port), str(rtt_ms / 2000), str(window)],
         stdout=subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -178,21 +205,25 @@ def main() -> None:
         measured = asyncio.run(_upload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
         print(json.dumps(measured))
         return
-    if len(sys.argv) == 4 and sys.argv[1] == "--relay":
-        asyncio.run(_relay(int(sys.argv[2]), float(sys.argv[3])))
+    if len(sys.argv) == 5 and sys.argv[1] == "--relay":
+        asyncio.run(_relay(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--rtt-ms", type=float, default=30.0)
+    parser.add_argument("--window-kib", type=int, default=1024)
     parser.set_defaults(size_mib=256)
     args = parse_common_arguments(parser)
     size = SMOKE_SIZE if args.smoke else args.size_mib * MIB
 
     moto, moto_port = _start_moto()
-    relay, relay_port = _start_relay(moto_port, args.rtt_ms)
+    far, far_port = _start_relay(moto_port, args.rtt_ms, 0)
+    narrow, narrow_port = _start_relay(moto_port, args.rtt_ms, args.window_kib * 1024)
+    relays = [far, narrow]
     paths = {
         "loopback": f"http://127.0.0.1:{moto_port}",
-        f"+{args.rtt_ms:g} ms RTT": f"http://127.0.0.1:{relay_port}",
+        f"{args.rtt_ms:g} ms": f"http://127.0.0.1:{far_port}",
+        f"{args.rtt_ms:g} ms, {args.window_kib} KiB": f"http://127.0.0.1:{narrow_port}",
     }
     measurements = Measurements(size, args.max_foreign_load)
     rss: dict[str, list[float]] = {}
@@ -203,13 +234,13 @@ def main() -> None:
                     name = f"{path} / {concurrency}"
                     growth = measurements.measure(
                         name,
-                        [moto.pid, relay.pid],
+                        [moto.pid, *(relay.pid for relay in relays)],
                         lambda e=endpoint, c=concurrency: _upload_in_child(e, c, size),
                     )
                     rss.setdefault(name, []).append(growth)
     finally:
-        _stop(relay)
-        _stop(moto)
+        for process in [*relays, moto]:
+            _stop(process)
 
     labels = {f"{p} / {c}": f"{p}, {c}" for p in paths for c in CONCURRENCIES}
     if args.smoke:
@@ -220,12 +251,13 @@ def main() -> None:
     print(
         f"S3 part uploads: {args.size_mib} MiB through S3ObjectStore to moto, {os.cpu_count()} CPUs"
     )
-    print(f"{'path':<16} {'parts':>5} {'MB/s':>7} {'best':>7} {'peak RSS MiB':>13}")
+    width = max(len(path) for path in paths)
+    print(f"{'path':<{width}} {'parts':>5} {'MB/s':>7} {'best':>7} {'peak RSS MiB':>13}")
     for path in paths:
         for concurrency in CONCURRENCIES:
             name = f"{path} / {concurrency}"
             print(
-                f"{path:<16} {concurrency:>5} {median[name]:>7.1f} "
+                f"{path:<{width}} {concurrency:>5} {median[name]:>7.1f} "
                 f"{max(measurements.samples[name]):>7.1f} {statistics.median(rss[name]):>13.0f}"
             )
     print(measurements.foreign_load_summary())
