@@ -295,6 +295,8 @@ class S3FaultProxy:
             if request.transport is None or request.transport.is_closing():
                 return self._drop(request)  # the client gave up while held
             return await self._serve(request, step, key, part_number, answered)
+        except ConnectionError:  # the client gave up mid-request (a cancelled part upload)
+            return self._drop(request)
         finally:
             if in_flight:  # never answered by the server
                 in_flight = False
