@@ -116,6 +116,8 @@ class Gateway:
     api_key: str
     mfa_token: str | None = None
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=TIMEOUT))
+    # Who may run the command ("a super_admin"): named in a FORBIDDEN_ROLE refusal.
+    role_hint: str = ""
 
     @classmethod
     def from_env(cls, role_hint: str) -> "Gateway":
@@ -123,7 +125,7 @@ class Gateway:
         if not api_key:
             raise usage_error(f"Set SSBG_API_KEY to {role_hint} API key.")
         base_url = os.environ.get("SSBG_URL", DEFAULT_URL).rstrip("/") + API_PREFIX
-        return cls(base_url, api_key, os.environ.get("SSBG_MFA_TOKEN") or None)
+        return cls(base_url, api_key, os.environ.get("SSBG_MFA_TOKEN") or None, role_hint=role_hint)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -184,6 +186,8 @@ class Gateway:
                 self.mfa_token = prompt_mfa_code()
                 asked = True
                 continue
+            if failure.code == "FORBIDDEN_ROLE" and self.role_hint:
+                failure.message += f" This command needs {self.role_hint} key."
             raise failure
 
     def data(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
