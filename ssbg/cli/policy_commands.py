@@ -156,6 +156,19 @@ def _print_policy(policy: dict[str, Any], *, as_json: bool) -> None:
     out.print(table)
 
 
+RULE_FIELDS = ("operations", "roles", "classifications", "source_systems", "departments", "hours")
+
+
+def _rule_summary(rule: dict[str, Any]) -> str:
+    """One line, the fields in a fixed order (PostgreSQL's JSONB keeps no key order)."""
+    names = [*(n for n in RULE_FIELDS if n in rule), *sorted(set(rule) - set(RULE_FIELDS))]
+    parts = [
+        f"{name}: {','.join(map(str, value)) if isinstance(value, list) else value}"
+        for name, value in ((name, rule[name]) for name in names)
+    ]
+    return "; ".join(parts) or "(matches everything)"
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -218,7 +231,7 @@ def list_policies(as_json: JsonOption = False) -> None:
             policy["name"],
             policy["effect"],
             "yes" if policy["is_active"] else "no",
-            json.dumps(policy["rule"], separators=(",", ":")),
+            _rule_summary(policy["rule"]),
         )
     # Piped output is not cut to 80 columns: identifiers must stay whole.
     (out if out.is_terminal else Console(width=200)).print(table)

@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyotp
+
+from ssbg.services.api_key_service import IssuedApiKey
+from tests.support.clock import FixedClock
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,3 +31,15 @@ def run_ssbg(
         input=stdin,
         check=False,
     )
+
+
+def env_for(url: str, key: IssuedApiKey, **extra: str) -> dict[str, str]:
+    """The environment of a client command run by ``key``'s holder against the gateway at
+    ``url`` (no TOTP code unless ``extra`` gives ``SSBG_MFA_TOKEN``)."""
+    return {"SSBG_URL": url, "SSBG_API_KEY": key.api_key, "SSBG_MFA_TOKEN": "", **extra}
+
+
+def fresh_code(key: IssuedApiKey, clock: FixedClock) -> str:
+    """A TOTP code of a step not used yet (each code is accepted once): the clock moves on."""
+    assert key.totp_secret is not None
+    return pyotp.TOTP(key.totp_secret).at(clock.advance(seconds=30))
