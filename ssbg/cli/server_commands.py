@@ -196,21 +196,24 @@ def _tls_files(cert: Path | None, key: Path | None) -> _Tls | None:
     if cert is None and key is None:
         return None
     if cert is None or key is None:
-        raise typer.BadParameter(
-            "they go together: give both or neither.", param_hint="'--tls-cert' / '--tls-key'"
-        )
+        raise typer.BadParameter("give both or neither.", param_hint="'--tls-cert' / '--tls-key'")
     for option, path in (("--tls-cert", cert), ("--tls-key", key)):
         try:
             path.read_bytes()
         except OSError as error:
-            err.print(f"[red]{option}: cannot read {path}[/] ({error.strerror or error}).")
+            err.print(
+                f"[red]{option}: cannot read {path}[/] ({error.strerror or error}).", soft_wrap=True
+            )
             raise typer.Exit(EXIT_USAGE) from None
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
             cert, key, password=_refuse_key_password
         )
     except _EncryptedKey:
-        err.print(f"[red]--tls-key: {key} is encrypted;[/] give the key without a passphrase.")
+        err.print(
+            f"[red]--tls-key: {key} is encrypted;[/] give the key without a passphrase.",
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_USAGE) from None
     except ssl.SSLError:
         err.print(
