@@ -17,6 +17,7 @@ from ssbg.services.container import Services
 from ssbg.settings import Settings
 from tests.conftest import TEST_KEY_PASSWORD
 from tests.support.audit_chain import run_cli
+from tests.support.cli import env_for
 from tests.support.factories import create_api_key, headers
 from tests.support.processes import ServeProcess, gateway_env
 from tests.support.tls import self_signed_loopback
@@ -51,6 +52,9 @@ async def test_serve_answers_https_only_and_still_knows_the_client_address(
             record = await https.get(
                 f"/admin/api-keys/{operator.record.id}", headers=headers(bootstrap_key)
             )
+        # The client commands trust a private certificate through SSL_CERT_FILE.
+        client_env = env_for(server.root_url, bootstrap_key, SSL_CERT_FILE=str(certificate[0]))
+        listed = await run_cli(["api-keys", "list", "--json"], client_env)
         async with httpx.AsyncClient(timeout=30) as client:
             with pytest.raises(httpx.TransportError):
                 await client.get(f"http://127.0.0.1:{server.port}/api/v1/health")
@@ -66,6 +70,8 @@ async def test_serve_answers_https_only_and_still_knows_the_client_address(
     assert forwarded.json()["data"]["role"] == "operator"
     assert record.status_code == 200, record.text
     assert record.json()["data"]["last_used_ip"] == "203.0.113.9"
+    assert listed.exit_code == 0, listed.stdout
+    assert str(operator.record.id) in {key["key_id"] for key in listed.json()}
 
 
 async def test_wrong_tls_options_stop_serve_before_anything_starts(
