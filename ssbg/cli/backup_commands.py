@@ -3,7 +3,6 @@
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -14,8 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ssbg.cli.backup_sources import STDIN, BackupSource, open_source
-from ssbg.cli.client import ClientFailure, Gateway, fail, out, transfer_progress
+from ssbg.cli.backup_sources import STDIN, open_source, upload
+from ssbg.cli.client import ClientFailure, Gateway, fail, out
 from ssbg.cli.client import usage_error as usage
 from ssbg.domain.backup_fields import MAX_COMPRESSION_LEVEL, MIN_COMPRESSION_LEVEL
 from ssbg.domain.enums import Classification, Compression
@@ -103,12 +102,12 @@ def backup(
         gateway = Gateway.from_env("an operator (or admin)")
         source = open_source(file, command or [], sys.stdin.buffer)
         try:
-            response = _upload(
+            response = upload(
                 gateway,
                 source,
-                filename,
-                as_json=as_json,
+                show_progress=not as_json,
                 params={
+                    "filename": filename or source.name,
                     "classification": classification.value,
                     "source_system": source_system,
                     "description": description,
@@ -132,39 +131,6 @@ def backup(
         f"SHA-512 {record['checksum_plaintext'][:16]}…",
         soft_wrap=True,
     )
-
-
-def _upload(
-    gateway: Gateway,
-    source: BackupSource,
-    filename: str | None,
-    *,
-    params: dict[str, Any],
-    idempotency_key: str | None,
-    as_json: bool,
-) -> httpx.Response:
-    """``POST /backups`` with ``source`` as the raw body: ``Content-Length`` when its size is
-    known, chunked transfer encoding otherwise; progress on stderr unless ``--json``."""
-    with transfer_progress(enabled=not as_json, total=source.size) as progress:
-        task = progress.add_task("upload", total=source.size)
-
-        def body() -> Iterator[bytes]:
-            progress.reset(task)
-            return source.chunks(lambda n: progress.update(task, advance=n))
-
-        length = {} if source.size is None else {"Content-Length": str(source.size)}
-        return gateway.call(
-            "POST",
-            "/backups",
-            params={**params, "filename": filename or source.name},
-            content=body,
-            replayable=source.replayable,
-            headers={
-                "Content-Type": source.content_type,
-                **length,
-                **({"Idempotency-Key": idempotency_key} if idempotency_key else {}),
-            },
-        )
 
 
 def _stored_as(record: dict[str, Any]) -> str:

@@ -22,9 +22,11 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
-from ssbg.cli.client import ClientFailure, usage_error
+import httpx
+
+from ssbg.cli.client import ClientFailure, Gateway, transfer_progress, usage_error
 
 CHUNK = 1024 * 1024
 STDIN = "-"
@@ -165,18 +167,18 @@ class ProducerSource(StreamSource):
     def __init__(self, command: list[str]) -> None:
         self.command = command[0]
         try:
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE)  # noqa: S603
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE)  # noqa: S603
         except OSError as error:
             raise usage_error(f"Cannot start {self.command}: {error.strerror or error}.") from None
-        assert self._process.stdout is not None
+        assert self.process.stdout is not None
         try:
-            super().__init__(self._process.stdout, what=f"The output of {self.command}")
+            super().__init__(self.process.stdout, what=f"The output of {self.command}")
         except BaseException:
             self.close()
             raise
 
     def _on_empty(self, what: str) -> None:
-        status = self._process.wait()
+        status = self.process.wait()
         if status != 0:
             raise ProducerFailed(self.command, status, 0)
         super()._on_empty(what)
@@ -184,13 +186,13 @@ class ProducerSource(StreamSource):
     def _chunks(self, on_chunk: Progress) -> Iterator[bytes]:
         yield from super()._chunks(on_chunk)
         # End-of-file: the body must not end before the producer says it succeeded.
-        status = self._process.wait()
+        status = self.process.wait()
         if status != 0:
             raise ProducerFailed(self.command, status, self.sent)
 
     def close(self) -> None:
         """Stop a producer that is still running (the upload failed or was interrupted)."""
-        process = self._process
+        process = self.process
         if process.stdout is not None:
             process.stdout.close()  # a producer still writing gets SIGPIPE
         if process.poll() is None:
@@ -213,3 +215,36 @@ def open_source(file: Path, command: list[str], stdin: IO[bytes]) -> BackupSourc
     if stdin.isatty():
         raise usage_error("Standard input is a terminal; pipe the data to back up into ssbg.")
     return StreamSource(stdin)
+
+
+def upload(
+    gateway: Gateway,
+    source: BackupSource,
+    *,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+    show_progress: bool,
+) -> httpx.Response:
+    """``POST /backups`` with ``source`` as the raw body: ``Content-Length`` when its size is
+    known, chunked transfer encoding otherwise; a progress bar (or, for a stream, bytes and
+    speed) on stderr."""
+    with transfer_progress(enabled=show_progress, total=source.size) as progress:
+        task = progress.add_task("upload", total=source.size)
+
+        def body() -> Iterator[bytes]:
+            progress.reset(task)
+            return source.chunks(lambda n: progress.update(task, advance=n))
+
+        length = {} if source.size is None else {"Content-Length": str(source.size)}
+        return gateway.call(
+            "POST",
+            "/backups",
+            params=params,
+            content=body,
+            replayable=source.replayable,
+            headers={
+                "Content-Type": source.content_type,
+                **length,
+                **({"Idempotency-Key": idempotency_key} if idempotency_key else {}),
+            },
+        )
