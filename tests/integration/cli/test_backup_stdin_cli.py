@@ -285,3 +285,22 @@ async def test_standard_input_needing_mfa_asks_for_ssbg_mfa_token_instead_of_a_p
     assert "SSBG_MFA_TOKEN" in without.json()["error"]["message"]
     assert with_code.exit_code == 0, with_code.stdout
     assert with_code.json()["original_size"] == len("secret bytes")
+
+
+async def test_an_idempotency_key_with_a_pipe_replays_only_identical_bytes(
+    gateway_url: str, services: Services
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    arguments = stdin_args("--idempotency-key", "db-prod-01-2026-12-07", "--json")
+    env = env_for(gateway_url, operator)
+
+    first = await run_cli(arguments, env, stdin="dump of monday\n")
+    same = await run_cli(arguments, env, stdin="dump of monday\n")
+    different = await run_cli(arguments, env, stdin="dump of tuesday\n")
+
+    assert first.exit_code == 0, first.stdout
+    assert same.exit_code == 0, same.stdout
+    assert same.json()["backup_id"] == first.json()["backup_id"]
+    assert (different.exit_code, different.json()["error"]["code"]) == (1, "CONFLICT")
+    assert different.json()["error"]["details"]["reason"] == "IDEMPOTENCY_MISMATCH"
+    assert await count_records(services) == 1
