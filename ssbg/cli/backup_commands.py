@@ -100,7 +100,8 @@ def backup(
         if str(file) == STDIN and not filename:
             raise usage("Backing up standard input (-) needs --filename NAME.")
         gateway = Gateway.from_env("an operator (or admin)")
-        source = open_source(file, command or [], sys.stdin.buffer)
+        stdin = sys.stdin.buffer if sys.stdin is not None else None  # None: fd 0 closed
+        source = open_source(file, command or [], stdin)
         try:
             response = upload(
                 gateway,

@@ -204,14 +204,17 @@ class ProducerSource(StreamSource):
                 process.wait()
 
 
-def open_source(file: Path, command: list[str], stdin: IO[bytes]) -> BackupSource:
-    """The source named on the command line: ``FILE``, ``-`` (``stdin``) or ``- -- COMMAND``."""
+def open_source(file: Path, command: list[str], stdin: IO[bytes] | None) -> BackupSource:
+    """The source named on the command line: ``FILE``, ``-`` (``stdin``; ``None`` when the
+    process has none) or ``- -- COMMAND``."""
     if str(file) != STDIN:
         if command:
             raise usage_error("A COMMAND after -- needs FILE to be - (its output is the backup).")
         return FileSource(file)
     if command:
         return ProducerSource(command)
+    if stdin is None:
+        raise usage_error("There is no standard input to back up.")
     if stdin.isatty():
         raise usage_error("Standard input is a terminal; pipe the data to back up into ssbg.")
     return StreamSource(stdin)

@@ -133,6 +133,8 @@ def test_open_source_picks_file_stdin_or_producer(tmp_path: Path) -> None:
     assert isinstance(producer, ProducerSource)
     producer.close()
     assert usage_code(lambda: open_source(path, ["printf", "x"], io.BytesIO()))[0] == 2
+    assert isinstance(open_source(path, [], None), FileSource)  # no stdin: files still work
+    assert usage_code(lambda: open_source(Path("-"), [], None))[0] == 2
 
 
 def test_a_producer_that_succeeds_is_its_output() -> None:
