@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
+.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-pipe bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -57,6 +57,10 @@ bench-restore: $(STAMP)
 bench-compression: $(STAMP)
 	$(BIN)/python bench/compression_bench.py
 
+# `producer | ssbg backup -` and `| curl -T -`, 256 MiB and 5 GiB: MB/s, client and gateway peak RSS.
+bench-pipe: $(STAMP)
+	$(BIN)/python bench/pipe_bench.py
+
 # Every benchmark once on tiny sizes, so none can rot: no figures, non-zero exit if one breaks.
 # PostgreSQL parts run only when SSBG_TEST_POSTGRES_URL is set.
 bench-keyfiles: $(STAMP)
@@ -80,6 +84,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python bench/shred_bench.py --smoke
 	$(BIN)/python bench/throttle_bench.py --smoke
 	$(BIN)/python bench/compression_bench.py --smoke
+	$(BIN)/python bench/pipe_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

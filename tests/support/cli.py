@@ -13,6 +13,15 @@ from tests.support.clock import FixedClock
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def ssbg_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "ssbg", *arguments]
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its ``SSBG_`` settings, plus ``env``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SSBG_")}, **env}
+
+
 def run_ssbg(
     *arguments: str,
     env: dict[str, str],
@@ -20,10 +29,9 @@ def run_ssbg(
     stdin: str | None = None,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SSBG_")}
     return subprocess.run(
-        [sys.executable, "-m", "ssbg", *arguments],
-        env={**clean, **env},
+        ssbg_command(*arguments),
+        env=child_env(env),
         cwd=cwd or env.get("SSBG_DATA_DIR", str(PROJECT_ROOT)),
         capture_output=True,
         text=True,
