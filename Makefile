@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
+.PHONY: run test install lint typecheck unit console-browser schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -35,6 +35,11 @@ test: lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+# The web console in headless chromium (Debian's /usr/bin/chromium; apt-get installs it when
+# missing and we are root); also refreshes the screenshots in docs/console/.
+console-browser: $(STAMP)
+	$(BIN)/pytest tests/browser -n 0
 
 # The gateway against its own OpenAPI description (docs/development.md, "Contract run"): a fresh
 # gateway, every schemathesis check but use_after_free, a fixed seed, ~2 minutes. Not part of
