@@ -4,7 +4,7 @@ checked as the API checks one (``ssbg.console.dependencies.page``)."""
 
 import re
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from ssbg.domain.errors import BackupNotFound, NotFound, ValidationFailed
 from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.permissions import Permission
 from ssbg.domain.queries import BackupFilters
+from ssbg.services.console_overview import Activity
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -47,25 +48,33 @@ INCIDENT_EFFECTS = {
 @router.get("/")
 async def overview_page(request: Request, services: ServicesDep, caller: Overview) -> Response:
     overview = await services.console_overview.overview(caller.actor)
-    activity = overview.activity
-    series = [("backups", activity.backups)]
-    if activity.restores is not None:
-        series.append(("restore requests", activity.restores))
     context = {
         **caller.layout("/console/"),
         "title": "Overview",
         "overview": overview,
-        "chart": daily_bars(activity.days, series),
-        "series": [noun for noun, _ in series],
-        "rows": list(zip(activity.days, *(counts for _, counts in series), strict=True)),
         "incident_effect": (
             INCIDENT_EFFECTS[overview.incident_level]
             if overview.incident_level is not None
             else None
         ),
         "severities": list(AlertSeverity),
+        **_chart_context(overview.activity),
     }
     return render(request, "overview.html", context)
+
+
+def _chart_context(activity: Activity | None) -> dict[str, Any]:
+    """The chart and its table of numbers (none when the caller may not read backups)."""
+    if activity is None:
+        return {"chart": None, "series": [], "rows": []}
+    series = [("backups", activity.backups)]
+    if activity.restores is not None:
+        series.append(("restore requests", activity.restores))
+    return {
+        "chart": daily_bars(activity.days, series),
+        "series": [noun for noun, _ in series],
+        "rows": list(zip(activity.days, *(counts for _, counts in series), strict=True)),
+    }
 
 
 def _choice(enum: type[E], name: str, value: str | None) -> E | None:

@@ -10,6 +10,9 @@ transaction, each part only for a role that may read it over the API.
 | audit head and the last validation | ``AUDIT_READ`` |
 | key versions | ``KEY_READ`` |
 
+At incident level 3 (lockdown) a part is shown only if its permission stays open to
+investigators (``allowed_in_lockdown``), as the API answers 423 to the rest.
+
 The counts are aggregates for display, read without loading (and so without checking the
 seal of) every row: nothing is decided on them.
 """
@@ -22,9 +25,10 @@ from ssbg.domain.alerts import AlertSeverity
 from ssbg.domain.enums import AuditAction, BackupStatus, Classification
 from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel
-from ssbg.domain.permissions import Permission, is_allowed
+from ssbg.domain.permissions import Permission, allowed_in_lockdown, is_allowed
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.db.models import AuditLogEntry
+from ssbg.repositories.backups_repository import BackupTally
 from ssbg.services.backups.reads import viewer_of
 from ssbg.services.incident_service import effective_level
 from ssbg.services.keys import KeyService
@@ -64,8 +68,8 @@ class Activity:
 
 @dataclass(frozen=True)
 class Overview:
-    backups: BackupSummary
-    activity: Activity
+    backups: BackupSummary | None = None
+    activity: Activity | None = None
     incident_level: IncidentLevel | None = None
     alerts: dict[AlertSeverity, int] | None = None
     audit: AuditSummary | None = None
@@ -85,49 +89,52 @@ class ConsoleOverviewService:
         self._keys = keys
 
     async def overview(self, actor: Actor) -> Overview:
-        def may(permission: Permission) -> bool:
-            return is_allowed(actor.role, permission)
-
         now = self._clock.now()
         day_starts = activity_days(now)
         viewer = viewer_of(actor)
         async with self._db.transaction(write=False) as tx:
-            tallies = await tx.backups.summary_visible(viewer)
-            backups_per_day = await tx.backups.count_visible_per_day(viewer, day_starts)
-            restores_per_day = (
-                await tx.restores.count_per_day(day_starts)
-                if may(Permission.RESTORE_REQUEST)
-                else None
-            )
-            level = (
-                effective_level(await tx.system_state.get(), now)
-                if may(Permission.INCIDENT_READ)
-                else None
-            )
-            alerts = (
-                await tx.alerts.count_open_by_severity() if may(Permission.ALERT_READ) else None
-            )
+            level = effective_level(await tx.system_state.get(), now)
+
+            def may(permission: Permission) -> bool:
+                if level is IncidentLevel.LOCKDOWN and not allowed_in_lockdown(permission):
+                    return False
+                return is_allowed(actor.role, permission)
+
+            backups = activity = None
+            if may(Permission.BACKUP_READ):
+                backups = summary_of(await tx.backups.summary_visible(viewer))
+                activity = Activity(
+                    [start.date() for start in day_starts],
+                    await tx.backups.count_visible_per_day(viewer, day_starts),
+                    await tx.restores.count_per_day(day_starts)
+                    if may(Permission.RESTORE_REQUEST)
+                    else None,
+                )
+            alerts = None
+            if may(Permission.ALERT_READ):
+                alerts = await tx.alerts.count_open_by_severity()
             audit = None
             if may(Permission.AUDIT_READ):
                 head = await tx.audit.get_head()
                 last = await tx.audit.last_entry_with_action(AuditAction.AUDIT_VALIDATE.value)
                 audit = AuditSummary(head.sequence_number, head.entry_hash, last)
-        keys = await self._keys.list_keys() if may(Permission.KEY_READ) else None
-        by_status = dict.fromkeys(BackupStatus, 0)
-        by_classification = dict.fromkeys(Classification, 0)
-        stored = 0
-        for tally in tallies:
-            by_status[tally.status] += tally.count
-            by_classification[tally.classification] += tally.count
-            if tally.status in STORED_STATUSES:
-                stored += tally.encrypted_bytes
         return Overview(
-            backups=BackupSummary(by_status, by_classification, stored),
-            activity=Activity(
-                [start.date() for start in day_starts], backups_per_day, restores_per_day
-            ),
-            incident_level=level,
+            backups=backups,
+            activity=activity,
+            incident_level=level if may(Permission.INCIDENT_READ) else None,
             alerts=alerts,
             audit=audit,
-            keys=keys,
+            keys=await self._keys.list_keys() if may(Permission.KEY_READ) else None,
         )
+
+
+def summary_of(tallies: Sequence[BackupTally]) -> BackupSummary:
+    by_status = dict.fromkeys(BackupStatus, 0)
+    by_classification = dict.fromkeys(Classification, 0)
+    stored = 0
+    for tally in tallies:
+        by_status[tally.status] += tally.count
+        by_classification[tally.classification] += tally.count
+        if tally.status in STORED_STATUSES:
+            stored += tally.encrypted_bytes
+    return BackupSummary(by_status, by_classification, stored)

@@ -215,7 +215,9 @@ async def test_in_lockdown_the_backups_page_is_refused_like_the_api_and_audited(
     overview = await browser.get("/")
     backups = await browser.get("/backups")
 
-    assert overview.status_code == 200  # investigators keep their view
+    assert overview.status_code == 200  # investigators keep their view…
+    assert "Audit log" in overview.text
+    assert "Backups by status" not in overview.text  # …of what stays open in lockdown
     assert backups.status_code == 423
     assert "INCIDENT_LOCKDOWN" in backups.text
     assert 'href="/console/backups"' in backups.text  # still the signed-in layout

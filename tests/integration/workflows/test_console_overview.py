@@ -48,6 +48,10 @@ async def test_backups_are_counted_per_utc_day_status_and_classification(
     mine = await services.console_overview.overview(operator)
     everyone = await services.console_overview.overview(actor(bootstrap_key))
 
+    assert mine.activity is not None
+    assert everyone.activity is not None
+    assert mine.backups is not None
+    assert everyone.backups is not None
     days = [day.isoformat() for day in mine.activity.days]
     assert days == [f"2026-11-{day}" for day in range(14, 28)]
     per_day = dict(zip(days, mine.activity.backups, strict=True))
