@@ -38,6 +38,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 AUTH_FAILURE_LIMIT = 3
+# Generous: `make test` runs two workers on a small machine; nothing waits this long when well.
+TIMEOUT_MS = 15_000
+playwright_sync.expect.set_options(timeout=TIMEOUT_MS)
 EXPECTED_REFUSAL = "Failed to load resource: the server responded with a status of"
 _addresses = itertools.count(1)
 
@@ -127,6 +130,7 @@ def open_console(
         viewport=viewport,  # type: ignore[arg-type]
         extra_http_headers={"X-Forwarded-For": source_ip},
     )
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     console = Console(gateway, page, source_ip)
 
