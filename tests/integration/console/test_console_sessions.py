@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from ssbg.domain.enums import Role
-from ssbg.infrastructure.db.models import ConsoleSession
+from ssbg.infrastructure.db.models import ApiKey, ConsoleSession
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries
@@ -17,6 +17,7 @@ from tests.support.audit_chain import execute
 from tests.support.clock import FixedClock
 from tests.support.console import csrf_token_of, sign_in, signed_in
 from tests.support.factories import create_api_key
+from tests.support.rows import set_fields
 
 
 async def _sessions(services: Services) -> list[ConsoleSession]:
@@ -295,3 +296,18 @@ async def test_a_made_up_session_cookie_is_no_session(
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/sign-in"
     assert await audit_entries(services.db, "AUTH_FAILURE") == []
+
+
+async def test_a_session_ends_when_its_api_key_is_revoked(
+    browser: httpx.AsyncClient, services: Services, clock: FixedClock
+) -> None:
+    auditor = await create_api_key(services, Role.AUDITOR)
+    await signed_in(browser, auditor.api_key)
+    await set_fields(services, ApiKey, auditor.record.id, revoked_at=clock.now())
+
+    answer = await browser.get("/")
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in?ended=1"
+    [failure] = await audit_entries(services.db, "AUTH_FAILURE")
+    assert failure.details == {"reason": "REVOKED"}
