@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit console-browser schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
+.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -38,6 +38,7 @@ unit: $(STAMP)
 
 # The web console in headless chromium (Debian's /usr/bin/chromium; apt-get installs it when
 # missing and we are root); also refreshes the screenshots in docs/console/.
+.PHONY: console-browser
 console-browser: $(STAMP)
 	$(BIN)/pytest tests/browser -n 0
 
