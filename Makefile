@@ -36,6 +36,12 @@ test: lint typecheck
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# The web console in headless chromium (Debian's /usr/bin/chromium; apt-get installs it when
+# missing and we are root); also refreshes the screenshots in docs/console/.
+.PHONY: console-browser
+console-browser: $(STAMP)
+	$(BIN)/pytest tests/browser -n 0
+
 # The gateway against its own OpenAPI description (docs/development.md, "Contract run"): a fresh
 # gateway, every schemathesis check but use_after_free, a fixed seed, ~2 minutes. Not part of
 # `make test`; CI runs it after it.
