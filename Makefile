@@ -38,9 +38,13 @@ unit: $(STAMP)
 
 # The web console in headless chromium (Debian's /usr/bin/chromium; apt-get installs it when
 # missing and we are root); also refreshes the screenshots in docs/console/.
-.PHONY: console-browser
+.PHONY: console-browser console-screenshots
 console-browser: $(STAMP)
 	$(BIN)/pytest tests/browser -n 0
+
+# The browser tests again, writing their pictures of each page to docs/console/ (the README's).
+console-screenshots: $(STAMP)
+	SSBG_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/browser -n 0
 
 # The gateway against its own OpenAPI description (docs/development.md, "Contract run"): a fresh
 # gateway, every schemathesis check but use_after_free, a fixed seed, ~2 minutes. Not part of

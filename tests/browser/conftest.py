@@ -3,7 +3,7 @@
 * ``chromium_path`` (session): ``/usr/bin/chromium``, installed with ``apt-get install -y
   chromium`` when missing and we are root (CI is); otherwise the tests are skipped, saying why.
   Playwright's own browser download is never used.
-* ``chromium`` (session): one headless browser per test worker.
+* ``chromium`` (module): one headless browser per test module on a worker (see the fixture).
 * ``gateway`` (module): one gateway per test module, on a thread of its own (the browser's
   API blocks the test's thread); ``SSBG_TRUSTED_PROXIES`` is loopback, so each test's browser
   speaks from an address of its own (``X-Forwarded-For``) and one test's failed sign-ins are
@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,13 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_LOCK = Path("/tmp/ssbg-chromium-install.lock")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# Every page is photographed on every run (a page that cannot render fails its test); the
+# pictures replace docs/console/ only from `make console-screenshots`, so a test run leaves the
+# working tree as it found it.
+SCREENSHOTS = Path(
+    os.environ.get("SSBG_CONSOLE_SCREENSHOTS")
+    or Path(tempfile.gettempdir()) / f"ssbg-console-screenshots-{os.getpid()}"
+)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 AUTH_FAILURE_LIMIT = 3
@@ -66,7 +73,11 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's synchronous API is open, its event loop counts
+# as running in this thread, and the asyncio tests that a worker runs next could not start
+# theirs. Closed at the end of each module (xdist moves a worker to another module only after
+# that), the loop is gone before any other test runs.
+@pytest.fixture(scope="module")
 def chromium(chromium_path: Path) -> Iterator["playwright_sync.Browser"]:
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium_path), headless=True)
