@@ -37,8 +37,10 @@ DURABILITY_BARRIER = "SELECT pg_logical_emit_message(true, 'ssbg.durability-barr
 # The write that proves the database takes writes: the one row of ``system_state`` set to
 # itself, always rolled back. Not the audit chain head: every append locks that row.
 WRITE_PROBE = "UPDATE system_state SET id = id WHERE id = 1"
-# PostgreSQL: how long the probe waits for the row lock (an incident change holds it briefly).
-WRITE_PROBE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
+# PostgreSQL: a row lock is a write (refused on a standby and in a read-only transaction), and
+# SKIP LOCKED never waits: restore admission and incident changes lock this row all day, and a
+# probe queued behind them would take a busy replica out of its load balancer.
+WRITE_PROBE_POSTGRES = "SELECT id FROM system_state WHERE id = 1 FOR UPDATE SKIP LOCKED"
 # SQLite: the least free space on the database file's filesystem (where its WAL grows) that
 # still counts as writable. The probe's write is rolled back before it reaches the disk, so a
 # full disk is seen here; a backup's completion commits a few dozen pages to the WAL.
@@ -188,7 +190,8 @@ class Database(Generic[UnitOfWorkT]):
         ``DatabaseUnavailable``.
 
         A write transaction (``BEGIN IMMEDIATE`` on SQLite: it takes the write lock) updates one
-        row to itself and is rolled back, so nothing changes. A database file that cannot be
+        row to itself — on PostgreSQL locks it, skipping it if another transaction holds it —
+        and is rolled back, so nothing changes. A database file that cannot be
         written (immutable, read-only mount) or a PostgreSQL that is read-only (a standby, a
         read-only default) fails it the way every real write would fail. The rolled-back write
         never reaches the disk, so on SQLite the database file's filesystem must also have
@@ -199,9 +202,8 @@ class Database(Generic[UnitOfWorkT]):
         try:
             async with self._session(self._writers) as session:
                 try:
-                    if self.dialect == "postgresql":
-                        await session.execute(text(WRITE_PROBE_LOCK_TIMEOUT))
-                    await session.execute(text(WRITE_PROBE))
+                    probe = WRITE_PROBE_POSTGRES if self.dialect == "postgresql" else WRITE_PROBE
+                    await session.execute(text(probe))
                 finally:
                     await session.rollback()
         except DBAPIError:

@@ -450,8 +450,11 @@ def _failure_of(exc: BaseException) -> tuple[BackupFailureReason, SsbgError | No
     if isinstance(exc, DatabaseUnavailable):
         return BackupFailureReason.DATABASE_UNAVAILABLE, exc
     if isinstance(exc, LeaseLost):
-        return BackupFailureReason.INTERRUPTED, InternalError(
-            "The upload was interrupted; the backup was not stored."
+        # This replica did not renew the lease in time (a slow database, a stalled process)
+        # and another one failed the upload: a dependency's failure, worth sending again.
+        return BackupFailureReason.INTERRUPTED, DatabaseUnavailable(
+            "The upload lost its lease (its renewal did not reach the database in time) and "
+            "was failed; nothing was stored. Send it again."
         )
     if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
         return BackupFailureReason.INTERRUPTED, None

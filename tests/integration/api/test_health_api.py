@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from ssbg.domain.enums import Role
@@ -118,6 +118,24 @@ async def test_not_ready_names_the_database_check_when_the_database_cannot_be_wr
     error = response.json()["error"]
     assert error["code"] == "DATABASE_UNAVAILABLE"
     assert error["details"]["failed_checks"] == ["database"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_held_system_state_lock_does_not_make_a_busy_gateway_unready(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    """Restore admission and incident changes lock the system_state row; the write probe
+    must not queue behind them (a probe that waited made loaded replicas drop out of their
+    load balancer), yet it is still a write a read-only database refuses (test above)."""
+    async with services.db.engine.connect() as holder:
+        await holder.execute(text("SELECT id FROM system_state WHERE id = 1 FOR UPDATE"))
+
+        response = await asyncio.wait_for(client.get("/health/ready"), timeout=3)
+
+        await holder.rollback()
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == "ok"
 
 
 async def test_not_ready_when_the_database_file_is_immutable(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 import uvicorn
 
@@ -22,7 +23,7 @@ from ssbg.settings import Settings
 from tests.support.audit import assert_chain_valid, entries_for
 from tests.support.backups import get_record, leftover_under_prefix, objects_left, only_record
 from tests.support.clock import FixedClock
-from tests.support.factories import create_api_key
+from tests.support.factories import create_api_key, headers
 from tests.support.processes import wait_until
 
 MIB = 1024 * 1024
@@ -198,4 +199,47 @@ async def test_replicas_sweeping_together_fail_each_dead_upload_exactly_once(
     for backup_id in dead:
         entries = await entries_for(services.db, f"backup:{backup_id}")
         assert [e.action for e in entries] == ["BACKUP_FAILED"]
+    await assert_chain_valid(services.db)
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("storage_backend", ["local", "s3"])
+async def test_an_upload_failed_by_another_replica_after_its_lease_lapsed_is_a_503(
+    live_server: int, services: Services, clock: FixedClock
+) -> None:
+    """This replica could not renew the lease in time (a stalled process, a slow database) and
+    another one's recovery failed the upload: the client is told to send it again (503, not
+    an internal error), and nothing of it is left in the store."""
+    operator = await create_api_key(services, Role.OPERATOR)
+    more = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield os.urandom(2 * MIB)
+        await more.wait()
+        yield os.urandom(MIB)
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live_server}/api/v1") as http:
+        upload = asyncio.create_task(
+            http.post(
+                "/backups",
+                params={"classification": "INTERNAL", "source_system": "db-1"},
+                headers={**headers(operator), "Content-Type": "application/octet-stream"},
+                content=body(),
+                timeout=60,
+            )
+        )
+        await wait_until(lambda: _has_processing(services))
+        clock.advance(seconds=services.settings.backup_lease_seconds + 1)
+        swept = await services.backup_recovery.recover()
+        more.set()
+        response = await upload
+
+    record = await only_record(services)
+    assert swept.interrupted == [record.id]
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    assert (record.status, record.failure_reason) == ("FAILED", "INTERRUPTED")
+    await wait_until(lambda: _cleaned(services, record.id))
+    assert await objects_left(services, record.id) == []
+    assert leftover_under_prefix(services.settings.resolved_storage_path, record.id) == []
     await assert_chain_valid(services.db)
