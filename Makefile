@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke clean
+.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke cluster cluster-stop cluster-check caddy clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -83,3 +83,20 @@ bench-smoke: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The production shape on this machine, without containers (docs/operations.md, "A local
+# cluster"): PostgreSQL, moto's S3 server, two `ssbg serve --workers 2` replicas and Caddy with
+# TLS on loopback, under ./cluster-data/. cluster-check starts its own, loads it, kill -9s a
+# replica and checks that nothing acknowledged was lost (docs/performance.md).
+caddy:
+	@command -v caddy >/dev/null 2>&1 || apt-get install -y caddy
+
+cluster: $(STAMP) caddy
+	$(BIN)/python bench/cluster.py start
+
+cluster-stop: $(STAMP)
+	$(BIN)/python bench/cluster.py stop
+
+CLUSTER_CHECK_ARGS ?=
+cluster-check: $(STAMP) caddy
+	$(BIN)/python bench/cluster_check.py $(CLUSTER_CHECK_ARGS)
