@@ -212,9 +212,7 @@ def kill_replica(state: ClusterState, index: int) -> None:
     state.save()
 
 
-def start(
-    env_overrides: dict[str, str] | None = None, *, quiet: bool = False
-) -> ClusterState:
+def start(env_overrides: dict[str, str] | None = None, *, quiet: bool = False) -> ClusterState:
     if STATE.exists():
         raise SystemExit(f"a cluster is already recorded in {STATE}: make cluster-stop first")
     if shutil.which("caddy") is None:
@@ -346,7 +344,9 @@ def stop(*, quiet: bool = False) -> None:
         if pid is not None:
             stop_group(pid)
     with contextlib.suppress(OSError, asyncpg.PostgresError):
-        asyncio.run(_pg(state.admin_dsn, f'DROP DATABASE IF EXISTS "{state.database}" WITH (FORCE)'))
+        asyncio.run(
+            _pg(state.admin_dsn, f'DROP DATABASE IF EXISTS "{state.database}" WITH (FORCE)')
+        )
     for name in ("data", "keys", "caddy", "Caddyfile"):
         path = DATA / name
         if path.is_dir():
