@@ -48,7 +48,7 @@ WORKERS = 2
 READY_TIMEOUT = 90.0
 # The deploy file's upstreams and site address, replaced for loopback.
 DEPLOY_UPSTREAMS = "gateway-1:8000 gateway-2:8000"
-DEPLOY_SITE = "{$SSBG_DOMAIN}"
+DEPLOY_SITE = "{$SITE_ADDRESS}"
 
 
 def free_port() -> int:
