@@ -52,6 +52,7 @@ import aiohttp
 import boto3
 import cluster
 import httpx
+import psutil
 import pyotp
 
 MIB = 1024 * 1024
@@ -401,6 +402,43 @@ def setup(state: cluster.ClusterState, smoke: bool) -> tuple[Keys, list[Expected
     return keys, seeded
 
 
+class CpuShare:
+    """Cores used during the load by this run (the cluster's process groups, this process and
+    its children) and by every other process on the machine (other work on a shared host),
+    counted over the processes alive at both ends."""
+
+    def __init__(self, state: cluster.ClusterState) -> None:
+        self._state = state
+
+    def _snapshot(self) -> dict[int, tuple[float, bool]]:
+        groups = set(self._state.pids.values())
+        me = os.getpid()
+        snapshot = {}
+        for process in psutil.process_iter(["pid", "cpu_times"]):
+            with contextlib.suppress(psutil.Error):
+                times = process.info["cpu_times"]
+                if times is None or process.pid in (0, 2) or process.ppid() == 2:
+                    continue  # the kernel's own threads
+                ours = os.getsid(process.pid) in groups or any(
+                    parent.pid == me for parent in process.parents()
+                )
+                snapshot[process.pid] = (times.user + times.system, ours or process.pid == me)
+        return snapshot
+
+    def __enter__(self) -> "CpuShare":
+        self._started, self._before = time.monotonic(), self._snapshot()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        elapsed = time.monotonic() - self._started
+        after = self._snapshot()
+        used = {True: 0.0, False: 0.0}
+        for pid, (cpu, ours) in after.items():
+            if pid in self._before:
+                used[ours] += cpu - self._before[pid][0]
+        self.ours, self.others = used[True] / elapsed, used[False] / elapsed
+
+
 @dataclass
 class Window:
     load_start: float
@@ -408,6 +446,7 @@ class Window:
     kill_at: float
     restarted_at: float
     end: float  # of the kill window
+    cpu: CpuShare
 
     @property
     def seconds(self) -> float:
@@ -435,6 +474,7 @@ def run_load(
     )
     counts = (args.uploaders, args.restorers)
     bulk = _spawn(bulk_process, keys, seeded, counts, end, args.smoke, str(bulk_file))
+    cpu = CpuShare(state).__enter__()
     time.sleep(max(0.0, start + 0.4 * args.duration - time.monotonic()))
     kill_at = time.monotonic()
     cluster.kill_replica(state, KILLED)
@@ -445,12 +485,13 @@ def run_load(
     print(f"  t={restarted_at - start:5.1f} s  replica-{KILLED + 1} ready again", flush=True)
     control.join()
     bulk.join()
+    cpu.__exit__()
     if control.exitcode != 0 or bulk.exitcode != 0:
         raise SystemExit("a load process failed; see its traceback above")
     bulk_result = json.loads(bulk_file.read_text())
     uploads = [Upload(**{**u, "sample": Sample(**u["sample"])}) for u in bulk_result["uploads"]]
     restores = [Sample(**r) for r in bulk_result["restores"]]
-    window = Window(start, end, kill_at, restarted_at, restarted_at + HEALTH_INTERVAL)
+    window = Window(start, end, kill_at, restarted_at, restarted_at + HEALTH_INTERVAL, cpu)
     return _samples(control_file), uploads, restores, window
 
 
@@ -678,7 +719,8 @@ def report(
         f"Two replicas x 2 workers, PostgreSQL, moto S3, Caddy TLS; {duration:.0f} s of load; "
         f"kill window {window.end - window.kill_at:.1f} s (kill -9 until ready + "
         f"{HEALTH_INTERVAL:.0f} s; the restart took {restart:.1f} s); "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs: this run used {window.cpu.ours:.2f} cores, other processes "
+        f"{window.cpu.others:.2f}"
     )
     print()
     print("| class | requests | errors | throughput | p50 ms | p95 ms | p99 ms |")
