@@ -89,7 +89,7 @@ clean:
 # TLS on loopback, under ./cluster-data/. cluster-check starts its own, loads it, kill -9s a
 # replica and checks that nothing acknowledged was lost (docs/performance.md).
 caddy:
-	@command -v caddy >/dev/null 2>&1 || apt-get install -y caddy
+	@command -v caddy >/dev/null 2>&1 || apt-get install -y caddy || { apt-get update && apt-get install -y caddy; }
 
 cluster: $(STAMP) caddy
 	$(BIN)/python bench/cluster.py start
