@@ -65,7 +65,7 @@ CONTROL_PERIOD = 0.2
 KINDS = ("me", "list", "status", "audit")
 RESTORES_PER_KEY = 9  # rule M2 fires at 10 restores by one key within an hour
 SEEDED = 20
-SWEEP_RATES = (50, 100, 150, 200, 250, 300, 400, 500, 750, 1000)
+SWEEP_RATES = (25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000)
 SWEEP_P95_MS = 100.0
 SWEEP_WARMUP = 3.0
 KILLED = 1  # the second replica
@@ -84,6 +84,7 @@ class Keys:
     operator: str
     auditor: str
     status_ids: list[str]
+    kinds: tuple[str, ...] = KINDS  # the control plane's request kinds, in equal shares
 
 
 @dataclass
@@ -182,7 +183,8 @@ async def _control_client(
             delay = scheduled - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(one(KINDS[(index + number) % len(KINDS)], scheduled))
+            kind = keys.kinds[(index + number) % len(keys.kinds)]
+            task = asyncio.create_task(one(kind, scheduled))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             number += 1
@@ -883,6 +885,11 @@ def main() -> None:
         help="open-loop control-plane rates (requests/s) the sweep tries, rising",
     )
     parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="control-plane request kinds, in equal shares (SPEC §13.6: all four)",
+    )
+    parser.add_argument(
         "--sweep-only", action="store_true", help="no load, no kill, no checks: the sweep alone"
     )
     parser.add_argument("--keep", action="store_true", help="leave the cluster running")
@@ -907,6 +914,9 @@ def main() -> None:
     rates = [int(rate) for rate in args.rates.split(",")]
     try:
         keys, seeded = setup(state, args.smoke)
+        keys.kinds = tuple(kind for kind in args.kinds.split(",") if kind in KINDS)
+        if not keys.kinds:
+            raise SystemExit(f"--kinds: one or more of {', '.join(KINDS)}")
         if args.sweep_only:
             rows = sweep(state, keys, args.sweep_seconds, rates)
             _print_sweep(rows)
