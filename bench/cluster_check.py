@@ -428,40 +428,51 @@ def setup(state: cluster.ClusterState, smoke: bool) -> tuple[Keys, list[Expected
 
 
 class CpuShare:
-    """Cores used during the load by this run (the cluster's process groups, this process and
-    its children) and by every other process on the machine (other work on a shared host),
-    counted over the processes alive at both ends."""
+    """Cores used during the load: by this run (the cluster's process groups, the PostgreSQL
+    backends of its database, this process and its children; a process started meanwhile
+    counts whole, one that ended meanwhile is missed) and by everything else on the machine
+    (system-wide busy time less this run's: other work on a shared host)."""
 
     def __init__(self, state: cluster.ClusterState) -> None:
         self._state = state
 
-    def _snapshot(self) -> dict[int, tuple[float, bool]]:
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+    def _ours(self) -> dict[tuple[int, float], float]:
+        """CPU seconds so far of each of this run's processes, by (pid, start time)."""
         groups = set(self._state.pids.values())
         me = os.getpid()
-        snapshot = {}
-        for process in psutil.process_iter(["pid", "cpu_times"]):
-            with contextlib.suppress(psutil.Error):
-                times = process.info["cpu_times"]
-                if times is None or process.pid in (0, 2) or process.ppid() == 2:
-                    continue  # the kernel's own threads
-                ours = os.getsid(process.pid) in groups or any(
-                    parent.pid == me for parent in process.parents()
-                )
-                snapshot[process.pid] = (times.user + times.system, ours or process.pid == me)
-        return snapshot
+        ours = {}
+        for process in psutil.process_iter(["cpu_times", "cmdline", "create_time"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                info = process.info
+                if info["cpu_times"] is None:
+                    continue
+                if not (
+                    process.pid == me
+                    or os.getsid(process.pid) in groups
+                    or self._state.database in " ".join(info["cmdline"] or ())
+                    or any(parent.pid == me for parent in process.parents())
+                ):
+                    continue
+                times = info["cpu_times"]
+                ours[(process.pid, info["create_time"])] = times.user + times.system
+        return ours
 
     def __enter__(self) -> "CpuShare":
-        self._started, self._before = time.monotonic(), self._snapshot()
+        self._started = time.monotonic()
+        self._busy_before, self._before = self._busy(), self._ours()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         elapsed = time.monotonic() - self._started
-        after = self._snapshot()
-        used = {True: 0.0, False: 0.0}
-        for pid, (cpu, ours) in after.items():
-            if pid in self._before:
-                used[ours] += cpu - self._before[pid][0]
-        self.ours, self.others = used[True] / elapsed, used[False] / elapsed
+        after = self._ours()
+        ours = sum(cpu - self._before.get(key, 0.0) for key, cpu in after.items())
+        self.ours = ours / elapsed
+        self.others = max(0.0, (self._busy() - self._busy_before - ours) / elapsed)
 
 
 @dataclass
