@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-smoke cluster cluster-stop cluster-check caddy clean
+.PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-pipe bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: SSBG needs Python 3.11"; exit 2; }
@@ -36,6 +36,16 @@ test: lint typecheck
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# The web console in headless chromium (Debian's /usr/bin/chromium; apt-get installs it when
+# missing and we are root); also refreshes the screenshots in docs/console/.
+.PHONY: console-browser console-screenshots
+console-browser: $(STAMP)
+	$(BIN)/pytest tests/browser -n 0
+
+# The browser tests again, writing their pictures of each page to docs/console/ (the README's).
+console-screenshots: $(STAMP)
+	SSBG_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/browser -n 0
+
 # The gateway against its own OpenAPI description (docs/development.md, "Contract run"): a fresh
 # gateway, every schemathesis check but use_after_free, a fixed seed, ~2 minutes. Not part of
 # `make test`; CI runs it after it.
@@ -56,6 +66,10 @@ bench-restore: $(STAMP)
 # 1 GiB of SQL dump and 1 GiB random, SSBG without and with zstd beside restic and zstd | age.
 bench-compression: $(STAMP)
 	$(BIN)/python bench/compression_bench.py
+
+# `producer | ssbg backup -` and `| curl -T -`, 256 MiB and 5 GiB: MB/s, client and gateway peak RSS.
+bench-pipe: $(STAMP)
+	$(BIN)/python bench/pipe_bench.py
 
 # Every benchmark once on tiny sizes, so none can rot: no figures, non-zero exit if one breaks.
 # PostgreSQL parts run only when SSBG_TEST_POSTGRES_URL is set.
@@ -80,6 +94,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python bench/shred_bench.py --smoke
 	$(BIN)/python bench/throttle_bench.py --smoke
 	$(BIN)/python bench/compression_bench.py --smoke
+	$(BIN)/python bench/pipe_bench.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
@@ -88,6 +103,7 @@ clean:
 # cluster"): PostgreSQL, moto's S3 server, two `ssbg serve --workers 2` replicas and Caddy with
 # TLS on loopback, under ./cluster-data/. cluster-check starts its own, loads it, kill -9s a
 # replica and checks that nothing acknowledged was lost (docs/performance.md).
+.PHONY: cluster cluster-stop cluster-check caddy
 caddy:
 	@command -v caddy >/dev/null 2>&1 || apt-get install -y caddy || { apt-get update && apt-get install -y caddy; }
 

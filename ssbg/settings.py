@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     metrics_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"]
     )
+    # Web console sessions (SPEC §13.5): ended after this long without a request, and at most
+    # this long after sign-in whatever happens.
+    console_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    console_session_hours: int = Field(default=8, ge=1, le=7 * 24)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
 

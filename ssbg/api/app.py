@@ -31,6 +31,7 @@ from ssbg.api.routes import (
     metrics,
     restores,
 )
+from ssbg.console import install_console
 from ssbg.infrastructure import metrics as process_metrics
 from ssbg.infrastructure.log_config import configure_logging
 from ssbg.services.container import Services, build_services
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Outside API_PREFIX: scrapers expect /metrics, and it is not part of the JSON API.
     app.include_router(metrics.router)
     templates.add("", metrics.router.routes)
+    install_console(app, templates)
     install_contract(app)
     return app
 

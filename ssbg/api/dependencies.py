@@ -34,13 +34,13 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 @lru_cache(maxsize=8)
-def _trusted_networks(entries: tuple[str, ...]) -> list[IPNetwork]:
+def trusted_networks(entries: tuple[str, ...]) -> list[IPNetwork]:
     return parse_networks(entries)
 
 
 async def get_request_context(request: Request, services: ServicesDep) -> RequestContext:
     peer = request.client.host if request.client else None
-    trusted = _trusted_networks(tuple(services.settings.trusted_proxies))
+    trusted = trusted_networks(tuple(services.settings.trusted_proxies))
     source_ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
     return RequestContext(request_id=request_id_of(request.scope), source_ip=source_ip)
 
@@ -101,6 +101,27 @@ def requirement_of(call: object) -> Requirement | None:
     return found if isinstance(found, Requirement) else None
 
 
+async def authorize_actor(
+    authenticated: Authenticated,
+    services: Services,
+    context: RequestContext,
+    permission: Permission,
+    *,
+    mfa: bool = False,
+    token: str | None = None,
+) -> Actor:
+    """What every ``require`` checks, in order, each refusal audited by its service: 423 at
+    incident level 3 (judged on the level read with the key) unless investigators need
+    ``permission``, 403 unless the role holds it, then MFA if asked. The web console's pages
+    check their callers through this too (``ssbg.console``): never a second path."""
+    actor = Actor(authenticated.principal, context)
+    await services.incidents.guard(actor, permission, authenticated.incident_level)
+    await services.auth.authorize(actor, permission)
+    if mfa:
+        await services.auth.verify_mfa(actor, token)
+    return actor
+
+
 def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Awaitable[Actor]]:
     """Refused at incident level 3 unless investigators need ``permission`` (423
     ``INCIDENT_LOCKDOWN``); the caller must hold it (403 ``FORBIDDEN_ROLE``), then pass MFA if
@@ -110,13 +131,9 @@ def require(permission: Permission, *, mfa: bool = False) -> Callable[..., Await
     async def check(
         authenticated: Authenticated, services: Services, context: RequestContext, token: str | None
     ) -> Actor:
-        actor = Actor(authenticated.principal, context)
-        # 423 at level 3, judged on the level read with the key
-        await services.incidents.guard(actor, permission, authenticated.incident_level)
-        await services.auth.authorize(actor, permission)
-        if mfa:
-            await services.auth.verify_mfa(actor, token)
-        return actor
+        return await authorize_actor(
+            authenticated, services, context, permission, mfa=mfa, token=token
+        )
 
     dependency: Callable[..., Awaitable[Actor]]
     if mfa:

@@ -76,8 +76,9 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     return details
 
 
-async def _on_ssbg_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SsbgError)
+async def record_error(request: Request, exc: SsbgError) -> None:
+    """What every refusal leaves behind besides its response, whoever renders it (the API's
+    envelope here, the web console's pages in ``ssbg.console``)."""
     if isinstance(exc, AuthInvalidKey | AuthThrottled):
         # Counted here, where every refusal of authentication becomes a response, whichever
         # dependency or service raised it.
@@ -88,6 +89,11 @@ async def _on_ssbg_error(request: Request, exc: Exception) -> JSONResponse:
         await services.integrity.record_tampering(exc, context)
     if exc.status >= 500:
         log.warning("request_failed", code=exc.code, status=exc.status, error=type(exc).__name__)
+
+
+async def _on_ssbg_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SsbgError)
+    await record_error(request, exc)
     return error_response(request, exc)
 
 

@@ -1,8 +1,8 @@
-"""Client commands for backups: ``ssbg backup FILE …``, ``ssbg backups list``, ``… show ID``."""
+"""Client commands for backups: ``ssbg backup FILE|- …`` (what it reads:
+:mod:`ssbg.cli.backup_sources`), ``ssbg backups list``, ``… show ID``."""
 
 import json
-import mimetypes
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -13,7 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ssbg.cli.client import ClientFailure, Gateway, fail, out, read_file_chunks, transfer_progress
+from ssbg.cli.backup_sources import STDIN, open_source, upload
+from ssbg.cli.client import ClientFailure, Gateway, fail, out
 from ssbg.cli.client import usage_error as usage
 from ssbg.domain.backup_fields import MAX_COMPRESSION_LEVEL, MIN_COMPRESSION_LEVEL
 from ssbg.domain.enums import Classification, Compression
@@ -28,23 +29,44 @@ app = typer.Typer(
 
 
 def backup(
-    file: Annotated[Path, typer.Argument(help="The file to back up (streamed, never buffered).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="The file to back up (streamed, never buffered); - for standard input "
+            "(needs --filename).",
+            show_default=False,
+        ),
+    ],
     classification: Annotated[
         Classification, typer.Option("--classification", "-c", case_sensitive=False)
     ],
     source_system: Annotated[
         str, typer.Option("--source-system", "-s", help="The system the backup comes from.")
     ],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="COMMAND",
+            help="With FILE -: after --, a command whose output is the backup; if it fails, "
+            "the upload is cut off and the backup is not kept.",
+            show_default=False,
+        ),
+    ] = None,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
     filename: Annotated[
         str | None,
-        typer.Option("--filename", help="Name stored with the backup (default: FILE's name)."),
+        typer.Option(
+            "--filename",
+            help="Name stored with the backup (default: FILE's name; required with -).",
+        ),
     ] = None,
     idempotency_key: Annotated[
         str | None,
         typer.Option(
             "--idempotency-key",
-            help="Repeat a failed command with the same key: the gateway stores it once.",
+            help="Repeat a failed command with the same key: the gateway stores it once (with "
+            "-, only if the repeated stream is byte-identical; otherwise 409).",
         ),
     ] = None,
     compress: Annotated[
@@ -66,46 +88,37 @@ def backup(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Upload FILE to the gateway at SSBG_URL; it is encrypted there before it is stored.
+    """Upload FILE (or standard input: -) to the gateway at SSBG_URL; it is encrypted there
+    before it is stored.
 
     Exit 0 with the backup's identifier once it is durably stored, 1 if the gateway refused
-    it, 2 usage or connection error.
+    it or the producer command failed, 2 usage or connection error.
     """
     try:
         if level is not None and not compress:
             raise usage("--level needs --compress.")
+        if str(file) == STDIN and not filename:
+            raise usage("Backing up standard input (-) needs --filename NAME.")
         gateway = Gateway.from_env("an operator (or admin)")
-        if not file.is_file():
-            raise usage(f"{file} is not a readable file.")
-        size = file.stat().st_size
-        if size == 0:
-            raise usage(f"{file} is empty; there is nothing to back up.")
-        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        with transfer_progress(enabled=not as_json, total=size) as progress:
-            task = progress.add_task("upload", total=size)
-
-            def body() -> Iterator[bytes]:
-                progress.reset(task)
-                return read_file_chunks(file, lambda n: progress.update(task, advance=n))
-
-            response = gateway.call(
-                "POST",
-                "/backups",
+        stdin = sys.stdin.buffer if sys.stdin is not None else None  # None: fd 0 closed
+        source = open_source(file, command or [], stdin)
+        try:
+            response = upload(
+                gateway,
+                source,
+                show_progress=not as_json,
                 params={
+                    "filename": filename or source.name,
                     "classification": classification.value,
                     "source_system": source_system,
                     "description": description,
-                    "filename": filename or file.name,
                     "compression": Compression.ZSTD.value if compress else None,
                     "compression_level": level,
                 },
-                content=body,
-                headers={
-                    "Content-Type": content_type,
-                    "Content-Length": str(size),
-                    **({"Idempotency-Key": idempotency_key} if idempotency_key else {}),
-                },
+                idempotency_key=idempotency_key,
             )
+        finally:
+            source.close()
     except ClientFailure as failure:
         fail(failure, as_json=as_json)
     record = response.json()["data"]

@@ -40,7 +40,6 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 # contract, not the server's modules.
 API_PREFIX = "/api/v1"
 MFA_HEADER = "X-MFA-Token"
-CHUNK = 1024 * 1024
 TIMEOUT = httpx.Timeout(30.0, read=600.0)
 
 out = Console()
@@ -116,6 +115,8 @@ class Gateway:
     api_key: str
     mfa_token: str | None = None
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=TIMEOUT))
+    # Who may run the command ("a super_admin"): named in a FORBIDDEN_ROLE refusal.
+    role_hint: str = ""
 
     @classmethod
     def from_env(cls, role_hint: str) -> "Gateway":
@@ -123,7 +124,7 @@ class Gateway:
         if not api_key:
             raise usage_error(f"Set SSBG_API_KEY to {role_hint} API key.")
         base_url = os.environ.get("SSBG_URL", DEFAULT_URL).rstrip("/") + API_PREFIX
-        return cls(base_url, api_key, os.environ.get("SSBG_MFA_TOKEN") or None)
+        return cls(base_url, api_key, os.environ.get("SSBG_MFA_TOKEN") or None, role_hint=role_hint)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -160,10 +161,13 @@ class Gateway:
         body: object = None,
         content: Callable[[], Iterable[bytes]] | None = None,
         headers: dict[str, str] | None = None,
+        replayable: bool = True,
     ) -> httpx.Response:
         """One request; asks for a TOTP code and repeats it once if the gateway needs MFA.
 
-        ``content`` is a factory so that a streamed body can be sent a second time.
+        ``content`` is a factory so that a streamed body can be sent a second time; a body
+        that cannot (``replayable=False``: standard input, which is also no place to ask for
+        a code) is not repeated — the failure says to set ``SSBG_MFA_TOKEN`` instead.
         Returns any 2xx response; raises :class:`ClientFailure` for everything else.
         """
         asked = False
@@ -181,9 +185,18 @@ class Gateway:
                 return response
             failure = refusal(response)
             if failure.code == "AUTH_MFA_REQUIRED" and self.mfa_token is None and not asked:
+                if not replayable:
+                    raise ClientFailure(
+                        failure.code,
+                        f"{failure.message} Set SSBG_MFA_TOKEN: a backup from a stream is "
+                        "sent once and cannot wait for a code to be typed.",
+                        details=failure.details,
+                    )
                 self.mfa_token = prompt_mfa_code()
                 asked = True
                 continue
+            if failure.code == "FORBIDDEN_ROLE" and self.role_hint:
+                failure.message += f" This command needs {self.role_hint} key."
             raise failure
 
     def data(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -301,11 +314,3 @@ def _receive(
             "announced; nothing was saved.",
         )
     return written, checksum
-
-
-def read_file_chunks(path: Path, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
-    """The file in 1 MiB chunks, reporting each chunk's size (for a progress bar)."""
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            on_chunk(len(chunk))
-            yield chunk

@@ -4,10 +4,12 @@ import typer
 
 from ssbg.cli import (
     alert_commands,
+    api_key_commands,
     audit_commands,
     backup_commands,
     incident_commands,
     key_commands,
+    policy_commands,
     recover_command,
     restore_command,
     retention_commands,
@@ -38,6 +40,8 @@ app.add_typer(retention_commands.app, name="retention")
 app.command()(restore_command.restore)
 app.add_typer(alert_commands.app, name="alerts")
 app.add_typer(incident_commands.app, name="incident")
+app.add_typer(api_key_commands.app, name="api-keys")
+app.add_typer(policy_commands.app, name="policies")
 
 
 def main() -> None:

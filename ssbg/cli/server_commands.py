@@ -10,14 +10,18 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from ssbg.cli.issued_keys import print_secrets_once
 from ssbg.cli.settings_loader import EXIT_USAGE, err, load_settings
 from ssbg.domain.errors import SsbgError
 
@@ -68,24 +72,18 @@ async def _is_initialized(settings: "Settings") -> bool:
 
 
 def _print_bootstrap(result: "InitResult") -> None:
-    """Plain lines, not a box: operators copy these values, so nothing may be wrapped."""
     issued = result.issued
     assert issued is not None
-    print(
-        "\n".join(
-            [
-                "",
-                "SSBG bootstrap super_admin key — shown once, never stored in clear:",
-                f"  API key:     {issued.api_key}",
-                f"  key id:      {issued.record.id}",
-                f"  TOTP secret: {issued.totp_secret}",
-                f"  TOTP URI:    {issued.totp_uri}",
-                "Add the TOTP secret to an authenticator app, keep the API key in your secret",
-                "manager, then create named keys for people (POST /api/v1/admin/api-keys).",
-                "",
-            ]
-        ),
-        flush=True,
+    print_secrets_once(
+        "SSBG bootstrap super_admin key — shown once, never stored in clear:",
+        api_key=issued.api_key,
+        key_id=str(issued.record.id),
+        totp_secret=issued.totp_secret,
+        totp_uri=issued.totp_uri,
+        advice=[
+            "Add the TOTP secret to an authenticator app, keep the API key in your secret",
+            "manager, then create named keys for people (ssbg api-keys create).",
+        ],
     )
 
 
@@ -177,12 +175,75 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
+@dataclass(frozen=True)
+class _Tls:
+    cert: Path
+    key: Path
+
+
+class _EncryptedKey(Exception):
+    """The private key is encrypted: uvicorn would stop at a terminal prompt for it."""
+
+
+def _refuse_key_password() -> bytes:
+    raise _EncryptedKey
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> _Tls | None:
+    """Both or neither, each readable, and together a certificate with its unencrypted key:
+    checked before anything starts, so a mistake is one clear line (exit 2), not a worker's
+    traceback after the database was migrated."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise typer.BadParameter("give both or neither.", param_hint="'--tls-cert' / '--tls-key'")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            path.read_bytes()
+        except OSError as error:
+            err.print(
+                f"[red]{option}: cannot read {path}[/] ({error.strerror or error}).", soft_wrap=True
+            )
+            raise typer.Exit(EXIT_USAGE) from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            cert, key, password=_refuse_key_password
+        )
+    except _EncryptedKey:
+        err.print(
+            f"[red]--tls-key: {key} is encrypted;[/] give the key without a passphrase.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_USAGE) from None
+    except ssl.SSLError:
+        err.print(
+            f"[red]--tls-cert {cert} and --tls-key {key} are not a PEM certificate and its "
+            "private key.[/]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_USAGE) from None
+    return _Tls(cert, key)
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="PEM certificate (chain): serve HTTPS itself, with --tls-key. For small "
+            "single-host sites; normally a TLS reverse proxy does this. Renewal needs a restart.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="The certificate's PEM private key, unencrypted."),
+    ] = None,
 ) -> None:
     """Migrate, initialise on first start (development), then serve the API."""
+    tls = _tls_files(tls_cert, tls_key)
     # A single-process uvicorn shuts down gracefully on SIGTERM, then raises the signal again
     # so the process ends "killed by SIGTERM": with the default disposition that would skip
     # the metrics directory's removal. Ours turns it into an exception, and the signal is
@@ -190,7 +251,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with _multiprocess_metrics():
-            _serve(host, port, workers)
+            _serve(host, port, workers, tls)
     except _Terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
@@ -198,7 +259,7 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
 
 
-def _serve(host: str, port: int, workers: int) -> None:
+def _serve(host: str, port: int, workers: int, tls: _Tls | None) -> None:
     import uvicorn
 
     from ssbg.infrastructure.log_config import configure_logging
@@ -228,4 +289,6 @@ def _serve(host: str, port: int, workers: int) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
     )

@@ -88,6 +88,11 @@ class AuditAction(StrEnum):
     # A backup deleted by retention (not by hand: detection rule M8 counts BACKUP_DELETE only)
     RETENTION_DELETE = "RETENTION_DELETE"
     RETENTION_APPLY = "RETENTION_APPLY"
+    # A web console session begun with an API key, and ended by its holder (SPEC §13.5): a
+    # session is a credential of its own, so its creation is evidence, unlike one request's
+    # successful authentication.
+    CONSOLE_SIGN_IN = "CONSOLE_SIGN_IN"
+    CONSOLE_SIGN_OUT = "CONSOLE_SIGN_OUT"
 
 
 class KeyVersionStatus(StrEnum):

@@ -107,3 +107,17 @@ def scrape_allowed(
             return False
     source = _address(client_ip(peer, forwarded_for, trusted_proxies))
     return source is not None and _in_any(source, allowed)
+
+
+def served_over_https(
+    scheme: str, peer: str | None, forwarded_proto: str | None, trusted_proxies: Sequence[IPNetwork]
+) -> bool:
+    """Whether the client reached us over TLS: the connection's own scheme, or — only when
+    the peer is a trusted proxy (``SSBG_TRUSTED_PROXIES``) — the proxy's ``X-Forwarded-Proto``
+    (its last value: the one the nearest proxy set)."""
+    if scheme == "https":
+        return True
+    peer_address = _address(peer)
+    if peer_address is None or not forwarded_proto or not _in_any(peer_address, trusted_proxies):
+        return False
+    return forwarded_proto.split(",")[-1].strip().lower() == "https"

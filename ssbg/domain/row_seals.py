@@ -105,6 +105,14 @@ SEALED_FIELDS: dict[str, tuple[str, ...]] = {
         "shred_reason",
         "shred_actor_id",
     ),
+    "console_sessions": (
+        "id",
+        "key_id",
+        "created_at",
+        "last_seen_at",
+        "expires_at",
+        "revoked_at",
+    ),
     "retention_rules": (
         "id",
         "name",
@@ -208,5 +216,8 @@ def tampered_resource(table: str, values: Mapping[str, Any]) -> str:
         "alerts": "alert",
         "retention_rules": "retention_rule",
     }.get(table)
+    if table == "console_sessions":  # named by its key: the id is a verifier of the cookie
+        key_id = values.get("key_id")
+        return f"api_key:{key_id}" if key_id is not None else "system"
     key = values.get("version" if table == "key_versions" else "id")
     return f"{prefix}:{key}" if prefix and key is not None else "system"

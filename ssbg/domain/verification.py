@@ -122,6 +122,9 @@ class ObjectFacts:
     ciphertext_bytes: int | None
     checksum_plaintext: str | None
     checksum_ciphertext: str | None
+    # The segments' bodies as stored (compressed or raw): recorded only for a compressed
+    # backup, and compared only where it is recorded.
+    stored_bytes: int | None = None
 
 
 _FACT_FIELDS = ("plaintext_bytes", "ciphertext_bytes", "checksum_plaintext", "checksum_ciphertext")
@@ -129,9 +132,12 @@ _FACT_FIELDS = ("plaintext_bytes", "ciphertext_bytes", "checksum_plaintext", "ch
 
 def mismatched_fields(recorded: ObjectFacts, measured: ObjectFacts) -> tuple[str, ...]:
     """The facts that differ (empty: the stored objects are what the metadata says)."""
-    return tuple(
+    mismatched = [
         name for name in _FACT_FIELDS if getattr(recorded, name) != getattr(measured, name)
-    )
+    ]
+    if recorded.stored_bytes is not None and recorded.stored_bytes != measured.stored_bytes:
+        mismatched.append("stored_bytes")
+    return tuple(mismatched)
 
 
 # A source-system glob: the characters of a source system plus fnmatch's * ? [ ] !

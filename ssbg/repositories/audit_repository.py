@@ -277,6 +277,15 @@ class AuditRepository:
         row = result.one_or_none()
         return (int(row.sequence_number), str(row.entry_hash)) if row else None
 
+    async def last_entry_with_action(self, action: str) -> AuditLogEntry | None:
+        result = await self._session.execute(
+            select(AuditLogEntry)
+            .where(AuditLogEntry.action == action)
+            .order_by(AuditLogEntry.sequence_number.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
     async def list_entries(
         self, filters: AuditEntryFilters, after_sequence: int, limit: int
     ) -> Sequence[AuditLogEntry]:

@@ -7,21 +7,31 @@ racing to move the same backup never both succeed.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ssbg.domain.enums import BackupStatus
+from ssbg.domain.enums import BackupStatus, Classification
 from ssbg.domain.errors import Conflict
 from ssbg.domain.queries import BackupCursor, BackupFilters, BackupViewer
 from ssbg.domain.retention import RetentionCandidate
 from ssbg.domain.verification import VerifySelection
 from ssbg.infrastructure.db.models import BackupMetadata, BackupStatusTransition
 from ssbg.repositories import leases
+from ssbg.repositories.day_counts import counts_of, per_day_columns, within
+
+
+@dataclass(frozen=True, slots=True)
+class BackupTally:
+    status: BackupStatus
+    classification: Classification
+    count: int
+    encrypted_bytes: int
 
 
 class BackupsRepository:
@@ -48,11 +58,43 @@ class BackupsRepository:
     # -- reads on behalf of a caller ------------------------------------------------------
 
     @staticmethod
-    def _visible(viewer: BackupViewer) -> Select[BackupMetadata]:
-        statement = select(BackupMetadata)
-        if not viewer.sees_all:
-            statement = statement.where(BackupMetadata.created_by == viewer.key_id)
-        return statement
+    def _visible_to(viewer: BackupViewer) -> list[ColumnElement[bool]]:
+        """The one visibility rule, as the conditions every read on a caller's behalf adds."""
+        return [] if viewer.sees_all else [BackupMetadata.created_by == viewer.key_id]
+
+    @classmethod
+    def _visible(cls, viewer: BackupViewer) -> Select[BackupMetadata]:
+        return select(BackupMetadata).where(*cls._visible_to(viewer))
+
+    async def summary_visible(self, viewer: BackupViewer) -> Sequence[BackupTally]:
+        """How many backups ``viewer`` sees, and their ciphertext bytes, per status and
+        classification (an aggregate: for display, not for a decision)."""
+        result = await self._session.execute(
+            select(
+                BackupMetadata.status,
+                BackupMetadata.classification,
+                func.count(),
+                func.coalesce(func.sum(BackupMetadata.encrypted_size), 0),
+            )
+            .where(*self._visible_to(viewer))
+            .group_by(BackupMetadata.status, BackupMetadata.classification)
+        )
+        return [
+            BackupTally(BackupStatus(status), Classification(classification), count, int(size or 0))
+            for status, classification, count, size in result.all()
+        ]
+
+    async def count_visible_per_day(
+        self, viewer: BackupViewer, day_starts: Sequence[datetime]
+    ) -> list[int]:
+        """Backups ``viewer`` sees created on each day starting at ``day_starts``."""
+        column = BackupMetadata.created_at
+        result = await self._session.execute(
+            select(*per_day_columns(column, day_starts)).where(
+                within(column, day_starts), *self._visible_to(viewer)
+            )
+        )
+        return counts_of(result.one_or_none(), len(day_starts))
 
     async def get_visible_or_none(
         self, viewer: BackupViewer, backup_id: UUID

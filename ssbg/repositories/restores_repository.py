@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ssbg.domain.restore_lifecycle import COUNTED_STATUSES, RestoreStatus
 from ssbg.infrastructure.db.models import RestoreRequest
 from ssbg.repositories import leases
+from ssbg.repositories.day_counts import counts_of, per_day_columns, within
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,14 @@ class RestoresRepository:
             if restore.status in COUNTED_STATUSES
         ]
         return RestoreCount(count=len(counted), oldest=min(counted, default=None))
+
+    async def count_per_day(self, day_starts: Sequence[datetime]) -> list[int]:
+        """Restore requests made on each day starting at ``day_starts`` (for display)."""
+        column = RestoreRequest.created_at
+        result = await self._session.execute(
+            select(*per_day_columns(column, day_starts)).where(within(column, day_starts))
+        )
+        return counts_of(result.one_or_none(), len(day_starts))
 
     async def change_status(
         self,

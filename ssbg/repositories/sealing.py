@@ -33,6 +33,7 @@ from ssbg.infrastructure.db.models import (
     Alert,
     ApiKey,
     BackupMetadata,
+    ConsoleSession,
     KeyVersion,
     Policy,
     RestoreRequest,
@@ -51,6 +52,13 @@ SEALED_MODELS: tuple[type[Sealed], ...] = (
     KeyVersion,
     Alert,
     RetentionRule,
+    ConsoleSession,
+)
+# What a database that predates seals can hold unsealed, and adoption seals once. A table born
+# after seals (console sessions) never had an unsealed row the gateway wrote: one there was
+# put by someone else, and adopting it would launder it.
+ADOPTABLE_MODELS: tuple[type[Sealed], ...] = tuple(
+    model for model in SEALED_MODELS if model is not ConsoleSession
 )
 
 

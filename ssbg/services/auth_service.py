@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
+from uuid import UUID
 
 from ssbg.domain.audit_events import SYSTEM_RESOURCE, AuditEvent, api_key_resource
 from ssbg.domain.enums import AuditAction, AuditResult
@@ -103,24 +105,57 @@ class AuthService:
         )
         raise AuthInvalidKey()
 
+    async def authenticate_key_id(self, key_id: UUID, context: RequestContext) -> Authenticated:
+        """The principal of the key a web console session was begun with, checked on every
+        request exactly as a presented key is (revoked, expired, allow-listed addresses,
+        sealed record), with a failure audited and counted the same way."""
+        check = await self._check_key_record(context, key_id=key_id)
+        if check.refusal is None and check.api_key is not None:
+            await self._record_use(check.api_key, context)
+            return Authenticated(principal_of(check.api_key), check.incident_level)
+        await self._record_failure(
+            check.api_key, check.refusal or "UNKNOWN", context, resource=check.tampered
+        )
+        raise AuthInvalidKey()
+
+    async def refuse_tampered(self, resource: str, context: RequestContext) -> NoReturn:
+        """Refuse a credential whose sealed record did not match (a web console session),
+        audited and counted like a tampered API key record."""
+        await self._record_failure(None, "TAMPERED", context, resource=resource)
+        raise AuthInvalidKey()
+
     async def _check_key(self, raw_key: str | None, context: RequestContext) -> KeyCheck:
         """The presented key's record, and why it may not be used."""
         if not raw_key:
             return KeyCheck(None, "MISSING")
         if not API_KEY_PATTERN.fullmatch(raw_key):
             return KeyCheck(None, "MALFORMED")
-        presented = self._integrity.verifier(secret_digest(raw_key))
+        return await self._check_key_record(
+            context, presented=self._integrity.verifier(secret_digest(raw_key))
+        )
+
+    async def _check_key_record(
+        self, context: RequestContext, *, presented: str | None = None, key_id: UUID | None = None
+    ) -> KeyCheck:
+        """The record of the key with verifier ``presented`` (or id ``key_id``), and why it
+        may not be used."""
         level = None
         try:
             async with self._db.transaction(write=False) as tx:
-                api_key = await tx.api_keys.get_by_hash_or_none(presented)
+                if presented is not None:
+                    api_key = await tx.api_keys.get_by_hash_or_none(presented)
+                else:
+                    assert key_id is not None
+                    api_key = await tx.api_keys.get_or_none(key_id)
                 if api_key is not None:
                     level = await self._incident_level(tx)
         except TamperedRow as row:
             # A key record changed behind the gateway (its role, expiry, addresses…): as if
             # it did not exist, and said so in the audit entry, which names it.
             return KeyCheck(None, "TAMPERED", tampered=row.resource)
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, presented):
+        if api_key is None or (
+            presented is not None and not hmac.compare_digest(api_key.key_hash, presented)
+        ):
             return KeyCheck(None, "UNKNOWN")
         if api_key.revoked_at is not None:
             return KeyCheck(api_key, "REVOKED")

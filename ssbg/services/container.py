@@ -24,6 +24,8 @@ from ssbg.services.auth_service import AuthService
 from ssbg.services.backup_recovery_service import BackupRecoveryService
 from ssbg.services.backups import BackupService
 from ssbg.services.bootstrap_service import BootstrapService
+from ssbg.services.console_overview import ConsoleOverviewService
+from ssbg.services.console_sessions import ConsoleSessionService
 from ssbg.services.detection.alerts import AlertService
 from ssbg.services.detection.detector import Detector
 from ssbg.services.detection.raising import AlertRaiser
@@ -75,6 +77,8 @@ class Services:
     metrics: MetricsService
     start_up: StartUp
     verification: VerificationService
+    console_sessions: ConsoleSessionService
+    console_overview: ConsoleOverviewService
     # The outbox's sender, when SSBG_ALERT_WEBHOOK_URL is set; the app's lifespan runs it.
     webhooks: WebhookSender | None = None
 
@@ -235,5 +239,15 @@ def build_services(
         metrics=MetricsService(db, clock),
         start_up=StartUp(integrity_service, bootstrap, key_files, keys, backup_recovery),
         verification=verification,
+        console_sessions=ConsoleSessionService(
+            db,
+            trail,
+            clock,
+            integrity,
+            auth,
+            idle=timedelta(minutes=settings.console_idle_minutes),
+            lifetime=timedelta(hours=settings.console_session_hours),
+        ),
+        console_overview=ConsoleOverviewService(db, clock, keys),
         webhooks=webhooks,
     )

@@ -28,7 +28,7 @@ from ssbg.domain.identity import RequestContext
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.db.models import ApiKey, RestoreRequest
-from ssbg.repositories.sealing import SEALED_MODELS
+from ssbg.repositories.sealing import ADOPTABLE_MODELS
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.unit_of_work import AppDatabase
 
@@ -61,7 +61,7 @@ class IntegrityService:
             if not await tx.system_state.is_initialized():
                 return None  # a new database is sealed from its first row by ``ssbg init``
             sealed: dict[str, int] = {}
-            for model in SEALED_MODELS:
+            for model in ADOPTABLE_MODELS:
                 rows = await tx.seals.unsealed_rows(model)
                 for row in rows:
                     await tx.seals.seal_row(model, row, **self._verifiers_of(model, row))

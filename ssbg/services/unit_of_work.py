@@ -18,6 +18,7 @@ from ssbg.repositories.api_keys_repository import ApiKeysRepository
 from ssbg.repositories.audit_repository import AuditRepository, LockedHead
 from ssbg.repositories.auth_failures_repository import AuthFailuresRepository
 from ssbg.repositories.backups_repository import BackupsRepository
+from ssbg.repositories.console_sessions_repository import ConsoleSessionsRepository
 from ssbg.repositories.detection_repository import DetectionRepository
 from ssbg.repositories.incident_repository import IncidentRepository
 from ssbg.repositories.key_versions_repository import KeyVersionsRepository
@@ -43,6 +44,7 @@ class UnitOfWork:
         self.auth_failures = AuthFailuresRepository(session)
         self.incidents = IncidentRepository(session)
         self.backups = BackupsRepository(session)
+        self.console_sessions = ConsoleSessionsRepository(session)
         self.detection = DetectionRepository(session)
         self.key_versions = KeyVersionsRepository(session)
         self.outbox = OutboxRepository(session)

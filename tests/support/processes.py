@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,13 +27,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+def _wait_http(
+    url: str, process: subprocess.Popen[bytes], what: str, verify: ssl.SSLContext | bool = True
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
+            if httpx.get(url, timeout=1.0, verify=verify).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -174,16 +177,32 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float 
 
 
 class ServeProcess:
-    """``ssbg serve`` itself (with its ``--workers``) in a child process, on a free port."""
+    """``ssbg serve`` itself (with its ``--workers``) in a child process, on a free port.
 
-    def __init__(self, env: Mapping[str, str], workdir: Path, *, workers: int) -> None:
+    With ``tls=(certificate, key)`` it serves HTTPS (``--tls-cert``/``--tls-key``) and
+    ``verify`` is a client context that trusts that certificate.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        workdir: Path,
+        *,
+        workers: int,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         # Only the gateway's own SSBG_ settings, not whatever the test run's shell has.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("SSBG_")}
         self._env = {**inherited, **env}
         self._workdir = workdir
         self._workers = workers
         self.port = free_port()
-        self.root_url = f"http://127.0.0.1:{self.port}"
+        self._tls_args: list[str] = []
+        self.verify: ssl.SSLContext | bool = True
+        if tls is not None:
+            self._tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+            self.verify = ssl.create_default_context(cafile=str(tls[0]))
+        self.root_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "ServeProcess":
@@ -198,6 +217,7 @@ class ServeProcess:
                 str(self.port),
                 "--workers",
                 str(self._workers),
+                *self._tls_args,
             ],
             env=self._env,
             cwd=self._workdir,
@@ -205,7 +225,7 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        _wait_http(f"{self.root_url}/api/v1/health", self.process, "ssbg serve")
+        _wait_http(f"{self.root_url}/api/v1/health", self.process, "ssbg serve", self.verify)
         return self
 
     def stop(self) -> int | None:

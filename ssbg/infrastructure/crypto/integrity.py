@@ -16,6 +16,7 @@ from ssbg.domain.errors import KeyUnavailable
 
 _VERIFIER_LABEL = b"ssbg-verifier/v1\x00"
 _SEAL_LABEL = b"ssbg-row-seal/v1\x00"
+_FORM_TOKEN_LABEL = b"ssbg-form-token/v1\x00"
 
 
 class IntegrityKey:
@@ -46,6 +47,16 @@ class IntegrityKey:
 
     def verifier_matches(self, digest: str, stored: str | None) -> bool:
         return stored is not None and hmac.compare_digest(self.verifier(digest), stored)
+
+    def form_token(self, purpose: str, digest: str) -> str:
+        """The CSRF token of a browser secret whose SHA-256 (hex) is ``digest`` (the web
+        console's session or sign-in cookie), for forms of ``purpose``: derived, never stored."""
+        return self._mac(_FORM_TOKEN_LABEL, f"{purpose}\x00{digest}".encode("ascii"))
+
+    def form_token_matches(self, purpose: str, digest: str, presented: str | None) -> bool:
+        if not presented or not presented.isascii():
+            return False
+        return hmac.compare_digest(self.form_token(purpose, digest), presented)
 
     def seal(self, message: bytes) -> str:
         return self._mac(_SEAL_LABEL, message)

@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ssbg.domain.errors import BackupNotFound, CryptoShredded, IntegrityFailure, SsbgError
 from ssbg.domain.identity import Actor
 from ssbg.domain.key_versions import unwraps
+from ssbg.domain.verification import ObjectFacts, mismatched_fields
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from ssbg.infrastructure.crypto.object_decryptor import ObjectDecryptor, full_segment_bytes
 from ssbg.infrastructure.crypto.object_format import ObjectHeader, dek_resolver_for
-from ssbg.infrastructure.crypto.stream_decryption import verify_object
+from ssbg.infrastructure.crypto.stream_decryption import VerifiedObject, verify_object
 from ssbg.infrastructure.db.models import BackupMetadata, RestoreRequest
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.infrastructure.storage.errors import ObjectMissing
@@ -31,6 +32,28 @@ from ssbg.services.restores.results import INTERRUPTED, RestoreOutcome, RestoreR
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 READ_CHUNK_SEGMENTS = 1
+
+
+def recorded_facts(backup: BackupMetadata) -> ObjectFacts:
+    """Sizes and checksums as the backup's (sealed) metadata records them."""
+    return ObjectFacts(
+        plaintext_bytes=backup.original_size,
+        ciphertext_bytes=backup.encrypted_size,
+        checksum_plaintext=backup.checksum_plaintext,
+        checksum_ciphertext=backup.checksum_ciphertext,
+        stored_bytes=backup.stored_size,
+    )
+
+
+def measured_facts(verified: VerifiedObject) -> ObjectFacts:
+    """Sizes and checksums as a full read of the stored objects measured them."""
+    return ObjectFacts(
+        plaintext_bytes=verified.plaintext_bytes,
+        ciphertext_bytes=verified.ciphertext_bytes,
+        checksum_plaintext=verified.checksum_plaintext,
+        checksum_ciphertext=verified.checksum_ciphertext,
+        stored_bytes=verified.stored_bytes,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +157,7 @@ class RestoreVerification:
                 raise BackupNotFound()
             decryptor = await self.reader.decryptor(tx, current)
         verified = await verify_object(self.reader.ciphertext(backup), decryptor)
-        if (
-            verified.checksum_ciphertext != backup.checksum_ciphertext
-            or verified.checksum_plaintext != backup.checksum_plaintext
-            or verified.plaintext_bytes != backup.original_size
-            or verified.ciphertext_bytes != backup.encrypted_size
-            or (backup.stored_size is not None and verified.stored_bytes != backup.stored_size)
-        ):
+        if mismatched_fields(recorded_facts(backup), measured_facts(verified)):
             raise IntegrityFailure("The backup does not match its recorded checksums.")
 
     async def _keep_lease(self, restore_id: UUID) -> None:

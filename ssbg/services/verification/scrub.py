@@ -41,7 +41,6 @@ from ssbg.domain.errors import (
 from ssbg.domain.identity import Actor
 from ssbg.domain.verification import (
     InvalidReason,
-    ObjectFacts,
     VerificationResult,
     mismatched_fields,
     verify_refusal,
@@ -52,7 +51,7 @@ from ssbg.infrastructure.db.models import BackupMetadata
 from ssbg.infrastructure.storage.base import ObjectStore
 from ssbg.services.audit_service import AuditTrail
 from ssbg.services.backups import BackupLifecycle
-from ssbg.services.restores.verification import BackupReader
+from ssbg.services.restores.verification import BackupReader, measured_facts, recorded_facts
 from ssbg.services.unit_of_work import AppDatabase, UnitOfWork
 
 log = structlog.get_logger("ssbg.verification")
@@ -95,15 +94,6 @@ class VerificationOutcome:
     @property
     def valid(self) -> bool:
         return self.finding.valid
-
-
-def recorded_facts(backup: BackupMetadata) -> ObjectFacts:
-    return ObjectFacts(
-        plaintext_bytes=backup.original_size,
-        ciphertext_bytes=backup.encrypted_size,
-        checksum_plaintext=backup.checksum_plaintext,
-        checksum_ciphertext=backup.checksum_ciphertext,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +141,7 @@ class BackupScrub:
             measured = await verify_object(self.reader.ciphertext(backup), decryptor)
         except IntegrityFailure:
             return await self._unreadable(backup)
-        mismatched = mismatched_fields(
-            recorded_facts(backup),
-            ObjectFacts(
-                plaintext_bytes=measured.plaintext_bytes,
-                ciphertext_bytes=measured.ciphertext_bytes,
-                checksum_plaintext=measured.checksum_plaintext,
-                checksum_ciphertext=measured.checksum_ciphertext,
-            ),
-        )
+        mismatched = mismatched_fields(recorded_facts(backup), measured_facts(measured))
         return Finding(InvalidReason.CHECKSUM_MISMATCH if mismatched else None, mismatched)
 
     async def _unreadable(self, backup: BackupMetadata) -> Finding:

@@ -15,6 +15,7 @@ from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries
 from tests.support.audit_chain import run_cli
+from tests.support.cli import env_for
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 
@@ -45,10 +46,6 @@ INCIDENT_FIELDS = {
     "auto_revert_at",
     "history",
 }
-
-
-def env_for(url: str, key: IssuedApiKey, **extra: str) -> dict[str, str]:
-    return {"SSBG_URL": url, "SSBG_API_KEY": key.api_key, "SSBG_MFA_TOKEN": "", **extra}
 
 
 def totp(key: IssuedApiKey, clock: FixedClock) -> str:

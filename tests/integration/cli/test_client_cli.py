@@ -15,6 +15,7 @@ from ssbg.services.container import Services
 from tests.support.audit import audit_entries
 from tests.support.audit_chain import CliOutcome, run_cli
 from tests.support.backups import get_record, random_payload
+from tests.support.cli import env_for
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 from tests.support.restores import JUSTIFICATION, set_incident_level
@@ -27,10 +28,6 @@ def out_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "restored"
     directory.mkdir()
     return directory
-
-
-def env_for(url: str, key: IssuedApiKey, **extra: str) -> dict[str, str]:
-    return {"SSBG_URL": url, "SSBG_API_KEY": key.api_key, "SSBG_MFA_TOKEN": "", **extra}
 
 
 def totp(key: IssuedApiKey, clock: FixedClock) -> str:

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pyotp
 import pytest
 
 from ssbg.domain.enums import BackupStatus, Role
@@ -13,21 +12,12 @@ from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries
 from tests.support.audit_chain import run_cli
+from tests.support.cli import env_for, fresh_code
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 from tests.support.retention import backups_at, create_rule, status_of
 
 FIRST = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
-
-
-def env_for(url: str, key: IssuedApiKey, **extra: str) -> dict[str, str]:
-    return {"SSBG_URL": url, "SSBG_API_KEY": key.api_key, "SSBG_MFA_TOKEN": "", **extra}
-
-
-def fresh_code(key: IssuedApiKey, clock: FixedClock) -> str:
-    """A TOTP code of a step not used yet (each code is accepted once)."""
-    assert key.totp_secret is not None
-    return pyotp.TOTP(key.totp_secret).at(clock.advance(seconds=30))
 
 
 @pytest.fixture

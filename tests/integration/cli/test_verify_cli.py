@@ -15,16 +15,13 @@ from ssbg.services.container import Services
 from tests.support.audit import audit_entries
 from tests.support.audit_chain import run_cli
 from tests.support.backups import random_payload, upload
+from tests.support.cli import env_for
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key
 from tests.support.restores import backup_of
 from tests.support.verification import RELEASE_REASON, flip_byte, put_back, record_of
 
 MIB = 1024 * 1024
-
-
-def env_for(url: str, key: IssuedApiKey, **extra: str) -> dict[str, str]:
-    return {"SSBG_URL": url, "SSBG_API_KEY": key.api_key, "SSBG_MFA_TOKEN": "", **extra}
 
 
 def totp(key: IssuedApiKey, clock: FixedClock) -> str:

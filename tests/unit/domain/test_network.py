@@ -9,6 +9,7 @@ from ssbg.domain.network import (
     ip_allowed,
     parse_networks,
     scrape_allowed,
+    served_over_https,
 )
 
 
@@ -115,3 +116,23 @@ def test_the_declared_ip_network_grammar(entry: str, declared: bool) -> None:
     assert bool(re.fullmatch(IP_NETWORK_PATTERN, entry)) == declared
     if declared:
         parse_networks([entry])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "peer", "proto", "expected"),
+    [
+        ("https", "203.0.113.9", None, True),
+        ("http", "203.0.113.9", None, False),
+        ("http", "10.0.0.2", "https", True),  # a trusted proxy says so
+        ("http", "10.0.0.2", "http, https", True),  # the nearest proxy's value counts
+        ("http", "10.0.0.2", "https, http", False),
+        ("http", "203.0.113.9", "https", False),  # anyone else may not
+        ("http", None, "https", False),
+    ],
+)
+def test_served_over_https_believes_only_trusted_proxies(
+    scheme: str, peer: str | None, proto: str | None, expected: bool
+) -> None:
+    trusted = parse_networks(["10.0.0.0/8"])
+
+    assert served_over_https(scheme, peer, proto, trusted) is expected

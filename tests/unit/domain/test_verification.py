@@ -90,6 +90,15 @@ def test_mismatches_name_the_facts_that_differ() -> None:
     )
 
 
+def test_the_stored_size_is_compared_only_where_it_is_recorded() -> None:
+    uncompressed = ObjectFacts(10, 74, "a" * 128, "b" * 128)
+    measured = ObjectFacts(10, 74, "a" * 128, "b" * 128, stored_bytes=10)
+    assert mismatched_fields(uncompressed, measured) == ()
+    compressed = ObjectFacts(10, 74, "a" * 128, "b" * 128, stored_bytes=6)
+    assert mismatched_fields(compressed, measured) == ("stored_bytes",)
+    assert mismatched_fields(compressed, ObjectFacts(10, 74, "a" * 128, "b" * 128, 6)) == ()
+
+
 def test_the_default_selection_is_every_active_and_quarantined_backup() -> None:
     selection = VerifySelection()
     assert selection.statuses == (BackupStatus.ACTIVE, BackupStatus.QUARANTINED)

@@ -9,6 +9,7 @@ from ssbg.infrastructure.db.models.audit import (
     AuditSigningKey,
 )
 from ssbg.infrastructure.db.models.backup_metadata import BackupMetadata, BackupStatusTransition
+from ssbg.infrastructure.db.models.console_session import ConsoleSession
 from ssbg.infrastructure.db.models.detection import (
     AuthFailureCount,
     AuthThrottleWindow,
@@ -34,6 +35,7 @@ __all__ = [
     "AuthThrottleWindow",
     "BackupMetadata",
     "BackupStatusTransition",
+    "ConsoleSession",
     "IncidentLevelChange",
     "KeySourceAddress",
     "KeyVersion",

@@ -1,0 +1,30 @@
+"""Driving the web console over plain HTTP (a cookie-keeping httpx client), as a browser."""
+
+import re
+
+import httpx
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+def csrf_token_of(html: str) -> str:
+    """The ``csrf_token`` of the first form on a page."""
+    found = _CSRF.search(html)
+    assert found is not None, "no csrf_token on the page"
+    return found.group(1)
+
+
+async def sign_in(http: httpx.AsyncClient, api_key: str) -> httpx.Response:
+    """Open the sign-in form and post it with ``api_key``; the answer to the post."""
+    form = await http.get("/sign-in")
+    token = csrf_token_of(form.text)
+    return await http.post("/sign-in", data={"api_key": api_key, "csrf_token": token})
+
+
+async def signed_in(http: httpx.AsyncClient, api_key: str) -> str:
+    """Sign in (it must succeed); the session's CSRF token, from the overview."""
+    answer = await sign_in(http, api_key)
+    assert answer.status_code == 303, answer.text
+    overview = await http.get("/")
+    assert overview.status_code == 200
+    return csrf_token_of(overview.text)
