@@ -254,6 +254,8 @@ def start(env_overrides: dict[str, str] | None = None, *, quiet: bool = False) -
         print(f"  replicas:      {', '.join(state.replica_urls)}")
         print(f"  logs:          {DATA / 'logs'}; stop with make cluster-stop")
         print(f"  e.g. curl --cacert {state.ca_file} -H 'X-API-Key: ...' {state.url}/me")
+        root = state.url.removesuffix("/api/v1")
+        print(f"  client: export SSBG_URL={root} SSL_CERT_FILE={state.ca_file}")
     return state
 
 
