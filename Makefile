@@ -102,3 +102,21 @@ bench-smoke: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The production shape on this machine, without containers (docs/operations.md, "A local
+# cluster"): PostgreSQL, moto's S3 server, two `ssbg serve --workers 2` replicas and Caddy with
+# TLS on loopback, under ./cluster-data/. cluster-check starts its own, loads it, kill -9s a
+# replica and checks that nothing acknowledged was lost (docs/performance.md).
+.PHONY: cluster cluster-stop cluster-check caddy
+caddy:
+	@command -v caddy >/dev/null 2>&1 || apt-get install -y caddy || { apt-get update && apt-get install -y caddy; }
+
+cluster: $(STAMP) caddy
+	$(BIN)/python bench/cluster.py start
+
+cluster-stop: $(STAMP)
+	$(BIN)/python bench/cluster.py stop
+
+CLUSTER_CHECK_ARGS ?=
+cluster-check: $(STAMP) caddy
+	$(BIN)/python bench/cluster_check.py $(CLUSTER_CHECK_ARGS)
