@@ -182,7 +182,11 @@ class BackupIngest:
         except BaseException as exc:
             reason, error = _failure_of(exc)
             metrics.record_backup("failed")
-            await asyncio.shield(self._fail(actor, record.id, reason))
+            failed_here = await asyncio.shield(self._fail(actor, record.id, reason))
+            if failed_here is False and error is not None:
+                # Another replica failed it first, its lease lapsed: whatever this one then
+                # ran into (its objects removed under it, say) follows from that.
+                error = _lease_lost()
             if error is not None and error is not exc:
                 raise error from None
             raise
@@ -417,21 +421,40 @@ class BackupIngest:
                 raise LeaseLost()
         return done
 
-    async def _fail(self, actor: Actor, backup_id: UUID, reason: BackupFailureReason) -> None:
-        """PROCESSING → FAILED with ``BACKUP_FAILED``, then remove the objects. Never raises."""
+    async def _fail(
+        self, actor: Actor, backup_id: UUID, reason: BackupFailureReason
+    ) -> bool | None:
+        """PROCESSING → FAILED with ``BACKUP_FAILED``, then remove the objects. Never raises.
+
+        True: failed here; False: another replica had already failed it (its recovery, once
+        the lease lapsed) — the objects are removed all the same, since this upload may have
+        written them after that replica's clean-up; None: the failure could not be recorded.
+        """
         try:
             async with self._db.transaction(write=True) as tx:
                 failed = await self._lifecycle.fail_processing(tx, backup_id, reason, actor)
+                current = failed or await tx.backups.get_or_none(backup_id)
         except SsbgError as exc:
             log.error("backup_failure_not_recorded", backup_id=str(backup_id), code=exc.code)
-            return
-        if failed is not None:  # else moved by someone else (recovery after a lapsed lease)
-            await self._lifecycle.remove_objects(backup_id)
+            return None
+        if current is None or current.status != BackupStatus.FAILED.value:
+            return None
+        await self._lifecycle.remove_objects(backup_id)
+        return failed is not None
 
 
 def _level_of(submission: BackupSubmission) -> int | None:
     """The zstd level of a compressed submission, for the audit entry."""
     return submission.compression_level if submission.compression is Compression.ZSTD else None
+
+
+def _lease_lost() -> SsbgError:
+    """This replica did not renew the upload's lease in time (a slow database, a stalled
+    process) and another one failed it: a dependency's failure, worth sending again."""
+    return DatabaseUnavailable(
+        "The upload lost its lease (its renewal did not reach the database in time) and was "
+        "failed; nothing was stored. Send it again."
+    )
 
 
 def _failure_of(exc: BaseException) -> tuple[BackupFailureReason, SsbgError | None]:
@@ -450,12 +473,7 @@ def _failure_of(exc: BaseException) -> tuple[BackupFailureReason, SsbgError | No
     if isinstance(exc, DatabaseUnavailable):
         return BackupFailureReason.DATABASE_UNAVAILABLE, exc
     if isinstance(exc, LeaseLost):
-        # This replica did not renew the lease in time (a slow database, a stalled process)
-        # and another one failed the upload: a dependency's failure, worth sending again.
-        return BackupFailureReason.INTERRUPTED, DatabaseUnavailable(
-            "The upload lost its lease (its renewal did not reach the database in time) and "
-            "was failed; nothing was stored. Send it again."
-        )
+        return BackupFailureReason.INTERRUPTED, _lease_lost()
     if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
         return BackupFailureReason.INTERRUPTED, None
     log.error("backup_ingest_failed", error=type(exc).__name__)
