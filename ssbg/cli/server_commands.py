@@ -139,6 +139,8 @@ def migrate() -> None:
     out.print(f"Schema at revision {migrations.head_revision()}.")
 
 
+# Seconds an idle HTTP connection stays open (uvicorn defaults to 5).
+KEEP_ALIVE_SECONDS = 75
 # prometheus-client reads it once, when first imported: so it is named here, not imported
 # from ssbg.infrastructure.metrics (which imports prometheus-client).
 _MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -289,6 +291,10 @@ def _serve(host: str, port: int, workers: int, tls: _Tls | None) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # Longer than a reverse proxy keeps an idle connection (deploy/Caddyfile: 30 s), so the
+        # proxy, not the gateway, closes it: a gateway closing a connection the proxy has just
+        # sent a request on answers that request with nothing (a 502 at the proxy).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         ssl_certfile=str(tls.cert) if tls else None,
         ssl_keyfile=str(tls.key) if tls else None,
     )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ssbg.cli.server_commands import KEEP_ALIVE_SECONDS
 from ssbg.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -149,6 +150,14 @@ def test_caddyfile_upstreams_are_the_compose_gateways() -> None:
     text = CADDYFILE.read_text()
     assert "health_uri /api/v1/health/ready" in text
     assert re.search(r"lb_try_duration \d+s", text)
+
+
+def test_caddy_closes_idle_upstream_connections_before_the_gateway_does() -> None:
+    # The other way round, a request Caddy sends on a connection the replica is closing gets
+    # no answer (a 502).
+    match = re.search(r"^\s*keepalive\s+(\d+)s\s*$", CADDYFILE.read_text(), re.MULTILINE)
+    assert match is not None, "the Caddyfile's transport sets no keepalive"
+    assert int(match.group(1)) + 30 <= KEEP_ALIVE_SECONDS
 
 
 def test_the_local_cluster_uses_the_deploy_caddyfile_site_block() -> None:
