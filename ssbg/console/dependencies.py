@@ -19,6 +19,8 @@ from ssbg.services.console_sessions import ResumedSession
 NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Overview", "/console/", Permission.IDENTITY_READ),
     ("Backups", "/console/backups", Permission.BACKUP_READ),
+    ("Alerts", "/console/alerts", Permission.ALERT_READ),
+    ("Incident", "/console/incident", Permission.INCIDENT_READ),
 )
 
 

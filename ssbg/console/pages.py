@@ -77,7 +77,7 @@ def _chart_context(activity: Activity | None) -> dict[str, Any]:
     }
 
 
-def _choice(enum: type[E], name: str, value: str | None) -> E | None:
+def choice(enum: type[E], name: str, value: str | None) -> E | None:
     if not value:
         return None
     try:
@@ -99,8 +99,8 @@ async def backups_page(
     if source_system and not _SOURCE_SYSTEM.fullmatch(source_system):
         raise ValidationFailed(details={"source_system": "Letters, digits, '.', '_' and '-'."})
     filters = BackupFilters(
-        status=_choice(BackupStatus, "status", status),
-        classification=_choice(Classification, "classification", classification),
+        status=choice(BackupStatus, "status", status),
+        classification=choice(Classification, "classification", classification),
         source_system=source_system or None,
     )
     listing = await services.backups.list_backups(

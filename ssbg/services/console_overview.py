@@ -88,6 +88,11 @@ class ConsoleOverviewService:
         self._clock = clock
         self._keys = keys
 
+    async def open_alerts(self) -> dict[AlertSeverity, int]:
+        """Open alerts by severity (for a caller already allowed ``ALERT_READ``)."""
+        async with self._db.transaction(write=False) as tx:
+            return await tx.alerts.count_open_by_severity()
+
     async def overview(self, actor: Actor) -> Overview:
         now = self._clock.now()
         day_starts = activity_days(now)

@@ -5,6 +5,18 @@ import re
 import httpx
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+
+
+def assert_csp_clean(html: str) -> None:
+    """No inline script, inline style or event handler attribute; a ``csrf_token`` in every
+    ``POST`` form."""
+    assert not _INLINE_SCRIPT.search(html)
+    assert " style=" not in html
+    assert "<style" not in html
+    assert not re.search(r"<[^>]+\son[a-z]+=", html)  # no event handler attributes
+    for form in re.findall(r"<form[^>]*method=\"post\".*?</form>", html, re.DOTALL):
+        assert 'name="csrf_token"' in form
 
 
 def csrf_token_of(html: str) -> str:

@@ -16,25 +16,13 @@ from ssbg.domain.enums import Role
 from ssbg.domain.incident import IncidentLevel
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
+from tests.support.alerts import raise_m9
 from tests.support.audit import assert_chain_valid, audit_entries
 from tests.support.clock import FixedClock
 from tests.support.factories import create_api_key, headers
 from tests.support.restores import set_incident_level
 
 BAD_KEY = {"X-API-Key": "ssbg_" + "0" * 32}
-
-
-async def raise_m9(client: httpx.AsyncClient, key: IssuedApiKey, name: str = "p") -> str:
-    """A policy change: alert M9 (MEDIUM, level 1). Returns the alert id."""
-    created = await client.post(
-        "/admin/policies",
-        headers=headers(key),
-        json={"name": name, "effect": "deny", "is_active": False, "rule": {}},
-    )
-    assert created.status_code == 201, created.text
-    listed = await client.get("/admin/alerts", params={"rule_id": "M9"}, headers=headers(key))
-    alert_id: str = listed.json()["data"][0]["alert_id"]
-    return alert_id
 
 
 async def step(
