@@ -142,7 +142,7 @@ async def _incident_context(services: Services, caller: PageCaller) -> dict[str,
         "levels": list(IncidentLevel),
         "may_set": is_allowed(role, Permission.INCIDENT_SET),
         "mfa_error": None,
-        "form": {"level": "", "reason": ""},
+        "form": {"level": str(min(status.level + 1, IncidentLevel.LOCKDOWN)), "reason": ""},
     }
 
 
