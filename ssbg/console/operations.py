@@ -20,7 +20,7 @@ from ssbg.domain.alerts import ALERT_STEPS, AlertSeverity, AlertStatus, AlertSte
 from ssbg.domain.errors import AuthMfaInvalid, AuthMfaRequired, ValidationFailed
 from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel
-from ssbg.domain.permissions import Permission, is_allowed
+from ssbg.domain.permissions import Permission, allowed_in_lockdown, is_allowed
 from ssbg.domain.queries import AlertFilters
 from ssbg.services.container import Services
 from ssbg.services.detection.alerts import AlertNotFound
@@ -38,6 +38,15 @@ MFA_MESSAGES = {
     AuthMfaRequired.code: "Enter your current TOTP code: this action needs it.",
     AuthMfaInvalid.code: "That TOTP code is wrong or was already used: nothing was changed.",
 }
+
+
+def _offers(caller: PageCaller, permission: Permission) -> bool:
+    """Whether to show a form whose action needs ``permission``: the role holds it and, at
+    incident level 3, it stays open (the action would be refused 423 otherwise)."""
+    level = caller.caller.session.authenticated.incident_level
+    if level is IncidentLevel.LOCKDOWN and not allowed_in_lockdown(permission):
+        return False
+    return is_allowed(caller.actor.principal.role, permission)
 
 
 def _alert_id(raw: str) -> UUID:
@@ -97,14 +106,13 @@ async def alert_page(
     request: Request, alert_id: str, services: ServicesDep, caller: AlertReader
 ) -> Response:
     view = await services.alerts.get_alert(_alert_id(alert_id))
-    role = caller.actor.principal.role
     steps = [step for step, (sources, _) in ALERT_STEPS.items() if view.status in sources]
     context = {
         **caller.layout(ALERTS_PATH),
         "title": f"Alert {view.alert.id}",
         "view": view,
         "alert": view.alert,
-        "steps": steps if is_allowed(role, Permission.ALERT_MANAGE) else [],
+        "steps": steps if _offers(caller, Permission.ALERT_MANAGE) else [],
     }
     return render(request, "alert.html", context)
 
@@ -132,7 +140,6 @@ async def take_alert_step(
 
 async def _incident_context(services: Services, caller: PageCaller) -> dict[str, Any]:
     status = await services.incidents.get_status()
-    role = caller.actor.principal.role
     return {
         **caller.layout(INCIDENT_PATH),
         "title": "Incident",
@@ -140,7 +147,7 @@ async def _incident_context(services: Services, caller: PageCaller) -> dict[str,
         "reverted": status.level != status.stored_level,
         "effects": INCIDENT_EFFECTS,
         "levels": list(IncidentLevel),
-        "may_set": is_allowed(role, Permission.INCIDENT_SET),
+        "may_set": _offers(caller, Permission.INCIDENT_SET),
         "mfa_error": None,
         "form": {"level": str(min(status.level + 1, IncidentLevel.LOCKDOWN)), "reason": ""},
     }

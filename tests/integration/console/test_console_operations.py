@@ -20,6 +20,7 @@ from tests.support.clock import FixedClock
 from tests.support.console import assert_csp_clean, csrf_token_of, signed_in
 from tests.support.factories import create_api_key, headers
 from tests.support.outbox import post_incident_level
+from tests.support.restores import set_incident_level
 
 STEPS = ("acknowledge", "investigate", "resolve")
 
@@ -271,3 +272,37 @@ async def test_each_role_sees_and_may_do_what_the_api_allows(
         "set level": 403,
     }
     assert (await services.incidents.get_status()).level is IncidentLevel.ALERT
+
+
+async def test_in_lockdown_alerts_stay_readable_but_no_step_is_taken(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    alert_id = await raise_m9(client, bootstrap_key)
+    token = await signed_in(browser, bootstrap_key.api_key)
+    await set_incident_level(services, bootstrap_key, IncidentLevel.LOCKDOWN)
+
+    alerts = await browser.get("/alerts")
+    detail = await browser.get(f"/alerts/{alert_id}")
+    incident = await browser.get("/incident")
+    step = await browser.post(f"/alerts/{alert_id}/acknowledge", data={"csrf_token": token})
+    lower = await browser.post(
+        "/incident",
+        data={
+            "csrf_token": token,
+            "level": "0",
+            "reason": "over",
+            "totp_code": _totp(bootstrap_key, clock),
+        },
+    )
+
+    assert (alerts.status_code, detail.status_code, incident.status_code) == (200, 200, 200)
+    assert "3 · LOCKDOWN" in incident.text
+    assert 'action="/console/alerts/' not in detail.text  # no form for a refused action
+    assert 'action="/console/incident"' not in incident.text
+    assert (step.status_code, lower.status_code) == (423, 423)
+    assert "INCIDENT_LOCKDOWN" in step.text
+    assert (await services.incidents.get_status()).level is IncidentLevel.LOCKDOWN
