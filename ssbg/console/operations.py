@@ -4,7 +4,6 @@ records it exactly as over the API: ``POST /console/alerts/{id}/{step}`` is
 ``POST /admin/alerts/{id}/{step}`` and ``POST /console/incident`` is ``POST /admin/incident``."""
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -14,7 +13,7 @@ from ssbg.api.dependencies import ServicesDep, authorize_actor
 from ssbg.api.errors import record_error
 from ssbg.api.pagination import CursorParam, decode_alert_cursor, encode_alert_cursor
 from ssbg.console.dependencies import FormCallerDep, PageCaller, page
-from ssbg.console.pages import INCIDENT_EFFECTS, choice
+from ssbg.console.pages import INCIDENT_EFFECTS, choice, paging_links
 from ssbg.console.rendering import ConsoleRoute, render
 from ssbg.domain.alerts import ALERT_STEPS, AlertSeverity, AlertStatus, AlertStep
 from ssbg.domain.errors import AuthMfaInvalid, AuthMfaRequired, ValidationFailed
@@ -80,11 +79,7 @@ async def alerts_page(
         "status": chosen_status.value if chosen_status else "",
         "severity": chosen_severity.value if chosen_severity else "",
     }
-    query = {name: value for name, value in chosen.items() if value}
-    next_link = None
-    if listing.next_cursor is not None:
-        next_query = {**query, "cursor": encode_alert_cursor(listing.next_cursor)}
-        next_link = ALERTS_PATH + "?" + urlencode(next_query)
+    next_cursor = encode_alert_cursor(listing.next_cursor) if listing.next_cursor else None
     open_alerts = await services.console_overview.open_alerts()
     context = {
         **caller.layout(ALERTS_PATH),
@@ -94,9 +89,7 @@ async def alerts_page(
         "chosen": chosen,
         "statuses": list(AlertStatus),
         "severities": list(AlertSeverity),
-        "first_link": ALERTS_PATH + ("?" + urlencode(query) if query else ""),
-        "paged": cursor is not None,
-        "next_link": next_link,
+        **paging_links(ALERTS_PATH, chosen, cursor, next_cursor),
     }
     return render(request, "alerts.html", context)
 

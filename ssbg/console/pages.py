@@ -86,6 +86,21 @@ def choice(enum: type[E], name: str, value: str | None) -> E | None:
         raise ValidationFailed(details={name: "Not one of the listed values."}) from None
 
 
+def paging_links(
+    path: str, chosen: dict[str, str], cursor: str | None, next_cursor: str | None
+) -> dict[str, Any]:
+    """A listing's pager: its first page and next page under the ``chosen`` filters."""
+    query = {name: value for name, value in chosen.items() if value}
+    next_link = None
+    if next_cursor is not None:
+        next_link = path + "?" + urlencode({**query, "cursor": next_cursor})
+    return {
+        "first_link": path + ("?" + urlencode(query) if query else ""),
+        "paged": cursor is not None,
+        "next_link": next_link,
+    }
+
+
 @router.get("/backups")
 async def backups_page(
     request: Request,
@@ -111,11 +126,7 @@ async def backups_page(
         "classification": filters.classification.value if filters.classification else "",
         "source_system": filters.source_system or "",
     }
-    query = {name: value for name, value in chosen.items() if value}
-    next_link = None
-    if listing.next_cursor is not None:
-        next_query = {**query, "cursor": encode_backup_cursor(listing.next_cursor)}
-        next_link = "/console/backups?" + urlencode(next_query)
+    next_cursor = encode_backup_cursor(listing.next_cursor) if listing.next_cursor else None
     context = {
         **caller.layout("/console/backups"),
         "title": "Backups",
@@ -123,9 +134,7 @@ async def backups_page(
         "chosen": chosen,
         "statuses": list(BackupStatus),
         "classifications": list(Classification),
-        "first_link": "/console/backups" + ("?" + urlencode(query) if query else ""),
-        "paged": cursor is not None,
-        "next_link": next_link,
+        **paging_links("/console/backups", chosen, cursor, next_cursor),
     }
     return render(request, "backups.html", context)
 

@@ -306,3 +306,30 @@ async def test_in_lockdown_alerts_stay_readable_but_no_step_is_taken(
     assert (step.status_code, lower.status_code) == (423, 423)
     assert "INCIDENT_LOCKDOWN" in step.text
     assert (await services.incidents.get_status()).level is IncidentLevel.LOCKDOWN
+
+
+async def test_the_alerts_list_pages_through_the_same_listing_as_the_api(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    raised = []
+    for number in range(21):
+        clock.advance(seconds=1)
+        raised.append(await raise_m9(client, bootstrap_key, f"policy-{number}"))
+    await signed_in(browser, bootstrap_key.api_key)
+
+    first = await browser.get("/alerts", params={"status": "NEW"})
+    next_link = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert next_link is not None
+    assert "status=NEW" in next_link.group(1)
+    second = await browser.get("http://ssbg.test" + next_link.group(1).replace("&amp;", "&"))
+
+    listed = [
+        re.findall(r'href="/console/alerts/([0-9a-f-]{36})"', page.text) for page in (first, second)
+    ]
+    assert [len(ids) for ids in listed] == [20, 1]
+    assert listed[0] + listed[1] == raised[::-1]
+    assert 'rel="next"' not in second.text
+    assert 'rel="first"' in second.text
