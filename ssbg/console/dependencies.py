@@ -21,6 +21,7 @@ NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Backups", "/console/backups", Permission.BACKUP_READ),
     ("Alerts", "/console/alerts", Permission.ALERT_READ),
     ("Incident", "/console/incident", Permission.INCIDENT_READ),
+    ("Keys", "/console/keys", Permission.KEY_READ),
 )
 
 

@@ -3,6 +3,10 @@
 import re
 
 import httpx
+import pyotp
+
+from ssbg.services.api_key_service import IssuedApiKey
+from tests.support.clock import FixedClock
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
@@ -40,3 +44,9 @@ async def signed_in(http: httpx.AsyncClient, api_key: str) -> str:
     overview = await http.get("/")
     assert overview.status_code == 200
     return csrf_token_of(overview.text)
+
+
+def fresh_totp(key: IssuedApiKey, clock: FixedClock) -> str:
+    """A TOTP code for ``key`` of a step not used yet (each step is accepted once)."""
+    assert key.totp_secret is not None
+    return pyotp.TOTP(key.totp_secret).at(clock.advance(seconds=30))

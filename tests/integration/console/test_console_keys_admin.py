@@ -1,0 +1,256 @@
+"""The console's Keys page over HTTP: the inventory as ``GET /admin/keys``, what each role may
+see and do, the CSRF refusal on every new form, the TOTP code and the typed confirmation the
+actions need, held backups blocking a shred, and that each action is the API's own — the same
+audit entries as the same action over the API."""
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from ssbg.domain.enums import KeyVersionStatus, Role
+from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
+from ssbg.infrastructure.crypto.certificates import verify_certificate
+from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME
+from ssbg.infrastructure.db.models import AuditLogEntry
+from ssbg.services.api_key_service import IssuedApiKey
+from ssbg.services.container import Services
+from tests.support.audit import audit_entries, head_sequence
+from tests.support.clock import FixedClock
+from tests.support.console import assert_csp_clean, fresh_totp, signed_in
+from tests.support.factories import create_api_key, headers
+from tests.support.keys import rewrap, rotate, shred
+from tests.support.restores import backup_of
+from tests.support.retention import place_hold
+
+pytestmark = pytest.mark.own_key_store
+
+
+def _comparable(entry: AuditLogEntry) -> dict[str, Any]:
+    """What must be the same between the console's entry and the API's for one action (the
+    key version or backup acted on differs: the API and the console each act on their own)."""
+    return {
+        "action": entry.action,
+        "actor_id": entry.actor_id,
+        "actor_role": entry.actor_role,
+        "resource": re.sub(r"P-\d+|[0-9a-f-]{36}", "<id>", entry.resource),
+        "result": entry.result,
+        "source_ip": entry.source_ip,
+        "details": sorted(entry.details),
+    }
+
+
+async def _entries_after(services: Services, sequence: int) -> list[AuditLogEntry]:
+    return [e for e in await audit_entries(services.db) if e.sequence_number > sequence]
+
+
+async def _status(services: Services, version: str) -> KeyVersionStatus:
+    return (await services.keys.get_key(version)).record.status
+
+
+@pytest.mark.both_backends
+async def test_rotate_rewrap_and_shred_in_the_console_are_audited_exactly_as_over_the_api(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    await backup_of(client, operator, b"under P-001")
+    token = await signed_in(browser, bootstrap_key.api_key)
+
+    async def by_api(call: Any) -> list[AuditLogEntry]:
+        before = await head_sequence(services.db)
+        answer = await call
+        assert answer.status_code in (200, 201), answer.text
+        return await _entries_after(services, before)
+
+    async def by_console(path: str, fields: dict[str, str], to: str) -> list[AuditLogEntry]:
+        before = await head_sequence(services.db)
+        form = {"csrf_token": token, "totp_code": fresh_totp(bootstrap_key, clock), **fields}
+        answer = await browser.post(path, data=form)
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"] == to
+        return await _entries_after(services, before)
+
+    api_rotation = await by_api(rotate(client, clock, bootstrap_key))  # P-002
+    await backup_of(client, operator, b"under P-002")
+    rotated = [
+        api_rotation,
+        await by_console("/keys/rotate", {"reason": "yearly"}, "/console/keys"),  # P-003
+    ]
+    rewrapped = [
+        await by_api(rewrap(client, clock, bootstrap_key, "P-001")),
+        await by_console(
+            "/keys/rewrap",
+            {"from_version": "P-002", "reason": "retire the suspect key"},
+            "/console/keys/P-002",
+        ),
+    ]
+    reason = "end of retention for the 2025 archive"
+    shredded = [
+        await by_api(shred(client, clock, bootstrap_key, "P-001")),
+        await by_console(
+            "/keys/P-002/crypto-shred",
+            {"confirmation": "DESTROY P-002", "reason": reason},
+            "/console/keys/P-002",
+        ),
+    ]
+
+    for api_entries, console_entries in (rotated, rewrapped, shredded):
+        assert [_comparable(e) for e in console_entries] == [_comparable(e) for e in api_entries]
+    assert [e.action for e in rotated[1]] == ["MFA_SUCCESS", "KEY_ROTATE"]
+    assert "CRYPTO_SHRED_COMPLETE" in [e.action for e in shredded[1]]
+    assert await _status(services, "P-002") is KeyVersionStatus.DESTROYED
+    page = await browser.get("/keys")
+    assert re.findall(r'href="/console/keys/(P-\d+)"', page.text) == ["P-001", "P-002", "P-003"]
+    assert_csp_clean(page.text)
+
+    # The certificate downloads as the very JSON the API holds, and verifies.
+    shown = await client.get("/admin/keys/P-002", headers=headers(bootstrap_key))
+    download = await browser.get("/keys/P-002/certificate")
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/json"
+    assert "attachment" in download.headers["content-disposition"]
+    assert download.headers["cache-control"] == "no-store"
+    assert download.content.decode() in shown.text
+    certificate = download.json()
+    assert certificate == shown.json()["data"]["destruction_certificate"]
+    trusted = public_key_from_pem(
+        services.key_store.public_key_path(AUDIT_SIGNING_NAME).read_text()
+    )
+    assert verify_certificate(certificate, trusted).valid
+    assert certificate["reason"] == reason
+    detail = await browser.get("/keys/P-002")
+    assert 'href="/console/keys/P-002/certificate"' in detail.text
+    assert 'action="/console/keys/P-002/crypto-shred"' not in detail.text
+    assert (await browser.get("/keys/P-003/certificate")).status_code == 404
+
+
+@pytest.mark.both_backends
+async def test_a_shred_needs_the_typed_confirmation_and_the_code_and_held_backups_block_it(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    held = await backup_of(client, operator, b"held under P-001")
+    await backup_of(client, operator, b"also under P-001")
+    assert (await rotate(client, clock, bootstrap_key)).status_code == 201
+    token = await signed_in(browser, bootstrap_key.api_key)
+    form = {"csrf_token": token, "reason": "end of retention"}
+    path = "/keys/P-001/crypto-shred"
+
+    page = await browser.get("/keys/P-001")
+    missing = await browser.post(path, data={**form, "confirmation": "DESTROY P-001"})
+    wrong_code = await browser.post(
+        path, data={**form, "confirmation": "DESTROY P-001", "totp_code": "000000"}
+    )
+    before = await head_sequence(services.db)
+    wrong = await browser.post(
+        path,
+        data={
+            **form,
+            "confirmation": "destroy p-001",
+            "totp_code": fresh_totp(bootstrap_key, clock),
+        },
+    )
+    after_wrong = await _entries_after(services, before)
+    assert (await place_hold(client, clock, admin, held)).status_code == 200
+    blocked = await browser.post(
+        path,
+        data={
+            **form,
+            "confirmation": "DESTROY P-001",
+            "totp_code": fresh_totp(bootstrap_key, clock),
+        },
+    )
+
+    assert "Type <code>DESTROY P-001</code> to confirm" in page.text
+    assert_csp_clean(page.text)
+    for refused, status, code in (
+        (missing, 401, "AUTH_MFA_REQUIRED"),
+        (wrong_code, 401, "AUTH_MFA_INVALID"),
+        (wrong, 422, "VALIDATION_ERROR"),
+        (blocked, 409, "CONFLICT"),
+    ):
+        assert refused.status_code == status, refused.text
+        assert code in refused.text
+        assert 'action="/console/keys/P-001/crypto-shred"' in refused.text  # the form again
+        assert "end of retention</textarea>" in refused.text
+    assert "must be &#39;DESTROY P-001&#39;" in wrong.text
+    assert [e.action for e in after_wrong] == ["MFA_SUCCESS"]  # as the API: nothing else
+    assert f'href="/console/backups/{held}"' in blocked.text  # the held backups, listed
+    assert "LEGAL_HOLD" in blocked.text
+    assert await _status(services, "P-001") is KeyVersionStatus.RETIRED
+    assert services.key_store.has_private_key("P-001")
+
+
+async def test_each_role_sees_and_may_do_what_the_api_allows(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    seen: dict[Role, dict[str, int]] = {}
+    for role in (Role.OPERATOR, Role.AUDITOR, Role.ADMIN, Role.SUPER_ADMIN):
+        key = bootstrap_key if role is Role.SUPER_ADMIN else await create_api_key(services, role)
+        browser.cookies.clear()
+        token = await signed_in(browser, key.api_key)
+        keys_page = await browser.get("/keys")
+        seen[role] = {
+            "nav": int('href="/console/keys"' in (await browser.get("/")).text),
+            "keys": keys_page.status_code,
+            "key": (await browser.get("/keys/P-001")).status_code,
+            "forms": len(re.findall(r'<form method="post" action="/console/keys', keys_page.text)),
+            "rotate": (
+                await browser.post("/keys/rotate", data={"csrf_token": token, "reason": "yearly"})
+            ).status_code,
+        }
+
+    refused = {"nav": 0, "keys": 403, "key": 403, "forms": 0, "rotate": 403}
+    assert seen[Role.OPERATOR] == seen[Role.AUDITOR] == refused
+    assert seen[Role.ADMIN] == {"nav": 1, "keys": 200, "key": 200, "forms": 0, "rotate": 403}
+    # a super_admin gets the forms, and without a code the rotation is refused 401
+    assert seen[Role.SUPER_ADMIN] == {"nav": 1, "keys": 200, "key": 200, "forms": 1, "rotate": 401}
+    assert await _status(services, "P-001") is KeyVersionStatus.ACTIVE
+    assert (await browser.get("/keys/P-077")).status_code == 404
+    assert (await browser.get("/keys/nonsense")).status_code == 404
+
+
+async def test_each_new_form_refuses_a_missing_or_wrong_csrf_token(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    await backup_of(client, operator, b"under P-001")
+    assert (await rotate(client, clock, bootstrap_key)).status_code == 201
+    await signed_in(browser, bootstrap_key.api_key)
+    before = await head_sequence(services.db)
+    forms = [
+        ("/keys/rotate", {"reason": "yearly"}),
+        ("/keys/rewrap", {"from_version": "P-001", "reason": "retire it"}),
+        ("/keys/P-001/crypto-shred", {"confirmation": "DESTROY P-001", "reason": "gone"}),
+    ]
+
+    for path, fields in forms:
+        for token in ({}, {"csrf_token": "forged"}):
+            code = fresh_totp(bootstrap_key, clock)
+            answer = await browser.post(path, data={**fields, **token, "totp_code": code})
+            assert answer.status_code == 403, path
+            assert "CSRF_TOKEN_INVALID" in answer.text
+
+    assert await head_sequence(services.db) == before  # nothing done, nothing audited
+    listed = {view.record.version: view for view in await services.keys.list_keys()}
+    assert listed["P-001"].record.status is KeyVersionStatus.RETIRED
+    assert listed["P-001"].backups == 1  # not rewrapped
+    assert listed["P-002"].record.status is KeyVersionStatus.ACTIVE
