@@ -22,6 +22,7 @@ NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Alerts", "/console/alerts", Permission.ALERT_READ),
     ("Incident", "/console/incident", Permission.INCIDENT_READ),
     ("Keys", "/console/keys", Permission.KEY_READ),
+    ("API keys", "/console/api-keys", Permission.API_KEY_MANAGE),
 )
 
 

@@ -20,7 +20,7 @@ from tests.support.audit import audit_entries, head_sequence
 from tests.support.clock import FixedClock
 from tests.support.console import assert_csp_clean, fresh_totp, signed_in
 from tests.support.factories import create_api_key, headers
-from tests.support.keys import rewrap, rotate, shred
+from tests.support.keys import rewrap, rotate, shred, with_mfa
 from tests.support.restores import backup_of
 from tests.support.retention import place_hold
 
@@ -254,3 +254,166 @@ async def test_each_new_form_refuses_a_missing_or_wrong_csrf_token(
     assert listed["P-001"].record.status is KeyVersionStatus.RETIRED
     assert listed["P-001"].backups == 1  # not rewrapped
     assert listed["P-002"].record.status is KeyVersionStatus.ACTIVE
+
+
+# API keys
+
+
+def _shown_once(page: httpx.Response, name: str) -> str:
+    found = re.search(f'<dt>{name}</dt><dd><code class="secret">([^<]+)</code>', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+@pytest.mark.both_backends
+async def test_api_keys_created_and_revoked_in_the_console_are_audited_as_over_the_api(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    token = await signed_in(browser, bootstrap_key.api_key)
+    body = {"role": "super_admin", "description": "second", "department": "IT"}
+    fields = {**body, "expires_at": "2030-01-31T08:00", "allowed_ips": "10.0.0.0/8, 192.0.2.10"}
+
+    before = await head_sequence(services.db)
+    by_api = await client.post(
+        "/admin/api-keys",
+        headers=with_mfa(clock, bootstrap_key),
+        json={
+            **body,
+            "expires_at": "2030-01-31T08:00:00Z",
+            "allowed_ips": ["10.0.0.0/8", "192.0.2.10"],
+        },
+    )
+    assert by_api.status_code == 201, by_api.text
+    api_created = await _entries_after(services, before)
+    before = await head_sequence(services.db)
+    created = await browser.post(
+        "/api-keys",
+        data={"csrf_token": token, "totp_code": fresh_totp(bootstrap_key, clock), **fields},
+    )
+    console_created = await _entries_after(services, before)
+    new_key = _shown_once(created, "API key")
+    totp_secret = _shown_once(created, "TOTP secret")  # a super_admin is enrolled
+
+    assert created.status_code == 201, created.text
+    assert created.headers["cache-control"] == "no-store"
+    assert_csp_clean(created.text)
+    assert [e.action for e in console_created] == ["MFA_SUCCESS", "API_KEY_CREATE"]
+    assert [_comparable(e) for e in console_created] == [_comparable(e) for e in api_created]
+    key_id = console_created[1].resource.removeprefix("api_key:")
+    shown = (await client.get(f"/admin/api-keys/{key_id}", headers=headers(bootstrap_key))).json()
+    assert (shown["data"]["role"], shown["data"]["department"]) == ("super_admin", "IT")
+    assert shown["data"]["allowed_ips"] == ["10.0.0.0/8", "192.0.2.10"]
+    assert shown["data"]["expires_at"] == "2030-01-31T08:00:00Z"
+    # never shown again
+    for path in ("/api-keys", f"/api-keys/{key_id}"):
+        again = await browser.get(path)
+        assert again.status_code == 200
+        assert new_key not in again.text
+        assert totp_secret not in again.text
+        assert_csp_clean(again.text)
+
+    before = await head_sequence(services.db)
+    api_id = by_api.json()["data"]["key_id"]
+    revoked_by_api = await client.delete(
+        f"/admin/api-keys/{api_id}", headers=headers(bootstrap_key), params={"reason": "left"}
+    )
+    assert revoked_by_api.status_code == 200
+    api_revoked = await _entries_after(services, before)
+    before = await head_sequence(services.db)
+    unconfirmed = await browser.post(
+        f"/api-keys/{key_id}/revoke", data={"csrf_token": token, "reason": "left"}
+    )
+    assert unconfirmed.status_code == 422
+    assert await head_sequence(services.db) == before
+    revoked = await browser.post(
+        f"/api-keys/{key_id}/revoke", data={"csrf_token": token, "reason": "left", "confirm": "yes"}
+    )
+    console_revoked = await _entries_after(services, before)
+
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == f"/console/api-keys/{key_id}"
+    assert [e.action for e in console_revoked] == ["API_KEY_REVOKE"]
+    assert [_comparable(e) for e in console_revoked] == [_comparable(e) for e in api_revoked]
+    detail = await browser.get(f"/api-keys/{key_id}")
+    assert "REVOKED" in detail.text
+    assert f'action="/console/api-keys/{key_id}/revoke"' not in detail.text
+
+
+async def test_a_super_admin_key_needs_the_code_and_a_bad_form_creates_nothing(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    token = await signed_in(browser, bootstrap_key.api_key)
+    fields = {"csrf_token": token, "role": "super_admin", "description": "needs a code"}
+    before = len(await services.api_keys.list_api_keys())
+
+    missing = await browser.post("/api-keys", data=fields)
+    wrong = await browser.post("/api-keys", data={**fields, "totp_code": "000000"})
+    bad_ip = await browser.post(
+        "/api-keys", data={**fields, "role": "operator", "allowed_ips": "not-an-ip"}
+    )
+    bad_role = await browser.post("/api-keys", data={**fields, "role": "root"})
+    operator = await browser.post("/api-keys", data={**fields, "role": "operator"})
+
+    for refused, status, code in (
+        (missing, 401, "AUTH_MFA_REQUIRED"),
+        (wrong, 401, "AUTH_MFA_INVALID"),
+        (bad_ip, 422, "VALIDATION_ERROR"),
+        (bad_role, 422, "VALIDATION_ERROR"),
+    ):
+        assert refused.status_code == status, refused.text
+        assert code in refused.text
+        assert 'value="needs a code"' in refused.text  # the form again, as filled
+    assert "allowed_ips" in bad_ip.text
+    assert operator.status_code == 201  # other roles need no code, as over the API
+    assert "<dt>TOTP secret</dt>" not in operator.text  # not enrolled
+    assert len(await services.api_keys.list_api_keys()) == before + 1
+
+
+async def test_only_a_super_admin_reaches_the_api_keys_pages_and_forms_need_the_csrf_token(
+    browser: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    token = await signed_in(browser, admin.api_key)
+    overview = await browser.get("/")
+    listed = await browser.get("/api-keys")
+    detail = await browser.get(f"/api-keys/{admin.record.id}")
+    create = await browser.post(
+        "/api-keys", data={"csrf_token": token, "role": "operator", "description": "x"}
+    )
+    revoke = await browser.post(
+        f"/api-keys/{bootstrap_key.record.id}/revoke", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert 'href="/console/api-keys"' not in overview.text
+    assert (listed.status_code, detail.status_code, create.status_code, revoke.status_code) == (
+        403,
+        403,
+        403,
+        403,
+    )
+
+    browser.cookies.clear()
+    await signed_in(browser, bootstrap_key.api_key)
+    assert 'href="/console/api-keys"' in (await browser.get("/")).text
+    assert (await browser.get("/api-keys/not-an-id")).status_code == 404
+    before = await head_sequence(services.db)
+    forms = [
+        ("/api-keys", {"role": "operator", "description": "x"}),
+        (f"/api-keys/{admin.record.id}/revoke", {"confirm": "yes"}),
+    ]
+    for path, fields in forms:
+        for token_field in ({}, {"csrf_token": "forged"}):
+            answer = await browser.post(path, data={**fields, **token_field})
+            assert answer.status_code == 403, path
+            assert "CSRF_TOKEN_INVALID" in answer.text
+    assert await head_sequence(services.db) == before
+    assert (await services.api_keys.get_api_key(admin.record.id)).revoked_at is None
