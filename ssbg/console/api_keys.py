@@ -9,18 +9,17 @@ log records it exactly as over the API:
 * ``POST /console/api-keys/{id}/revoke`` is ``DELETE /admin/api-keys/{id}``, after a ticked
   confirmation."""
 
-import json
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import ValidationError
 
 from ssbg.api.dependencies import ServicesDep, authorize_actor
 from ssbg.api.errors import record_error
 from ssbg.api.schemas.api_keys import ApiKeyCreate, ApiKeyOut
 from ssbg.console.dependencies import FormCallerDep, PageCaller, page
+from ssbg.console.forms import as_request, list_of
 from ssbg.console.rendering import ConsoleRoute, render
 from ssbg.domain.enums import ApiKeyStatus, Role
 from ssbg.domain.errors import AuthMfaInvalid, AuthMfaRequired, NotFound, ValidationFailed
@@ -43,38 +42,22 @@ def _key_id(raw: str) -> UUID:
         raise NotFound("API key not found.") from None
 
 
-def form_error(error: ValidationError) -> ValidationFailed:
-    """A form that the API's schema refuses: each field's message, never the value."""
-    details: dict[str, Any] = {}
-    for problem in error.errors():
-        name = ".".join(str(part) for part in problem.get("loc", ())) or "form"
-        details.setdefault(name, problem.get("msg", "invalid"))
-    return ValidationFailed(details=details)
-
-
 def _utc_timestamp(value: str) -> str:
     """A ``datetime-local`` value (``2027-01-31T08:00``), read as UTC, as RFC 3339."""
     return f"{value}:00Z" if len(value) == len("2027-01-31T08:00") else f"{value}Z"
-
-
-def _list_of(text: str) -> list[str]:
-    return [entry for entry in text.replace(",", " ").split() if entry]
 
 
 def _create_request(fields: dict[str, str]) -> ApiKeyCreate:
     body: dict[str, Any] = {
         "role": fields["role"],
         "description": fields["description"].strip(),
-        "allowed_ips": _list_of(fields["allowed_ips"]),
+        "allowed_ips": list_of(fields["allowed_ips"]),
     }
     if fields["department"].strip():
         body["department"] = fields["department"].strip()
     if fields["expires_at"].strip():
         body["expires_at"] = _utc_timestamp(fields["expires_at"].strip())
-    try:  # JSON mode: exactly the validation of the API's body
-        return ApiKeyCreate.model_validate_json(json.dumps(body))
-    except ValidationError as error:
-        raise form_error(error) from None
+    return as_request(ApiKeyCreate, body)
 
 
 async def _list_context(services: Services, caller: PageCaller) -> dict[str, Any]:

@@ -23,6 +23,7 @@ NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Incident", "/console/incident", Permission.INCIDENT_READ),
     ("Keys", "/console/keys", Permission.KEY_READ),
     ("API keys", "/console/api-keys", Permission.API_KEY_MANAGE),
+    ("Policies", "/console/policies", Permission.POLICY_MANAGE),
 )
 
 

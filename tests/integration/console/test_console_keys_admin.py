@@ -417,3 +417,183 @@ async def test_only_a_super_admin_reaches_the_api_keys_pages_and_forms_need_the_
             assert "CSRF_TOKEN_INVALID" in answer.text
     assert await head_sequence(services.db) == before
     assert (await services.api_keys.get_api_key(admin.record.id)).revoked_at is None
+
+
+# Policies
+
+POLICY_FORM = {
+    "name": "no night restores",
+    "description": "finance restores wait for the day",
+    "effect": "require_mfa",
+    "priority": "50",
+    "is_active": "yes",
+    "operations": ["restore", "delete"],
+    "roles": ["admin"],
+    "classifications": ["CONFIDENTIAL", "SECRET"],
+    "source_systems": "finance-* erp",
+    "departments": "Finance",
+    "hours": "18-24",
+}
+
+
+def _policy_body(name: str, **changes: Any) -> dict[str, Any]:
+    """``POLICY_FORM`` as the API's JSON body."""
+    return {
+        "name": name,
+        "description": POLICY_FORM["description"],
+        "effect": "require_mfa",
+        "priority": 50,
+        "is_active": True,
+        "rule": {
+            "operations": ["restore", "delete"],
+            "roles": ["admin"],
+            "classifications": ["CONFIDENTIAL", "SECRET"],
+            "source_systems": ["finance-*", "erp"],
+            "departments": ["Finance"],
+            "hours": "18-24",
+        },
+        **changes,
+    }
+
+
+def _policy_entries(entries: list[AuditLogEntry]) -> list[AuditLogEntry]:
+    return [e for e in entries if e.action.startswith("POLICY_")]
+
+
+@pytest.mark.both_backends
+async def test_policies_created_and_updated_in_the_console_are_audited_as_over_the_api(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    token = await signed_in(browser, admin.api_key)
+
+    before = await head_sequence(services.db)
+    by_api = await client.post(
+        "/admin/policies", headers=headers(admin), json=_policy_body("by api")
+    )
+    assert by_api.status_code == 201, by_api.text
+    api_created = await _entries_after(services, before)
+    before = await head_sequence(services.db)
+    created = await browser.post(
+        "/policies", data={"csrf_token": token, **POLICY_FORM, "name": "by console"}
+    )
+    console_created = await _entries_after(services, before)
+    assert created.status_code == 303, created.text
+    policy_id = created.headers["location"].removeprefix("/console/policies/")
+
+    api_id = by_api.json()["data"]["policy_id"]
+    rule = {"operations": ["backup"], "hours": "00-06"}
+    before = await head_sequence(services.db)
+    patched = await client.patch(
+        f"/admin/policies/{api_id}",
+        headers=headers(admin),
+        json=_policy_body("by api 2", effect="deny", priority=7, is_active=False, rule=rule),
+    )
+    assert patched.status_code == 200, patched.text
+    api_updated = await _entries_after(services, before)
+    before = await head_sequence(services.db)
+    changes = {"name": "by console 2", "effect": "deny", "priority": "7"}
+    form = {**POLICY_FORM, **changes, "operations": ["backup"], "hours": "00-06"}
+    for empty in ("is_active", "roles", "classifications"):
+        del form[empty]
+    form.update(source_systems="", departments="")
+    updated = await browser.post(f"/policies/{policy_id}", data={"csrf_token": token, **form})
+    console_updated = await _entries_after(services, before)
+
+    assert updated.status_code == 303, updated.text
+    for api_entries, console_entries in (
+        (api_created, console_created),
+        (api_updated, console_updated),
+    ):
+        assert [_comparable(e) for e in _policy_entries(console_entries)] == [
+            _comparable(e) for e in _policy_entries(api_entries)
+        ]
+    assert [e.action for e in _policy_entries(console_created + console_updated)] == [
+        "POLICY_CREATE",
+        "POLICY_UPDATE",
+    ]
+    shown = (await client.get(f"/admin/policies/{policy_id}", headers=headers(admin))).json()
+    api_shown = (await client.get(f"/admin/policies/{api_id}", headers=headers(admin))).json()
+    for name in ("effect", "priority", "is_active", "rule", "description"):
+        assert shown["data"][name] == api_shown["data"][name], name
+    assert shown["data"]["rule"] == rule
+    page = await browser.get(f"/policies/{policy_id}")
+    listing = await browser.get("/policies")
+    assert "by console 2" in page.text
+    assert 'value="00-06"' in page.text  # the form, filled from the policy
+    listed = re.findall(r'href="/console/policies/([0-9a-f-]{36})"', listing.text)
+    assert listed == [api_id, policy_id]  # evaluation order: priority (both 7), then name
+    for html in (page.text, listing.text):
+        assert_csp_clean(html)
+
+
+async def test_a_refused_policy_form_shows_the_refusal_and_changes_nothing(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+) -> None:
+    admin = await create_api_key(services, Role.ADMIN)
+    token = await signed_in(browser, admin.api_key)
+    first = await browser.post("/policies", data={"csrf_token": token, **POLICY_FORM})
+    assert first.status_code == 303
+    policy_id = first.headers["location"].removeprefix("/console/policies/")
+
+    taken = await browser.post("/policies", data={"csrf_token": token, **POLICY_FORM})
+    bad_hours = await browser.post(
+        "/policies", data={"csrf_token": token, **POLICY_FORM, "name": "other", "hours": "25-99"}
+    )
+    bad_priority = await browser.post(
+        f"/policies/{policy_id}", data={"csrf_token": token, **POLICY_FORM, "priority": "soon"}
+    )
+    bad_operation = await browser.post(
+        "/policies",
+        data={"csrf_token": token, **POLICY_FORM, "name": "x", "operations": ["format"]},
+    )
+
+    assert (taken.status_code, bad_hours.status_code) == (409, 422)
+    assert (bad_priority.status_code, bad_operation.status_code) == (422, 422)
+    assert "CONFLICT" in taken.text
+    assert "rule.hours" in bad_hours.text
+    assert "priority" in bad_priority.text
+    assert 'value="finance-* erp"' in bad_hours.text  # the form again, as filled
+    listed = await services.policies.list_policies()
+    assert [(p.name, p.priority) for p in listed] == [("no night restores", 50)]
+
+
+async def test_policies_are_for_admins_and_their_forms_need_the_csrf_token(
+    browser: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+) -> None:
+    seen = {}
+    for role in (Role.OPERATOR, Role.AUDITOR, Role.ADMIN):
+        key = await create_api_key(services, role)
+        browser.cookies.clear()
+        token = await signed_in(browser, key.api_key)
+        seen[role] = (
+            int('href="/console/policies"' in (await browser.get("/")).text),
+            (await browser.get("/policies")).status_code,
+            (
+                await browser.post("/policies", data={"csrf_token": token, **POLICY_FORM})
+            ).status_code,
+        )
+    assert seen == {
+        Role.OPERATOR: (0, 403, 403),
+        Role.AUDITOR: (0, 403, 403),
+        Role.ADMIN: (1, 200, 303),
+    }
+    (policy,) = await services.policies.list_policies()
+    assert (await browser.get("/policies/not-an-id")).status_code == 404
+    before = await head_sequence(services.db)
+    for path in ("/policies", f"/policies/{policy.id}"):
+        for token_field in ({}, {"csrf_token": "forged"}):
+            fields = {**POLICY_FORM, "name": "forged", **token_field}
+            answer = await browser.post(path, data=fields)
+            assert answer.status_code == 403, path
+            assert "CSRF_TOKEN_INVALID" in answer.text
+    assert await head_sequence(services.db) == before
+    assert [p.name for p in await services.policies.list_policies()] == ["no night restores"]
