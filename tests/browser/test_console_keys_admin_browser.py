@@ -1,6 +1,8 @@
-"""The Keys page in a real browser: crypto-shredding a retired key version with the typed
-confirmation (a wrong one is refused and nothing changes), then downloading its destruction
-certificate, which verifies as the API's does (screenshots "keys" and "key").
+"""The Keys, API keys and Policies pages in a real browser: crypto-shredding a retired key
+version with the typed confirmation (a wrong one is refused and nothing changes), then
+downloading its destruction certificate, which verifies as the API's does; creating an API key
+(shown once) and revoking it; creating and updating a policy (screenshots "keys", "key",
+"api-keys", "api-key-created", "api-key", "policies", "policy").
 
 The gateway here has a key store of its own: this module destroys a key."""
 
@@ -95,7 +97,9 @@ def test_crypto_shred_with_the_typed_confirmation_then_download_the_certificate(
     page = console.page
     console.sign_in(_super_admin(gateway).api_key)
 
-    page.get_by_role("navigation", name="Console").get_by_role("link", name="Keys").click()
+    page.get_by_role("navigation", name="Console").get_by_role(
+        "link", name="Keys", exact=True
+    ).click()
     expect(page.get_by_role("heading", name="Keys", level=1)).to_be_visible()
     expect(page.locator("table.keys tbody tr")).to_have_count(2)
     console.screenshot("keys")
@@ -131,10 +135,76 @@ def test_crypto_shred_with_the_typed_confirmation_then_download_the_certificate(
     assert [b["backup_id"] for b in certificate["backups"]] == [stored.json()["data"]["backup_id"]]
 
 
-def test_the_keys_pages_fit_a_phone(phone: Console) -> None:
+def test_create_and_revoke_an_api_key(console: Console) -> None:
+    page = console.page
+    console.sign_in(_super_admin(console.gateway).api_key)
+
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="API keys").click()
+    expect(page.get_by_role("heading", name="API keys", level=1)).to_be_visible()
+    console.screenshot("api-keys")
+    page.get_by_label("Role").select_option("admin")
+    page.get_by_label("Description").fill("night shift admin")
+    page.get_by_label("Department (optional)").fill("Operations")
+    page.get_by_label("Allowed IPs or networks").fill("10.0.0.0/8")
+    page.get_by_role("button", name="Create").click()
+
+    expect(page.get_by_role("heading", name="API key created", level=1)).to_be_visible()
+    secret = page.locator("code.secret").first.inner_text()
+    assert secret.startswith("ssbg_")
+    expect(page.locator("dt", has_text="TOTP secret")).to_be_visible()  # an admin is enrolled
+    console.screenshot("api-key-created")
+    page.get_by_role("link", name="← API keys").click()
+    expect(page.locator("body")).not_to_contain_text(secret)  # never shown again
+    page.get_by_role("link", name="night shift admin").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("API key")
+    console.screenshot("api-key")
+    page.get_by_label("Reason (optional)").fill("shift ended")
+    page.get_by_label("it cannot be undone").check()
+    page.get_by_role("button", name="Revoke").click()
+
+    expect(page.locator("dl.fields span.status")).to_have_text("REVOKED")
+    expect(page.get_by_role("button", name="Revoke")).to_have_count(0)
+    with httpx.Client(base_url=f"{console.gateway.url}/api/v1") as api:
+        refused = api.get("/me", headers={"X-API-Key": secret})
+    assert refused.status_code == 401
+
+
+def test_create_and_update_a_policy(console: Console) -> None:
+    page = console.page
+    console.sign_in(_super_admin(console.gateway).api_key)
+
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Policies").click()
+    expect(page.get_by_role("heading", name="Policies", level=1)).to_be_visible()
+    page.get_by_label("Name").fill("finance at night")
+    page.get_by_label("Effect").select_option("require_mfa")
+    page.get_by_label("restore").check()
+    page.get_by_label("Source systems").fill("finance-*")
+    page.get_by_label("UTC hours").fill("18-24")
+    console.screenshot("policies")
+    page.get_by_role("button", name="Create").click()
+
+    expect(page.get_by_role("heading", name="Policy finance at night", level=1)).to_be_visible()
+    expect(page.locator("dd.rule")).to_contain_text("source_systems: finance-*")
+    console.screenshot("policy")
+    page.get_by_label("Priority").fill("5")
+    page.get_by_label("Active (evaluated)").uncheck()
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator("dl.fields")).to_contain_text("Priority5")
+    with _api(console.gateway) as api:
+        [policy] = api.get("/admin/policies").json()["data"]
+    assert (policy["priority"], policy["is_active"], policy["effect"]) == (5, False, "require_mfa")
+    assert policy["rule"] == {
+        "operations": ["restore"],
+        "source_systems": ["finance-*"],
+        "hours": "18-24",
+    }
+
+
+def test_the_new_pages_fit_a_phone(phone: Console) -> None:
     phone.sign_in(_super_admin(phone.gateway).api_key)
     overflow = {}
-    for path in ("/keys", "/keys/P-001"):
+    for path in ("/keys", "/keys/P-001", "/api-keys", "/policies"):
         phone.page.goto(phone.url(path))
         overflow[path] = phone.horizontal_overflow()
 
