@@ -12,7 +12,8 @@ from ssbg.api.dependencies import ContextDep, ServicesDep, authorize_actor
 from ssbg.console.rendering import LAYOUT_STATE, CsrfRefused, SignInRequired
 from ssbg.console.security import SESSION_COOKIE
 from ssbg.domain.identity import Actor, RequestContext
-from ssbg.domain.permissions import Permission, is_allowed
+from ssbg.domain.incident import IncidentLevel
+from ssbg.domain.permissions import Permission, allowed_in_lockdown, is_allowed
 from ssbg.services.console_sessions import ResumedSession
 
 # The console's pages, in the order of the navigation, each with what a role needs to see it.
@@ -68,6 +69,15 @@ class PageCaller:
 
     def layout(self, current: str | None = None) -> dict[str, Any]:
         return self.caller.layout(current)
+
+
+def offers(caller: PageCaller, permission: Permission) -> bool:
+    """Whether to show a form whose action needs ``permission``: the role holds it and, at
+    incident level 3, it stays open (the action would be refused 423 otherwise)."""
+    level = caller.caller.session.authenticated.incident_level
+    if level is IncidentLevel.LOCKDOWN and not allowed_in_lockdown(permission):
+        return False
+    return is_allowed(caller.actor.principal.role, permission)
 
 
 def page(permission: Permission) -> Callable[..., Awaitable[PageCaller]]:

@@ -24,14 +24,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from ssbg.api.dependencies import ServicesDep, authorize_actor
 from ssbg.api.errors import record_error
-from ssbg.console.dependencies import ConsoleCaller, FormCallerDep, PageCaller, page
+from ssbg.console.dependencies import ConsoleCaller, FormCallerDep, PageCaller, offers, page
 from ssbg.console.rendering import ConsoleRoute, render
 from ssbg.domain.enums import KeyVersionStatus
 from ssbg.domain.errors import AuthInvalidKey, NotFound, SsbgError
 from ssbg.domain.identity import Actor
-from ssbg.domain.incident import IncidentLevel
 from ssbg.domain.key_versions import shred_confirmation
-from ssbg.domain.permissions import Permission, allowed_in_lockdown, is_allowed
+from ssbg.domain.permissions import Permission
 from ssbg.services.container import Services
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -45,15 +44,6 @@ TotpField = Annotated[str | None, Form(max_length=16)]
 VersionField = Annotated[str, Form(pattern=r"^P-\d{3,6}$")]
 ConfirmationField = Annotated[str | None, Form(max_length=40)]
 NO_FORM = {"action": "", "reason": "", "from_version": ""}  # nothing filled in yet
-
-
-def offers(caller: PageCaller, permission: Permission) -> bool:
-    """Whether to show a form whose action needs ``permission``: the role holds it and, at
-    incident level 3, it stays open (the action would be refused 423 otherwise)."""
-    level = caller.caller.session.authenticated.incident_level
-    if level is IncidentLevel.LOCKDOWN and not allowed_in_lockdown(permission):
-        return False
-    return is_allowed(caller.actor.principal.role, permission)
 
 
 def _version(raw: str) -> str:

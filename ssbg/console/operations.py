@@ -12,14 +12,14 @@ from fastapi.responses import RedirectResponse
 from ssbg.api.dependencies import ServicesDep, authorize_actor
 from ssbg.api.errors import record_error
 from ssbg.api.pagination import CursorParam, decode_alert_cursor, encode_alert_cursor
-from ssbg.console.dependencies import FormCallerDep, PageCaller, page
+from ssbg.console.dependencies import FormCallerDep, PageCaller, offers, page
 from ssbg.console.pages import INCIDENT_EFFECTS, choice, paging_links
 from ssbg.console.rendering import ConsoleRoute, render
 from ssbg.domain.alerts import ALERT_STEPS, AlertSeverity, AlertStatus, AlertStep
 from ssbg.domain.errors import AuthMfaInvalid, AuthMfaRequired, ValidationFailed
 from ssbg.domain.identity import Actor
 from ssbg.domain.incident import IncidentLevel
-from ssbg.domain.permissions import Permission, allowed_in_lockdown, is_allowed
+from ssbg.domain.permissions import Permission
 from ssbg.domain.queries import AlertFilters
 from ssbg.services.container import Services
 from ssbg.services.detection.alerts import AlertNotFound
@@ -37,15 +37,6 @@ MFA_MESSAGES = {
     AuthMfaRequired.code: "Enter your current TOTP code: this action needs it.",
     AuthMfaInvalid.code: "That TOTP code is wrong or was already used: nothing was changed.",
 }
-
-
-def _offers(caller: PageCaller, permission: Permission) -> bool:
-    """Whether to show a form whose action needs ``permission``: the role holds it and, at
-    incident level 3, it stays open (the action would be refused 423 otherwise)."""
-    level = caller.caller.session.authenticated.incident_level
-    if level is IncidentLevel.LOCKDOWN and not allowed_in_lockdown(permission):
-        return False
-    return is_allowed(caller.actor.principal.role, permission)
 
 
 def _alert_id(raw: str) -> UUID:
@@ -105,7 +96,7 @@ async def alert_page(
         "title": f"Alert {view.alert.id}",
         "view": view,
         "alert": view.alert,
-        "steps": steps if _offers(caller, Permission.ALERT_MANAGE) else [],
+        "steps": steps if offers(caller, Permission.ALERT_MANAGE) else [],
     }
     return render(request, "alert.html", context)
 
@@ -140,7 +131,7 @@ async def _incident_context(services: Services, caller: PageCaller) -> dict[str,
         "reverted": status.level != status.stored_level,
         "effects": INCIDENT_EFFECTS,
         "levels": list(IncidentLevel),
-        "may_set": _offers(caller, Permission.INCIDENT_SET),
+        "may_set": offers(caller, Permission.INCIDENT_SET),
         "mfa_error": None,
         "form": {"level": str(min(status.level + 1, IncidentLevel.LOCKDOWN)), "reason": ""},
     }
