@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from ssbg.domain.enums import KeyVersionStatus, Role
+from ssbg.domain.incident import IncidentLevel
 from ssbg.infrastructure.crypto.audit_signing import public_key_from_pem
 from ssbg.infrastructure.crypto.certificates import verify_certificate
 from ssbg.infrastructure.crypto.key_store import AUDIT_SIGNING_NAME
@@ -21,7 +22,7 @@ from tests.support.clock import FixedClock
 from tests.support.console import assert_csp_clean, fresh_totp, signed_in
 from tests.support.factories import create_api_key, headers
 from tests.support.keys import rewrap, rotate, shred, with_mfa
-from tests.support.restores import backup_of
+from tests.support.restores import backup_of, set_incident_level
 from tests.support.retention import place_hold
 
 pytestmark = pytest.mark.own_key_store
@@ -147,10 +148,12 @@ async def test_a_shred_needs_the_typed_confirmation_and_the_code_and_held_backup
     path = "/keys/P-001/crypto-shred"
 
     page = await browser.get("/keys/P-001")
+    before = await head_sequence(services.db)
     missing = await browser.post(path, data={**form, "confirmation": "DESTROY P-001"})
     wrong_code = await browser.post(
         path, data={**form, "confirmation": "DESTROY P-001", "totp_code": "000000"}
     )
+    mfa_refused = await _entries_after(services, before)
     before = await head_sequence(services.db)
     wrong = await browser.post(
         path,
@@ -185,6 +188,7 @@ async def test_a_shred_needs_the_typed_confirmation_and_the_code_and_held_backup
         assert "end of retention</textarea>" in refused.text
     assert "must be &#39;DESTROY P-001&#39;" in wrong.text
     assert [e.action for e in after_wrong] == ["MFA_SUCCESS"]  # as the API: nothing else
+    assert "MFA_FAILURE" in [e.action for e in mfa_refused]  # the wrong code, as the API
     assert f'href="/console/backups/{held}"' in blocked.text  # the held backups, listed
     assert "LEGAL_HOLD" in blocked.text
     assert await _status(services, "P-001") is KeyVersionStatus.RETIRED
@@ -222,6 +226,34 @@ async def test_each_role_sees_and_may_do_what_the_api_allows(
     assert await _status(services, "P-001") is KeyVersionStatus.ACTIVE
     assert (await browser.get("/keys/P-077")).status_code == 404
     assert (await browser.get("/keys/nonsense")).status_code == 404
+
+
+async def test_in_lockdown_the_keys_pages_answer_as_the_api_and_offer_no_action(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    services: Services,
+    bootstrap_key: IssuedApiKey,
+    clock: FixedClock,
+) -> None:
+    token = await signed_in(browser, bootstrap_key.api_key)
+    await set_incident_level(services, bootstrap_key, IncidentLevel.LOCKDOWN)
+
+    by_api = await client.get("/admin/keys", headers=headers(bootstrap_key))
+    page = await browser.get("/keys")
+    rotated = await browser.post(
+        "/keys/rotate",
+        data={
+            "csrf_token": token,
+            "reason": "yearly",
+            "totp_code": fresh_totp(bootstrap_key, clock),
+        },
+    )
+
+    assert page.status_code == by_api.status_code
+    assert 'action="/console/keys/rotate"' not in page.text
+    assert rotated.status_code == 423
+    assert "INCIDENT_LOCKDOWN" in rotated.text
+    assert await _status(services, "P-001") is KeyVersionStatus.ACTIVE
 
 
 async def test_each_new_form_refuses_a_missing_or_wrong_csrf_token(
