@@ -19,6 +19,7 @@ from ssbg.services.console_sessions import ResumedSession
 NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Overview", "/console/", Permission.IDENTITY_READ),
     ("Backups", "/console/backups", Permission.BACKUP_READ),
+    ("Restores", "/console/restores", Permission.RESTORE_REQUEST),
     ("Alerts", "/console/alerts", Permission.ALERT_READ),
     ("Incident", "/console/incident", Permission.INCIDENT_READ),
 )
