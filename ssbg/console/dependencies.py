@@ -22,6 +22,7 @@ NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Restores", "/console/restores", Permission.RESTORE_REQUEST),
     ("Alerts", "/console/alerts", Permission.ALERT_READ),
     ("Incident", "/console/incident", Permission.INCIDENT_READ),
+    ("Audit", "/console/audit", Permission.AUDIT_READ),
 )
 
 

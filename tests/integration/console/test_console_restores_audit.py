@@ -1,8 +1,10 @@
-"""The console's Restores pages over HTTP: what each role may see and do, the CSRF refusal on
-every new form, the TOTP codes the API requires, four eyes, the download through the token flow,
-and that each action is the API's own — the same audit entries as over the API."""
+"""The console's Restores and Audit pages over HTTP: what each role may see and do, the CSRF
+refusal on every new form, the TOTP codes the API requires, four eyes, the download through the
+token flow, validation and export — and that each action is the API's own: the same audit
+entries as over the API."""
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -16,6 +18,7 @@ from ssbg.infrastructure.db.models import AuditLogEntry
 from ssbg.services.api_key_service import IssuedApiKey
 from ssbg.services.container import Services
 from tests.support.audit import audit_entries, head_sequence
+from tests.support.audit_chain import append_until, update_entry
 from tests.support.clock import FixedClock
 from tests.support.console import assert_csp_clean, signed_in
 from tests.support.factories import create_api_key, headers
@@ -320,3 +323,129 @@ async def test_the_restore_listing_filters_and_pages(
     assert f'value="{backup_id}"' in prefilled.text
     assert f'href="/console/restores?backup_id={backup_id}"' in backup_page.text
     assert (await browser.get("/restores/not-an-id")).status_code == 404
+
+
+# --- Audit -------------------------------------------------------------------------------------
+
+
+def _same_shape(entry: AuditLogEntry) -> dict[str, Any]:
+    """An audit entry about the audit log: the same for the console as for the API."""
+    return {
+        "action": entry.action,
+        "actor_id": entry.actor_id,
+        "resource": entry.resource,
+        "result": entry.result,
+        "details": sorted(entry.details),
+    }
+
+
+@pytest.mark.both_backends
+async def test_the_audit_page_reads_validates_and_exports_as_the_api_does(
+    browser: httpx.AsyncClient, client: httpx.AsyncClient, services: Services
+) -> None:
+    auditor = await create_api_key(services, Role.AUDITOR)
+    token = await signed_in(browser, auditor.api_key)
+
+    before_api = await head_sequence(services.db)
+    assert (await client.get("/audit/entries", headers=headers(auditor))).status_code == 200
+    by_api = await client.post("/audit/validate", headers=headers(auditor))
+    api_bundle = await client.get("/audit/export", headers=headers(auditor))
+    api_entries = await _entries_after(services, before_api)
+    before_console = await head_sequence(services.db)
+    page = await browser.get("/audit")
+    validated = await browser.post("/audit/validate", data={"csrf_token": token})
+    exported = await browser.post("/audit/export", data={"csrf_token": token})
+    console_entries = await _entries_after(services, before_console)
+
+    assert page.status_code == validated.status_code == exported.status_code == 200
+    assert [e.action for e in console_entries] == ["AUDIT_READ", "AUDIT_VALIDATE", "AUDIT_EXPORT"]
+    assert [_same_shape(e) for e in console_entries] == [_same_shape(e) for e in api_entries]
+    assert console_entries[1].details["via"] == "console"
+    assert by_api.json()["data"]["valid"] is True
+    assert "Valid" in validated.text
+    assert 'class="first-invalid">—<' in validated.text
+    assert exported.headers["content-disposition"] == api_bundle.headers["content-disposition"]
+    assert exported.headers["content-type"] == api_bundle.headers["content-type"]
+    records = [json.loads(line) for line in exported.text.splitlines()]
+    assert len(records) == len(api_bundle.text.splitlines()) + 3  # the three console entries
+    assert re.findall(r'<th scope="row" class="num">(\d+)</th>', page.text)[0] == "1"
+    for html in (page.text, validated.text):
+        assert_csp_clean(html)
+
+
+@pytest.mark.both_backends
+async def test_validate_now_shows_the_first_invalid_sequence_and_its_reason(
+    browser: httpx.AsyncClient, services: Services
+) -> None:
+    auditor = await create_api_key(services, Role.AUDITOR)
+    await append_until(services, 8)
+    await update_entry(services, 6, resource="backup:tampered")
+    token = await signed_in(browser, auditor.api_key)
+
+    validated = await browser.post("/audit/validate", data={"csrf_token": token})
+
+    assert validated.status_code == 200
+    assert "Invalid" in validated.text
+    assert 'class="first-invalid">6<' in validated.text
+    assert "HASH_MISMATCH" in validated.text
+    recorded = list(await audit_entries(services.db, "AUDIT_VALIDATE"))[-1]
+    assert recorded.result == "FAILED"
+
+
+async def test_the_audit_filters_and_pages_through_after_sequence(
+    browser: httpx.AsyncClient, services: Services
+) -> None:
+    auditor = await create_api_key(services, Role.AUDITOR)
+    await append_until(services, 120)
+    await signed_in(browser, auditor.api_key)
+
+    first = await browser.get("/audit")
+    next_link = re.search(r'href="/console(/audit\?[^"]*)" rel="next"', first.text)
+    assert next_link is not None
+    second = await browser.get(next_link.group(1).replace("&amp;", "&"))
+    by_actor = await browser.get(
+        "/audit", params={"action": "CONSOLE_SIGN_IN", "actor_id": str(auditor.record.id)}
+    )
+    late = await browser.get("/audit", params={"from": "2999-01-01T00:00:00Z"})
+    bad = [
+        await browser.get("/audit", params={"from": "yesterday"}),
+        await browser.get("/audit", params={"action": "NOPE"}),
+        await browser.get("/audit", params={"actor_id": "me"}),
+        await browser.get("/audit", params={"after_sequence": "-1"}),
+    ]
+
+    sequences = re.findall(r'<th scope="row" class="num">(\d+)</th>', first.text)
+    assert sequences == [str(n) for n in range(1, 51)]
+    assert re.findall(r'<th scope="row" class="num">(\d+)</th>', second.text)[0] == "51"
+    assert len(re.findall(r'<th scope="row" class="num">(\d+)</th>', by_actor.text)) == 1
+    assert "<td>CONSOLE_SIGN_IN</td>" in by_actor.text
+    assert "No audit entries match these filters." in late.text
+    assert [answer.status_code for answer in bad] == [422, 422, 422, 422]
+
+
+async def test_the_audit_page_is_for_auditors_and_admins_and_its_forms_need_the_csrf_token(
+    browser: httpx.AsyncClient,
+    second_browser: httpx.AsyncClient,
+    services: Services,
+) -> None:
+    operator = await create_api_key(services, Role.OPERATOR)
+    admin = await create_api_key(services, Role.ADMIN)
+    await signed_in(browser, operator.api_key)
+    await signed_in(second_browser, admin.api_key)
+
+    refused = await browser.get("/audit")
+    admitted = await second_browser.get("/audit")
+    before = await head_sequence(services.db)
+    forged = [
+        await second_browser.post("/audit/validate", data={}),
+        await second_browser.post("/audit/export", data={"csrf_token": "forged"}),
+    ]
+
+    assert refused.status_code == 403
+    assert "FORBIDDEN_ROLE" in refused.text
+    assert admitted.status_code == 200
+    assert 'href="/console/audit"' in admitted.text
+    for answer in forged:
+        assert answer.status_code == 403
+        assert "CSRF_TOKEN_INVALID" in answer.text
+    assert await head_sequence(services.db) == before
