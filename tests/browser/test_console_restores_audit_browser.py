@@ -148,3 +148,14 @@ def test_validate_and_export_the_audit_chain(console: Console, tmp_path: Path) -
     expect(page.get_by_role("heading", name="Valid", level=2)).to_be_visible()
     expect(page.locator("dd.first-invalid")).to_have_text("—")
     console.screenshot("audit-validation")
+
+
+def test_the_restores_and_audit_pages_fit_a_phone(phone: Console) -> None:
+    assert phone.gateway.bootstrap_key is not None
+    phone.sign_in(phone.gateway.bootstrap_key.api_key)
+    overflow = {}
+    for path in ("/restores", "/audit"):
+        phone.page.goto(phone.url(path))
+        overflow[path] = phone.horizontal_overflow()
+
+    assert set(overflow.values()) == {0}, overflow
