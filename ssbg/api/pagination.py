@@ -17,7 +17,7 @@ from pydantic import Field
 from ssbg.api.schemas.common import storable_datetime
 from ssbg.domain.audit_chain import format_timestamp
 from ssbg.domain.errors import ValidationFailed
-from ssbg.domain.queries import AlertCursor, BackupCursor
+from ssbg.domain.queries import AlertCursor, BackupCursor, RestoreCursor
 
 CURSOR_FORMAT = "ssbg-cursor"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"
@@ -80,3 +80,12 @@ def encode_alert_cursor(cursor: AlertCursor) -> str:
 def decode_alert_cursor(value: str) -> AlertCursor:
     triggered_at, alert_id = _decode(value)
     return AlertCursor(triggered_at=triggered_at, alert_id=alert_id)
+
+
+def encode_restore_cursor(cursor: RestoreCursor) -> str:
+    return _encode(cursor.created_at, cursor.restore_id)
+
+
+def decode_restore_cursor(value: str) -> RestoreCursor:
+    created_at, restore_id = _decode(value)
+    return RestoreCursor(created_at=created_at, restore_id=restore_id)

@@ -20,8 +20,10 @@ from ssbg.services.console_sessions import ResumedSession
 NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
     ("Overview", "/console/", Permission.IDENTITY_READ),
     ("Backups", "/console/backups", Permission.BACKUP_READ),
+    ("Restores", "/console/restores", Permission.RESTORE_REQUEST),
     ("Alerts", "/console/alerts", Permission.ALERT_READ),
     ("Incident", "/console/incident", Permission.INCIDENT_READ),
+    ("Audit", "/console/audit", Permission.AUDIT_READ),
     ("Keys", "/console/keys", Permission.KEY_READ),
     ("API keys", "/console/api-keys", Permission.API_KEY_MANAGE),
     ("Policies", "/console/policies", Permission.POLICY_MANAGE),

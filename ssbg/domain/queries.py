@@ -62,3 +62,11 @@ class AlertCursor:
 
     triggered_at: datetime
     alert_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCursor:
+    """A position in the restore listing (newest first): the last row of the previous page."""
+
+    created_at: datetime
+    restore_id: UUID

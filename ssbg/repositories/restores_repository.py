@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ssbg.domain.queries import RestoreCursor
 from ssbg.domain.restore_lifecycle import COUNTED_STATUSES, RestoreStatus
 from ssbg.infrastructure.db.models import RestoreRequest
 from ssbg.repositories import leases
@@ -37,6 +38,28 @@ class RestoresRepository:
             select(RestoreRequest).where(RestoreRequest.id == restore_id).with_for_update()
         )
         return result.scalar_one_or_none()
+
+    async def list_newest(
+        self, status: RestoreStatus | None, after: RestoreCursor | None, limit: int
+    ) -> Sequence[RestoreRequest]:
+        """Requests newest first (each row's seal is checked as it loads)."""
+        statement = select(RestoreRequest)
+        if status is not None:
+            statement = statement.where(RestoreRequest.status == status)
+        if after is not None:
+            statement = statement.where(
+                or_(
+                    RestoreRequest.created_at < after.created_at,
+                    and_(
+                        RestoreRequest.created_at == after.created_at,
+                        RestoreRequest.id < after.restore_id,
+                    ),
+                )
+            )
+        statement = statement.order_by(
+            RestoreRequest.created_at.desc(), RestoreRequest.id.desc()
+        ).limit(limit)
+        return (await self._session.execute(statement)).scalars().all()
 
     async def count_since(
         self, since: datetime, *, requested_by: UUID | None = None, exclude: UUID | None = None

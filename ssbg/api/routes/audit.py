@@ -1,3 +1,4 @@
+from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
@@ -145,6 +146,11 @@ async def export_bundle(
     stream = await services.audit_export.export_bundle(
         actor, SequenceRange(from_sequence, to_sequence)
     )
+    return bundle_response(stream)
+
+
+def bundle_response(stream: AsyncIterator[bytes]) -> StreamingResponse:
+    """The evidence bundle streamed as an attachment (also the web console's export)."""
     return StreamingResponse(
         stream,
         media_type=BUNDLE_MEDIA_TYPE,

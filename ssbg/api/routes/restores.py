@@ -32,6 +32,7 @@ from ssbg.domain.errors import (
 from ssbg.domain.identity import Actor
 from ssbg.domain.permissions import Permission
 from ssbg.domain.restore_lifecycle import RestoreStatus
+from ssbg.services.restores.downloads import RestoreDownload
 
 router = APIRouter(prefix="/restores", tags=["restores"])
 Requester = Annotated[Actor, Depends(require(Permission.RESTORE_REQUEST))]
@@ -219,6 +220,11 @@ async def download(
     authenticate, the connection is aborted: a client never receives a silently short file
     (check ``Content-Length`` and ``X-Content-SHA512``)."""
     stream = await services.restores.open_download(actor, restore_id, restore_token)
+    return download_response(stream)
+
+
+def download_response(stream: RestoreDownload) -> StreamingResponse:
+    """The plaintext streamed as an attachment (also the web console's download)."""
     return StreamingResponse(
         stream.chunks,
         media_type=stream.content_type or "application/octet-stream",

@@ -8,6 +8,7 @@
    returned only after ``RESTORE_COMPLETE`` has committed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -16,6 +17,7 @@ from ssbg.domain.audit_events import AuditEvent, restore_resource
 from ssbg.domain.enums import AuditAction, AuditResult
 from ssbg.domain.errors import RestoreNotFound, SsbgError
 from ssbg.domain.identity import Actor
+from ssbg.domain.queries import RestoreCursor
 from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.infrastructure import metrics
 from ssbg.infrastructure.clock import Clock
@@ -109,3 +111,14 @@ class RestoreRequests:
         if restore is None:
             raise RestoreNotFound()
         return restore
+
+    async def list_restores(
+        self, status: RestoreStatus | None, after: RestoreCursor | None, limit: int
+    ) -> tuple[Sequence[RestoreRequest], RestoreCursor | None]:
+        """A page of requests, newest first, and the cursor of the next page (if any)."""
+        async with self.db.transaction(write=False) as tx:
+            restores = await tx.restores.list_newest(status, after, limit + 1)
+        items = restores[:limit]
+        more = len(restores) > limit
+        cursor = RestoreCursor(items[-1].created_at, items[-1].id) if more and items else None
+        return items, cursor

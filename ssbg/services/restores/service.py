@@ -8,10 +8,13 @@ download token), :mod:`.downloads` (streaming the plaintext); every status chang
 through :mod:`.lifecycle`.
 """
 
+from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
 from ssbg.domain.identity import Actor
+from ssbg.domain.queries import RestoreCursor
+from ssbg.domain.restore_lifecycle import RestoreStatus
 from ssbg.infrastructure.clock import Clock
 from ssbg.infrastructure.crypto.integrity import IntegrityKey
 from ssbg.infrastructure.crypto.key_store import FileKeyStore
@@ -74,6 +77,11 @@ class RestoreService:
 
     async def get_restore(self, restore_id: UUID) -> RestoreRequest:
         return await self._requests.get_restore(restore_id)
+
+    async def list_restores(
+        self, status: RestoreStatus | None, after: RestoreCursor | None, limit: int
+    ) -> tuple[Sequence[RestoreRequest], RestoreCursor | None]:
+        return await self._requests.list_restores(status, after, limit)
 
     async def approve(self, actor: Actor, restore_id: UUID) -> RestoreRequest:
         return await self._approvals.approve(actor, restore_id)

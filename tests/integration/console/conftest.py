@@ -18,3 +18,11 @@ async def browser(
     transport = httpx.ASGITransport(app=shared_app, client=PEER, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=CONSOLE) as http:
         yield http
+
+
+@pytest.fixture
+async def second_browser(shared_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Another browser on the console (a second admin's), with cookies of its own."""
+    transport = httpx.ASGITransport(app=shared_app, client=PEER, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=CONSOLE) as http:
+        yield http
