@@ -160,7 +160,7 @@ async def rotate_key(
     """``services.keys.rotate``: a new ACTIVE version, the previous one RETIRED."""
 
     async def rotate(actor: Actor) -> Response:
-        await services.keys.rotate(actor, reason)
+        await services.keys.rotate(actor, reason, via="console")
         return RedirectResponse(KEYS_PATH, status_code=303)
 
     async def context_of(reader: PageCaller) -> dict[str, Any]:

@@ -182,3 +182,29 @@ def test_a_phone_sized_screen_needs_no_horizontal_scrolling(phone: Console) -> N
         overflow[path] = phone.horizontal_overflow()
 
     assert set(overflow.values()) == {0}, overflow
+
+
+def test_the_keyboard_alone_signs_in_and_reaches_every_page_of_the_nav(console: Console) -> None:
+    page = console.page
+    page.goto(console.url("/sign-in"))
+    expect(page.get_by_label("API key")).to_be_focused()  # autofocus: type at once
+    page.keyboard.type(_bootstrap_key(console.gateway))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+    page.keyboard.press("Tab")  # first stop: the skip link, then the brand, then the nav
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("a.brand")).to_be_focused()
+    nav = page.get_by_role("navigation", name="Console").get_by_role("link")
+    for index in range(nav.count()):
+        page.keyboard.press("Tab")
+        expect(nav.nth(index)).to_be_focused()
+    names = [nav.nth(index).inner_text() for index in range(nav.count())]
+    assert "Backups" in names
+
+    page.goto(console.url("/"))
+    for _ in range(2 + names.index("Backups") + 1):
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Backups", level=1)).to_be_visible()
