@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass, replace
+from multiprocessing.context import ForkServerContext
 from typing import TypeVar
 
 import structlog
@@ -246,16 +247,24 @@ class SegmentJob:
     head: HeadRef  # as read when the range was planned
 
 
+def _worker_context() -> ForkServerContext:
+    """Workers forked from a fork server: a fresh interpreter started once per gateway process
+    (not a fork of it: nothing of the gateway's memory, keys or connections is inherited) that
+    has imported this module, so a worker starts in milliseconds instead of importing the
+    gateway's code anew (about 2 CPU-seconds each)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 async def check_segments(jobs: list[SegmentJob]) -> ValidationResult:
-    """Run every segment in a process of its own (spawned: nothing of this process's state,
-    connections or keys is inherited) and combine their outcomes in order."""
-    loop = asyncio.get_running_loop()
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=len(jobs), mp_context=context)
+    """Run every segment in a process of its own and combine their outcomes in order."""
+    pool = ProcessPoolExecutor(max_workers=len(jobs), mp_context=_worker_context())
     try:
-        outcomes = await asyncio.gather(
-            *(loop.run_in_executor(pool, check_segment, job) for job in jobs)
-        )
+        # Submitting starts the workers, and the first start waits for the fork server's
+        # imports: on a thread, so the event loop never waits.
+        futures = await asyncio.to_thread(lambda: [pool.submit(check_segment, j) for j in jobs])
+        outcomes = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
     except SsbgError:
         raise
     except Exception as exc:  # a worker that could not start, read or answer: fail closed
