@@ -4,6 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Python may write bytecode (__pycache__, ignored by git) even where the environment says not
+# to: every gateway, CLI and worker process a test starts would otherwise compile the package
+# from source again (about 0.4 s each), and each pytest worker its rewritten test modules.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test install lint typecheck unit schemathesis bench-audit bench-ingest bench-restore bench-keyfiles bench-requests bench-shred bench-throttle bench-compression bench-pipe bench-s3-parts bench-smoke clean
 
 $(STAMP): pyproject.toml

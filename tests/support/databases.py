@@ -5,9 +5,12 @@ Migrating from empty runs once per session into a template; each test then gets 
 each other's rows and parallel runs never interfere.
 
 On PostgreSQL the copies are made and dropped by a thread of the template's own, off the
-tests' path: the next test's database is created while a test runs, and a used one is dropped
-after its test (a DROP DATABASE forces a checkpoint; a CREATE copies the template through the
-WAL: together a few tenths of a second per test when waited for).
+tests' path: the next test's database is created while a test runs (a CREATE copies the
+template through the WAL). Used ones are dropped in batches of ``DROP_BATCH``: every DROP
+DATABASE forces a checkpoint, which writes out every other database's dirty pages too; in a
+row, only the first of a batch has much to write (dropped one by one after each test, they
+cost PostgreSQL 40 % more CPU for the same tests, about 0.15 CPU-seconds a test). A batch
+holds at most ``DROP_BATCH`` small databases on disk.
 """
 
 import asyncio
@@ -26,6 +29,7 @@ from ssbg.infrastructure.db.migrate import upgrade
 
 T = TypeVar("T")
 POSTGRES_URL_ENV = "SSBG_TEST_POSTGRES_URL"
+DROP_BATCH = 32
 
 
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -80,6 +84,7 @@ class PostgresTemplate:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssbg-pg-copies")
         self._next: Future[str] = self._worker.submit(self._create_copy)
         self._drops: list[Future[None]] = []
+        self._used: list[str] = []
 
     def _create_copy(self) -> str:
         name = f"ssbg_t_{uuid.uuid4().hex[:16]}"
@@ -87,8 +92,9 @@ class PostgresTemplate:
         asyncio.run(_admin_execute(self.base_url, statement))
         return name
 
-    def _drop(self, name: str) -> None:
-        asyncio.run(drop_postgres(self.base_url, name))
+    def _drop(self, names: list[str]) -> None:
+        for name in names:
+            asyncio.run(drop_postgres(self.base_url, name))
 
     async def fresh(self) -> tuple[str, str]:
         """A database no test has used (made while the previous test ran); the next one is
@@ -98,12 +104,17 @@ class PostgresTemplate:
         return with_database(self.base_url, name), name
 
     def drop(self, name: str) -> None:
-        """Drop ``name`` in the background (its test is over and its connections closed)."""
-        self._drops.append(self._worker.submit(self._drop, name))
+        """Drop ``name`` (its test is over and its connections closed) in the background, with
+        the next ``DROP_BATCH`` - 1 used ones."""
+        self._used.append(name)
+        if len(self._used) >= DROP_BATCH:
+            self._drops.append(self._worker.submit(self._drop, self._used))
+            self._used = []
 
     def close(self) -> None:
-        """Wait for every drop, then drop the unused copy and the template."""
-        self._drops.append(self._worker.submit(self._drop, self._next.result()))
+        """Drop the used copies left and the unused one, wait for every drop, then drop the
+        template."""
+        self._drops.append(self._worker.submit(self._drop, [*self._used, self._next.result()]))
         self._worker.shutdown(wait=True)
         for done in self._drops:
             done.result()  # a drop that failed fails the session's teardown
