@@ -13,11 +13,8 @@
   one.
 """
 
-import fcntl
 import itertools
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,12 +26,12 @@ from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from tests.conftest import gateway_settings
 from tests.support.clock import FixedClock
 from tests.support.databases import SqliteTemplate
+from tests.support.debian_packages import debian_executable
 from tests.support.threaded_gateway import ThreadedGateway
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/bin/chromium")
-INSTALL_LOCK = Path("/tmp/ssbg-chromium-install.lock")
 # Every page is photographed on every run (a page that cannot render fails its test); the
 # pictures replace docs/console/ only from `make console-screenshots`, so a test run leaves the
 # working tree as it found it.
@@ -52,25 +49,9 @@ EXPECTED_REFUSAL = "Failed to load resource: the server responded with a status 
 _addresses = itertools.count(1)
 
 
-def _install_chromium() -> None:
-    with INSTALL_LOCK.open("w") as lock:  # xdist workers may both get here
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if CHROMIUM.exists():
-            return
-        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "chromium"]
-        if subprocess.run(install, env=environment, check=False).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=environment, check=True)
-            subprocess.run(install, env=environment, check=True)
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip("/usr/bin/chromium is missing; install it with apt-get install chromium")
-        _install_chromium()
-    return CHROMIUM
+    return debian_executable("chromium", CHROMIUM)
 
 
 # Module scope, not session: while Playwright's synchronous API is open, its event loop counts
