@@ -1,6 +1,6 @@
 """A real browser on the web console: Playwright's synchronous API driving Debian's chromium.
 
-* ``chromium_path`` (session): ``/usr/bin/chromium``, installed with ``apt-get install -y
+* ``chromium_path`` (session): Debian's ``chromium``, installed with ``apt-get install -y
   chromium`` when missing and we are root (CI is); otherwise the tests are skipped, saying why.
   Playwright's own browser download is never used.
 * ``chromium`` (module): one headless browser per test module on a worker (see the fixture).
@@ -26,12 +26,11 @@ from ssbg.infrastructure.crypto.key_store import FileKeyStore
 from tests.conftest import gateway_settings
 from tests.support.clock import FixedClock
 from tests.support.databases import SqliteTemplate
-from tests.support.debian_packages import debian_executable
+from tests.support.debian_packages import debian_command
 from tests.support.threaded_gateway import ThreadedGateway
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Every page is photographed on every run (a page that cannot render fails its test); the
 # pictures replace docs/console/ only from `make console-screenshots`, so a test run leaves the
 # working tree as it found it.
@@ -51,7 +50,7 @@ _addresses = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
-    return debian_executable("chromium", CHROMIUM)
+    return debian_command("chromium")
 
 
 # Module scope, not session: while Playwright's synchronous API is open, its event loop counts

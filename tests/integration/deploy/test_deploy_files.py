@@ -3,7 +3,6 @@ other and with the gateway's settings (no container engine runs here: ``make clu
 exercises the Caddyfile's site block; these tests check the rest statically)."""
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import yaml
 
 from ssbg.cli.server_commands import KEEP_ALIVE_SECONDS
 from ssbg.settings import Settings
-from tests.support.debian_packages import debian_executable
+from tests.support.debian_packages import debian_command
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -177,7 +176,7 @@ def test_the_local_cluster_uses_the_deploy_caddyfile_site_block() -> None:
 
 def test_caddy_accepts_the_caddyfile(tmp_path: Path) -> None:
     """Debian's caddy (installed when missing, as `make cluster` does) parses it."""
-    caddy = Path(shutil.which("caddy") or debian_executable("caddy", Path("/usr/bin/caddy")))
+    caddy = debian_command("caddy")
     result = subprocess.run(
         [str(caddy), "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
         env={"SITE_ADDRESS": "backup.example.org", "HOME": str(tmp_path)},
